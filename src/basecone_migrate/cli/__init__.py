@@ -1,0 +1,138 @@
+"""The command line: Typer apps, one module per group of commands.
+
+`main()` runs the app in click's non-standalone mode so that every failure comes
+back here and leaves as one ``Error: ...`` line on stderr with the contract's exit
+code; ``--debug`` adds the traceback. Modules only import Typer at the top: the
+database, Alembic, Rich and mail are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from basecone_migrate import __version__
+from basecone_migrate.cli.context import CLI
+
+app = typer.Typer(
+    name="basecone-migrate",
+    help=(
+        "Move Basecone administrations between environments, re-link and re-code them.\n\n"
+        "Settings come from options, BASECONE_MIGRATE_* variables, a config file, then "
+        "defaults: see `basecone-migrate config`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"basecone-migrate {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    as_: Annotated[
+        str | None,
+        typer.Option("--as", metavar="EMAIL", help="Act as this user (env BASECONE_MIGRATE_USER)."),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Database URL or SQLite file (env BASECONE_MIGRATE_DB)."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Archive storage root (env BASECONE_MIGRATE_STORAGE)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Config file (env BASECONE_MIGRATE_CONFIG)."),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="JSON output for every command.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    cli = CLI({"user": as_, "db": db, "storage": storage}, config, json)
+    ctx.obj = cli
+    ctx.call_on_close(cli.close)
+
+
+def _register() -> None:
+    from basecone_migrate.cli import setup
+
+    setup.register(app)
+
+
+_register()
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    message = exc.format_message().strip().rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"{message}. See '{ctx.command_path} --help'."
+    return f"{message}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script exits with it)."""
+    from typer.main import get_command
+
+    from basecone_migrate.errors import BaseconeError, ExitCode
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or bool(os.environ.get("BASECONE_MIGRATE_DEBUG"))
+    command = get_command(app)
+    try:
+        result = command.main(args=args, prog_name="basecone-migrate", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except BaseconeError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(exc.message)
+        return int(exc.exit_code)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stderr.write(exc.format_message() + "\n")
+            return ExitCode.USAGE
+        _error(_usage_message(exc) if getattr(exc, "exit_code", 1) == 2 else exc.format_message())
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+    except (typer.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug or an unreachable service: say so, in one line
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(f"{_describe(exc)} (run with --debug for the traceback)")
+        return ExitCode.INTERNAL
+
+
+def _describe(exc: Exception) -> str:
+    name = type(exc).__name__
+    module = type(exc).__module__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if module.startswith("sqlalchemy") or module.startswith("psycopg"):
+        return f"database problem: {text}"
+    return f"unexpected {name}: {text}"

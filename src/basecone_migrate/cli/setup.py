@@ -1,0 +1,254 @@
+"""Setting up the world: config, db, load, env, admin, archive, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from basecone_migrate.cli import context
+from basecone_migrate.cli.context import AsOption, JsonOption
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+env_app = typer.Typer(help="Environments (offices).", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrations (client companies).", no_args_is_help=True)
+archive_app = typer.Typer(help="An administration's archive of documents.", no_args_is_help=True)
+
+AdminArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ADMIN",
+        help="Administration id, or its code in your environment (id:N always means an id).",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(show_config)
+    app.command("load")(load)
+    app.command("demo")(demo)
+    app.add_typer(db_app, name="db")
+    app.add_typer(env_app, name="env")
+    app.add_typer(admin_app, name="admin")
+    app.add_typer(archive_app, name="archive")
+
+
+def show_config(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
+    """Show each effective setting and where it came from (secrets masked)."""
+    cli = context.get(ctx, json=json, as_=as_)
+    rows = cli.settings.describe()
+    payload = {
+        "config_file": str(cli.settings.config_path),
+        "config_file_exists": cli.settings.config_path.is_file(),
+        "data_dir": str(cli.settings.data_dir),
+        "settings": rows,
+    }
+
+    def render() -> None:
+        found = "" if payload["config_file_exists"] else " (not found)"
+        cli.out.line(f"config file: {payload['config_file']}{found}")
+        cli.out.line(f"data folder: {payload['data_dir']}")
+        cli.out.table(["setting", "variable", "value", "from"],
+                      [(r["setting"], r["variable"], r["value"] or "(none)", r["source"]) for r in rows])
+
+    cli.out.emit(payload, render)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Create or migrate the schema (Alembic). The default SQLite file does this on first use."""
+    from basecone_migrate.db.engine import make_engine, upgrade
+
+    cli = context.get(ctx, json=json)
+    engine = make_engine(cli.settings.db_url)
+    try:
+        before, after = upgrade(engine)
+        url = engine.url.render_as_string(hide_password=True)
+    finally:
+        engine.dispose()
+    payload = {"database": url, "from_revision": before, "revision": after}
+    cli.out.emit(payload, lambda: cli.out.line(
+        f"{url}: already at revision {after}" if before == after
+        else f"{url}: upgraded from {before or 'an empty database'} to revision {after}"))
+
+
+def load(
+    ctx: typer.Context,
+    world: Annotated[Path, typer.Argument(metavar="WORLD.json", help="The world to upsert.")],
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Upsert environments, users, connections, administrations and documents from a JSON file.
+
+    One transaction: a malformed file changes nothing. Loading it again changes nothing.
+    Document paths are relative to the file.
+    """
+    from basecone_migrate.services.world import load_world
+
+    cli = context.get(ctx, json=json, as_=as_)
+    report = load_world(cli.runtime, world)
+
+    def render() -> None:
+        cli.out.table(
+            ["", ("created", "right"), ("updated", "right"), ("unchanged", "right")],
+            [(kind.replace("_", " "), c["created"], c["updated"], c["unchanged"])
+             for kind, c in report.items() if kind != "documents"],
+            title=f"Loaded {world}",
+        )
+        docs = report["documents"]
+        cli.out.line(f"documents: {docs['added']} added, {docs['already_present']} already in the archive")
+
+    cli.out.emit(report, render)
+
+
+@env_app.command("list")
+def env_list(ctx: typer.Context, json: JsonOption = False) -> None:
+    """List the environments with their plan, archive root and size."""
+    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.services import overview
+
+    cli = context.get(ctx, json=json)
+    rows = overview.environments(cli.runtime)
+    cli.out.emit(rows, lambda: cli.out.table(
+        ["office", "name", "plan", ("admins", "right"), ("users", "right"),
+         ("documents", "right"), ("size", "right"), "archive"],
+        [(r["code"], r["name"], r["plan"], r["administrations"], r["users"], r["documents"],
+          human_size(r["bytes"]), r["storage"]) for r in rows],
+        title="Environments", empty="no environments: load a world first"))
+
+
+def render_administrations(cli: context.CLI, rows: list[dict[str, Any]], title: str) -> None:
+    from basecone_migrate.cli.output import human_size
+
+    cli.out.table(
+        [("id", "right"), "office", "code", "name", "accounting system", "package", "e-mail",
+         ("docs", "right"), ("size", "right")],
+        [(r["id"], r["environment"], r["code"], r["name"], r["accounting_system"], r["package"],
+          r["email"], r["documents"], human_size(r["bytes"])) for r in rows],
+        title=title, empty="no administrations")
+
+
+@admin_app.command("list")
+def admin_list(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Option(metavar="CODE", help="Only this office.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """List administrations with their connection, e-mail address and archive size."""
+    from basecone_migrate.services import overview
+
+    cli = context.get(ctx, json=json)
+    rows = overview.administrations(cli.runtime, env)
+    cli.out.emit(rows, lambda: render_administrations(
+        cli, rows, f"Administrations of {env}" if env else "Administrations"))
+
+
+@admin_app.command("show")
+def admin_show(
+    ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
+) -> None:
+    """Show one administration: link, e-mail address, users with access, workflows."""
+    from basecone_migrate.services import overview
+
+    cli = context.get(ctx, json=json, as_=as_)
+    detail = overview.administration(cli.runtime, admin)
+    cli.out.emit(detail, lambda: render_administration(cli, detail))
+
+
+def render_administration(cli: context.CLI, d: dict[str, Any]) -> None:
+    from basecone_migrate.cli.output import human_size
+
+    rows = [
+        ("id", d["id"]),
+        ("environment", f"{d['environment']} ({d['environment_name']})"),
+        ("code", d["code"]),
+        ("name", d["name"]),
+        ("accounting system", f"{d['accounting_system']} ({d['accounting_system_name']}, {d['package']})"),
+        ("e-mail", d["email"]),
+        ("archive", f"{d['documents']} documents, {human_size(d['bytes'])}"),
+        ("users with access", ", ".join(d["users"]) or "none"),
+        ("workflows", "; ".join(f"{w['name']}: {', '.join(w['authorisers']) or 'no authorisers'}"
+                                for w in d["workflows"]) or "none"),
+    ]
+    rows += [(label, value) for label, value in d.get("extra_rows", [])]
+    cli.out.table(["", ""], rows, title=f"Administration {d['environment']}/{d['code']}")
+
+
+@archive_app.command("add")
+def archive_add(
+    ctx: typer.Context,
+    admin: AdminArgument,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Files to archive.")],
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Copy files into an administration's archive (hashed while copied; duplicates kept once)."""
+    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.services import archive
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = archive.add(cli.runtime, admin, files)
+    rows = result["documents"]
+    cli.out.emit(rows, lambda: cli.out.table(
+        [("id", "right"), "file", ("size", "right"), "sha256", ""],
+        [(r["id"], r["filename"], human_size(r["size"]), r["sha256"][:16] + "…",
+          "added" if r["added"] else "already in the archive") for r in rows]))
+
+
+@archive_app.command("list")
+def archive_list(
+    ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
+) -> None:
+    """List the documents of an administration."""
+    from basecone_migrate.cli.output import human_size, when
+    from basecone_migrate.services import archive
+
+    cli = context.get(ctx, json=json, as_=as_)
+    rows = archive.list_documents(cli.runtime, admin)
+    cli.out.emit(rows, lambda: cli.out.table(
+        [("id", "right"), "file", ("size", "right"), "sha256", "added"],
+        [(r["id"], r["filename"], human_size(r["size"]), r["sha256"], when(r["added_at"]))
+         for r in rows], empty="the archive is empty"))
+
+
+@archive_app.command("verify")
+def archive_verify(
+    ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
+) -> None:
+    """Re-hash every stored document; exit 1 when one is missing or different."""
+    from basecone_migrate.errors import BaseconeError
+    from basecone_migrate.services import archive
+
+    cli = context.get(ctx, json=json, as_=as_)
+    try:
+        result = archive.verify(cli.runtime, admin)
+    except BaseconeError as exc:
+        if exc.payload is not None:
+            cli.out.emit(exc.payload, lambda: render_verify(cli, exc.payload))
+        raise
+    cli.out.emit(result, lambda: render_verify(cli, result))
+
+
+def render_verify(cli: context.CLI, result: dict[str, Any]) -> None:
+    problems = [(d["id"], d["filename"], "missing") for d in result["missing"]]
+    problems += [(d["id"], d["filename"], "different bytes") for d in result["different"]]
+    if problems:
+        cli.out.table([("id", "right"), "file", "problem"], problems, title="Damaged documents")
+    cli.out.line(f"{result['ok']} of {result['checked']} documents intact")
+
+
+def demo(
+    ctx: typer.Context,
+    documents: Annotated[int, typer.Option(min=1, max=100_000, help="Documents to generate.")] = 300,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Folder for the demo (default: a new temporary folder)."),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Build a self-contained demo workspace and walk through it (never touches your data)."""
+    from basecone_migrate.cli.demo import run_demo
+
+    cli = context.get(ctx, json=json)
+    run_demo(cli, documents, workspace)

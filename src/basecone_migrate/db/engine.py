@@ -1,0 +1,145 @@
+"""Engines, the schema check, Alembic upgrades and the unit of work.
+
+SQLite is set up for several processes sharing one file: WAL, a busy timeout,
+foreign keys on, and every transaction opened with ``BEGIN IMMEDIATE`` so that two
+writers queue instead of failing on a lock upgrade. PostgreSQL needs nothing special.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from basecone_migrate.db import SCHEMA_HEAD
+from basecone_migrate.errors import Refused
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+#: Key of the PostgreSQL advisory lock taken while the schema is upgraded.
+UPGRADE_LOCK_KEY = 0x6263_6D00
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url)
+
+    database = parsed.database
+    if database and database != ":memory:":
+        from pathlib import Path
+
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if database and database != ":memory:":
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None when it has no schema yet."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _has_tables(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return bool(inspect(connection).get_table_names())
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade the database on first use, or explain why that is not done here.
+
+    An empty database (any backend) and any SQLite file the tool owns are brought to
+    the current schema automatically; a PostgreSQL database at an older revision is
+    upgraded only on purpose, with ``db upgrade``.
+    """
+    revision = current_revision(engine)
+    if revision == SCHEMA_HEAD:
+        return
+    is_sqlite = engine.dialect.name == "sqlite"
+    if revision is None and not is_sqlite and _has_tables(engine):
+        raise Refused(
+            f"the database {engine.url.render_as_string(hide_password=True)} holds tables but "
+            "no basecone-migrate schema: point BASECONE_MIGRATE_DB at an empty database"
+        )
+    if revision is None or is_sqlite:
+        upgrade(engine)
+        return
+    raise Refused(
+        f"the database schema is at revision {revision}, this tool needs {SCHEMA_HEAD}: "
+        "run `basecone-migrate db upgrade` (or upgrade basecone-migrate if it is newer)"
+    )
+
+
+def alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "basecone_migrate.db:migrations")
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Run the migrations in one transaction; returns (revision before, revision after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    config = alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two first uses at once: the second waits, then finds nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return before, current_revision(engine)
+
+
+class UnitOfWork:
+    """One transaction. Leaving the block without ``commit()`` rolls everything back."""
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._session_factory()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

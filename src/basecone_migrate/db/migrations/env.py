@@ -1,0 +1,44 @@
+"""Alembic environment: metadata from the models, the connection from the caller.
+
+Run from code (`basecone-migrate db upgrade`, or on first use), which passes an open
+connection inside a transaction. Used from the `alembic` command line (for
+``alembic revision --autogenerate`` while developing) it takes the URL from the
+tool's own settings.
+"""
+
+from alembic import context
+
+from basecone_migrate.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure_and_run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure_and_run(connection)
+        return
+    from basecone_migrate.db.engine import make_engine
+    from basecone_migrate.settings import Settings
+
+    engine = make_engine(Settings.load().db_url)
+    with engine.begin() as connection:
+        _configure_and_run(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("basecone-migrate migrations run online only")
+run_migrations_online()

@@ -1,0 +1,1 @@
+"""Entities' rules and value objects, free of I/O."""

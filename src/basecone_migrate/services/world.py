@@ -1,0 +1,435 @@
+"""`load WORLD.json`: an idempotent upsert of environments, users, connections,
+administrations, workflows, access and documents, in one transaction.
+
+Everything is checked before anything is written. Errors name the exact place in the
+file (``environments[0].administrations[2].accounting_system``). Documents already
+in the archive (same administration, same bytes) are neither copied nor counted
+again, so loading a file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from basecone_migrate.db.models import (
+    Access,
+    AccountingSystem,
+    Administration,
+    CatalogueEntry,
+    Document,
+    Environment,
+    User,
+    Workflow,
+    WorkflowAuthoriser,
+)
+from basecone_migrate.domain.addresses import normalise_address
+from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services import audit
+from basecone_migrate.storage import Archive
+
+# -- the file's shape ------------------------------------------------------------
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S(.*\S)?$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+
+class CatalogueEntryIn(_Model):
+    code: Code
+    name: Text
+
+
+class AccountingSystemIn(_Model):
+    id: Annotated[str, Field(min_length=1, max_length=100)]
+    package: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Text | None = None
+    catalogue: list[CatalogueEntryIn] = []
+
+    @field_validator("package")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+def _address(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return normalise_address(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Email = Annotated[str, BeforeValidator(_address)]
+
+
+class UserIn(_Model):
+    email: Email
+    name: Text | None = None
+    role: Literal["superuser", "accountant", "sme_accountant", "authoriser", "client", "restricted_client"]
+
+
+class WorkflowIn(_Model):
+    name: Text
+    authorisers: list[Email] = []
+
+
+def _document(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+class DocumentIn(_Model):
+    path: Annotated[str, Field(min_length=1)]
+    filename: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class AdministrationIn(_Model):
+    code: Code
+    name: Text
+    accounting_system: Annotated[str, Field(min_length=1, max_length=100)]
+    users: list[Email] = []
+    workflows: list[WorkflowIn] = []
+    documents: list[Annotated[DocumentIn, BeforeValidator(_document)]] = []
+
+
+class EnvironmentIn(_Model):
+    code: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+    name: Text
+    plan: Literal["premium", "trial"]
+    storage: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    users: list[UserIn] = []
+    accounting_systems: list[AccountingSystemIn] = []
+    administrations: list[AdministrationIn] = []
+
+
+class WorldIn(_Model):
+    environments: list[EnvironmentIn]
+
+
+def place(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_world(path: Path) -> WorldIn:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageProblem(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageProblem(f"{path} is a folder, not a world file") from None
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise UsageProblem(f"{path}: not valid JSON{where}: {reason}") from None
+    try:
+        return WorldIn.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        where = place(first["loc"]) or "top level"
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageProblem(f"{path}: {where}: {message}{more}") from None
+
+
+# -- loading ----------------------------------------------------------------------
+
+KINDS = ("environments", "users", "accounting_systems", "catalogue_entries",
+         "administrations", "access", "workflows")
+
+
+@dataclass
+class _Target:
+    """An administration of the file with the documents to load into it."""
+
+    model: Administration
+    documents: list[tuple[str, Path, str]]  # (place, path, filename)
+    is_new: bool
+
+
+class _Loader:
+    def __init__(self, rt: Runtime, session: Session, path: Path) -> None:
+        self.rt = rt
+        self.session = session
+        self.path = path
+        self.base = path.parent
+        self.counts: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+        self.documents_count: Counter[str] = Counter()
+        self.stored: list[tuple[Archive, str]] = []  # documents written by this load
+
+    def fail(self, error: type[BaseconeError], where: str, message: str) -> BaseconeError:
+        return error(f"{self.path}: {where}: {message}")
+
+    # -- checks that need no writing ---------------------------------------------
+
+    def check_duplicates(self, world: WorldIn) -> None:
+        seen: dict[tuple[str, ...], str] = {}
+
+        def once(key: tuple[str, ...], where: str, what: str) -> None:
+            if key in seen:
+                raise self.fail(Refused, where, f"duplicate {what} (also at {seen[key]})")
+            seen[key] = where
+
+        for i, env in enumerate(world.environments):
+            e = f"environments[{i}]"
+            once(("env", env.code.upper()), f"{e}.code", f"office code {env.code!r}")
+            for j, user in enumerate(env.users):
+                once(("user", user.email), f"{e}.users[{j}].email", f"user {user.email!r}")
+            for j, system in enumerate(env.accounting_systems):
+                s = f"{e}.accounting_systems[{j}]"
+                once(("system", system.id), f"{s}.id", f"accounting system {system.id!r}")
+                for k, entry in enumerate(system.catalogue):
+                    once(("entry", system.id, entry.code), f"{s}.catalogue[{k}].code",
+                         f"catalogue code {entry.code!r} in {system.id!r}")
+            for j, admin in enumerate(env.administrations):
+                a = f"{e}.administrations[{j}]"
+                once(("admin", env.code.upper(), admin.code), f"{a}.code",
+                     f"administration code {admin.code!r} in environment {env.code}")
+                for k, workflow in enumerate(admin.workflows):
+                    once(("workflow", env.code.upper(), admin.code, workflow.name),
+                         f"{a}.workflows[{k}].name", f"workflow {workflow.name!r}")
+
+    # -- upserts -------------------------------------------------------------------
+
+    def _upsert(self, kind: str, existing: Any, make: Callable[[], Any], **fields: Any) -> Any:
+        if existing is None:
+            created = make()
+            self.session.add(created)
+            self.counts[kind]["created"] += 1
+            return created
+        changed = False
+        for name, value in fields.items():
+            if getattr(existing, name) != value:
+                setattr(existing, name, value)
+                changed = True
+        self.counts[kind]["updated" if changed else "unchanged"] += 1
+        return existing
+
+    def environment(self, i: int, env: EnvironmentIn) -> Environment:
+        existing = self.session.scalar(select(Environment).where(Environment.code == env.code))
+        storage = env.storage
+        if storage and "://" not in storage:
+            storage = str((self.base / storage).resolve())
+        model = self._upsert(
+            "environments", existing,
+            lambda: Environment(code=env.code, name=env.name, plan=env.plan, storage=storage),
+            name=env.name, plan=env.plan, storage=storage,
+        )
+        self.session.flush()
+        return model
+
+    def user(self, where: str, environment: Environment, user: UserIn) -> User:
+        existing = self.session.scalar(select(User).where(User.email == user.email))
+        if existing is not None and existing.environment_id != environment.id:
+            raise self.fail(Refused, where, f"user {user.email} belongs to environment "
+                            f"{existing.environment.code}; a user has one environment")
+        name = user.name or user.email.split("@")[0]
+        return self._upsert(
+            "users", existing,
+            lambda: User(email=user.email, name=name, role=user.role, environment_id=environment.id),
+            name=name, role=user.role,
+        )
+
+    def system(self, where: str, environment: Environment, system: AccountingSystemIn) -> None:
+        existing = self.session.get(AccountingSystem, system.id)
+        if existing is not None and existing.environment_id != environment.id:
+            raise self.fail(Refused, where, f"accounting system {system.id!r} belongs to "
+                            f"environment {existing.environment.code}")
+        name = system.name or system.id
+        self._upsert(
+            "accounting_systems", existing,
+            lambda: AccountingSystem(id=system.id, environment_id=environment.id,
+                                     package=system.package, name=name),
+            package=system.package, name=name,
+        )
+        self.session.flush()
+        for entry in system.catalogue:
+            found = self.session.scalar(select(CatalogueEntry).where(
+                CatalogueEntry.accounting_system_id == system.id, CatalogueEntry.code == entry.code))
+            self._upsert(
+                "catalogue_entries", found,
+                lambda entry=entry: CatalogueEntry(accounting_system_id=system.id,
+                                                   code=entry.code, name=entry.name),
+                name=entry.name,
+            )
+
+    def _member(self, where: str, environment: Environment, email: str) -> User:
+        user = self.session.scalar(select(User).where(User.email == email))
+        if user is None:
+            raise self.fail(NotFound, where, f"unknown user {email!r} (declare it under "
+                            "this environment's users)")
+        if user.environment_id != environment.id:
+            raise self.fail(Refused, where, f"user {email} belongs to environment "
+                            f"{user.environment.code}, not {environment.code}")
+        return user
+
+    def administration(self, where: str, environment: Environment, admin: AdministrationIn) -> _Target:
+        system = self.session.get(AccountingSystem, admin.accounting_system)
+        if system is None:
+            raise self.fail(NotFound, f"{where}.accounting_system",
+                            f"unknown accounting system {admin.accounting_system!r} (declare it "
+                            "under this environment's accounting_systems)")
+        if system.environment_id != environment.id:
+            raise self.fail(Refused, f"{where}.accounting_system",
+                            f"accounting system {system.id!r} belongs to environment "
+                            f"{system.environment.code}, not {environment.code}")
+        documents = []
+        for k, document in enumerate(admin.documents):
+            file = Path(document.path)
+            file = file if file.is_absolute() else self.base / file
+            if not file.is_file():
+                raise self.fail(NotFound, f"{where}.documents[{k}]",
+                                f"document file {document.path!r} not found (paths are relative "
+                                f"to {self.base})")
+            documents.append((f"{where}.documents[{k}]", file, document.filename or file.name))
+        members = [self._member(f"{where}.users[{k}]", environment, email)
+                   for k, email in enumerate(admin.users)]
+        authorisers = [[self._member(f"{where}.workflows[{k}].authorisers[{m}]", environment, email)
+                        for m, email in enumerate(workflow.authorisers)]
+                       for k, workflow in enumerate(admin.workflows)]
+
+        matches = list(self.session.scalars(select(Administration).where(
+            Administration.environment_id == environment.id, Administration.code == admin.code)))
+        existing = next((a for a in matches if a.name == admin.name), None) or next(iter(matches), None)
+        model = self._upsert(
+            "administrations", existing,
+            lambda: Administration(environment_id=environment.id, accounting_system_id=system.id,
+                                   code=admin.code, name=admin.name),
+            name=admin.name, accounting_system_id=system.id,
+        )
+        self.session.flush()
+
+        have = set(self.session.scalars(select(Access.user_id).where(Access.administration_id == model.id)))
+        for user in members:
+            if user.id in have:
+                self.counts["access"]["unchanged"] += 1
+            else:
+                self.session.add(Access(administration_id=model.id, user_id=user.id))
+                have.add(user.id)
+                self.counts["access"]["created"] += 1
+        for workflow, users in zip(admin.workflows, authorisers, strict=True):
+            found = self.session.scalar(select(Workflow).where(
+                Workflow.administration_id == model.id, Workflow.name == workflow.name))
+            flow = self._upsert("workflows", found,
+                                lambda workflow=workflow: Workflow(administration_id=model.id,
+                                                                   name=workflow.name))
+            self.session.flush()
+            listed = set(self.session.scalars(select(WorkflowAuthoriser.user_id)
+                                              .where(WorkflowAuthoriser.workflow_id == flow.id)))
+            for user in users:
+                if user.id not in listed:
+                    self.session.add(WorkflowAuthoriser(workflow_id=flow.id, user_id=user.id))
+                    listed.add(user.id)
+        return _Target(model, documents, existing is None)
+
+    # -- documents ---------------------------------------------------------------
+
+    def documents(self, target: _Target, environment: Environment) -> None:
+        from basecone_migrate.storage import hash_stream, new_buffer
+
+        if not target.documents:
+            return
+        archive = self.rt.archive(environment)
+        admin = target.model
+        rows = self.session.execute(select(Document.filename, Document.size, Document.sha256)
+                                    .where(Document.administration_id == admin.id)).all()
+        known = {row.sha256 for row in rows}
+        by_name_size = {(row.filename, row.size) for row in rows}
+        buffer = new_buffer()
+        now = self.rt.now()
+        for where, file, filename in target.documents:
+            try:
+                if (filename, file.stat().st_size) in by_name_size:
+                    # Probably loaded before: confirm by reading, without copying.
+                    with open(file, "rb", buffering=0) as handle:
+                        if hash_stream(handle, buffer)[1] in known:
+                            self.documents_count["already_present"] += 1
+                            continue
+                stored = archive.put_file(file, admin.id)
+            except OSError as exc:
+                raise self.fail(Refused, where, f"cannot read {file}: {exc.strerror or exc}") from None
+            if stored.sha256 in known:
+                self.documents_count["already_present"] += 1
+                continue
+            self.stored.append((archive, stored.key))
+            known.add(stored.sha256)
+            self.session.add(Document(administration_id=admin.id, filename=filename,
+                                      size=stored.size, sha256=stored.sha256,
+                                      storage_key=stored.key, added_at=now))
+            self.documents_count["added"] += 1
+
+    def run(self, world: WorldIn) -> None:
+        self.check_duplicates(world)
+        targets: list[tuple[_Target, Environment]] = []
+        for i, env_in in enumerate(world.environments):
+            e = f"environments[{i}]"
+            environment = self.environment(i, env_in)
+            for j, user in enumerate(env_in.users):
+                self.user(f"{e}.users[{j}].email", environment, user)
+            self.session.flush()
+            for j, system in enumerate(env_in.accounting_systems):
+                self.system(f"{e}.accounting_systems[{j}].id", environment, system)
+            for j, admin in enumerate(env_in.administrations):
+                targets.append((self.administration(f"{e}.administrations[{j}]", environment, admin),
+                                environment))
+        self.session.flush()
+        for target, environment in targets:
+            self.documents(target, environment)
+        self.session.flush()
+
+    def report(self) -> dict[str, dict[str, int]]:
+        report = {
+            kind: {state: counter[state] for state in ("created", "updated", "unchanged")}
+            for kind, counter in self.counts.items()
+        }
+        report["documents"] = {state: self.documents_count[state]
+                               for state in ("added", "already_present")}
+        return report
+
+    def discard_stored(self) -> None:
+        for archive, key in self.stored:
+            archive.remove(key)
+
+
+def load_world(rt: Runtime, path: Path) -> dict[str, Any]:
+    path = Path(path)
+    world = parse_world(path)
+    with rt.uow() as uow:
+        loader = _Loader(rt, uow.session, path.resolve())
+        try:
+            loader.run(world)
+            report = loader.report()
+            audit.record(uow.session, at=rt.now(), actor=rt.settings.user or audit.SYSTEM,
+                         action="load", file=str(path.resolve()), summary=report)
+            uow.commit()
+        except IntegrityError as exc:
+            loader.discard_stored()
+            raise Refused(f"{path}: conflicts with what the database holds: "
+                          f"{_constraint(exc)}") from None
+        except BaseException:
+            loader.discard_stored()
+            raise
+    return report
+
+
+def _constraint(exc: IntegrityError) -> str:
+    return str(exc.orig).strip().splitlines()[0]

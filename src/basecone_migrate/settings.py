@@ -1,0 +1,358 @@
+"""Where every setting comes from: option > environment variable > config file > default.
+
+Values are kept as the strings the user gave, with their source, and are parsed
+only when a command needs them: a malformed SMTP port must not stop `admin list`,
+and when it does matter the error names the place to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+from basecone_migrate.errors import UsageProblem
+
+APP_NAME = "basecone-migrate"
+ENV_PREFIX = "BASECONE_MIGRATE_"
+KEYRING_SERVICE = "basecone-migrate"
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str  # the TOML key; the variable is ENV_PREFIX + KEY
+    label: str
+    option: str | None = None  # the global command-line option, if there is one
+    secret: bool = False
+    in_file: bool = True  # secrets never come from the config file
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.key.upper()
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("db", "database URL", option="--db"),
+    Spec("storage", "archive storage root", option="--storage"),
+    Spec("user", "acting user", option="--as"),
+    Spec("smtp_host", "SMTP host"),
+    Spec("smtp_port", "SMTP port"),
+    Spec("smtp_security", "SMTP security"),
+    Spec("smtp_user", "SMTP login"),
+    Spec("smtp_password", "SMTP password", secret=True, in_file=False),
+    Spec("mail_from", "sender address"),
+    Spec("now", "clock"),
+    Spec("fee", "fee per migrated administration"),
+)
+SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: str | None
+    source: str  # "option --db", "env BASECONE_MIGRATE_DB", "config <path>", "default"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    explicit = environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def _read_config(path: Path) -> dict[str, str]:
+    import tomllib
+
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageProblem(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        spec = SPEC_BY_KEY.get(key)
+        if spec is None or not spec.in_file:
+            known = ", ".join(s.key for s in SPECS if s.in_file)
+            raise UsageProblem(f"config file {path}: unknown setting {key!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageProblem(f"config file {path}: {key} must be a string or a number")
+        values[key] = str(value)
+    return values
+
+
+@dataclass(frozen=True)
+class Money:
+    currency: str
+    cents: int
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.cents // 100}.{self.cents % 100:02d}"
+
+
+def parse_money(text: str) -> Money:
+    """`EUR 49.00`, `49.00 EUR` or `49` (euro)."""
+    from decimal import Decimal, InvalidOperation
+
+    parts = text.replace(",", ".").split()
+    currency = "EUR"
+    if len(parts) == 2:
+        if parts[0].isalpha():
+            currency, parts = parts[0], parts[1:]
+        elif parts[1].isalpha():
+            currency, parts = parts[1], parts[:1]
+    if len(parts) != 1 or len(currency) != 3:
+        raise ValueError(text)
+    try:
+        amount = Decimal(parts[0])
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(text)
+    return Money(currency.upper(), int(amount * 100))
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant; without an offset it is taken as UTC."""
+    value = datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class Settings:
+    """The effective settings of one run."""
+
+    def __init__(
+        self,
+        resolved: Mapping[str, Resolved],
+        *,
+        config_path: Path,
+        data_dir: Path,
+        environ: Mapping[str, str],
+    ) -> None:
+        self._resolved = dict(resolved)
+        self.config_path = config_path
+        self.data_dir = data_dir
+        self._environ = environ
+
+    @classmethod
+    def load(
+        cls,
+        options: Mapping[str, str | None] | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        options = options or {}
+        path = config_path or default_config_path(environ)
+        from_file = _read_config(path)
+        resolved: dict[str, Resolved] = {}
+        for spec in SPECS:
+            option_value = options.get(spec.key)
+            if option_value is not None and spec.option:
+                resolved[spec.key] = Resolved(option_value, f"option {spec.option}")
+            elif environ.get(spec.variable):
+                resolved[spec.key] = Resolved(environ[spec.variable], f"env {spec.variable}")
+            elif spec.key in from_file:
+                resolved[spec.key] = Resolved(from_file[spec.key], f"config {path}")
+            else:
+                resolved[spec.key] = Resolved(None, "default")
+        return cls(resolved, config_path=path, data_dir=default_data_dir(), environ=environ)
+
+    def overridden(self, source: str, data_dir: Path | None = None, **values: str) -> Settings:
+        """A copy with some settings replaced (the demo uses this for its own folder)."""
+        resolved = dict(self._resolved)
+        for key, value in values.items():
+            resolved[key] = Resolved(value, source)
+        return Settings(
+            resolved,
+            config_path=self.config_path,
+            data_dir=data_dir or self.data_dir,
+            environ=self._environ,
+        )
+
+    # -- raw access -------------------------------------------------------
+
+    def raw(self, key: str) -> Resolved:
+        return self._resolved[key]
+
+    def _invalid(self, key: str, why: str) -> UsageProblem:
+        spec = SPEC_BY_KEY[key]
+        where = self._resolved[key].source
+        return UsageProblem(
+            f"{spec.label} {self._resolved[key].value!r} (from {where}) is not valid: {why}"
+        )
+
+    # -- typed settings -------------------------------------------------------
+
+    @cached_property
+    def db_url(self) -> str:
+        value = self._resolved["db"].value
+        if not value:
+            return f"sqlite:///{self.data_dir / 'basecone-migrate.db'}"
+        return normalise_db_url(value)
+
+    @property
+    def db_is_default(self) -> bool:
+        return self._resolved["db"].value is None
+
+    @cached_property
+    def storage(self) -> str:
+        value = self._resolved["storage"].value
+        if not value:
+            return str(self.data_dir / "archive")
+        if "://" in value:
+            return value.rstrip("/")
+        return str(Path(value).expanduser().resolve())
+
+    @property
+    def user(self) -> str | None:
+        value = self._resolved["user"].value
+        return value.strip() if value and value.strip() else None
+
+    @property
+    def smtp_host(self) -> str | None:
+        return self._resolved["smtp_host"].value or None
+
+    @cached_property
+    def smtp_port(self) -> int | None:
+        value = self._resolved["smtp_port"].value
+        if not value:
+            return None
+        try:
+            port = int(value)
+        except ValueError:
+            raise self._invalid("smtp_port", "expected a port number") from None
+        if not 0 < port < 65536:
+            raise self._invalid("smtp_port", "expected a port number between 1 and 65535")
+        return port
+
+    @cached_property
+    def smtp_security(self) -> str:
+        value = (self._resolved["smtp_security"].value or "starttls").lower()
+        if value not in SMTP_SECURITY:
+            raise self._invalid("smtp_security", "expected one of " + ", ".join(SMTP_SECURITY))
+        return value
+
+    @property
+    def smtp_user(self) -> str | None:
+        return self._resolved["smtp_user"].value or None
+
+    def smtp_password(self) -> Resolved:
+        """The SMTP password: the OS keyring first, else the environment variable."""
+        user = self.smtp_user
+        if user:
+            from_keyring = _keyring_password(user)
+            if from_keyring:
+                return Resolved(from_keyring, f"keyring service {KEYRING_SERVICE!r}")
+        return self._resolved["smtp_password"]
+
+    @property
+    def mail_from(self) -> str:
+        return self._resolved["mail_from"].value or "migrations@basecone.invalid"
+
+    @cached_property
+    def fixed_now(self) -> datetime | None:
+        value = self._resolved["now"].value
+        if not value:
+            return None
+        try:
+            return parse_instant(value)
+        except ValueError:
+            raise self._invalid("now", "expected an ISO-8601 instant such as 2026-01-31T09:00:00Z") from None
+
+    def now(self) -> datetime:
+        return self.fixed_now or datetime.now(UTC)
+
+    @cached_property
+    def fee(self) -> Money:
+        value = self._resolved["fee"].value
+        if not value:
+            return Money("EUR", 0)
+        try:
+            return parse_money(value)
+        except ValueError:
+            raise self._invalid("fee", "expected an amount such as 'EUR 49.00'") from None
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    # -- reporting -----------------------------------------------------------
+
+    def describe(self) -> list[dict[str, str | None]]:
+        """Each setting, its effective value (secrets masked) and where it came from."""
+        rows: list[dict[str, str | None]] = []
+        effective = {
+            "db": self.db_url,
+            "storage": self.storage,
+            "smtp_security": (self._resolved["smtp_security"].value or "starttls"),
+            "mail_from": self.mail_from,
+            "fee": self._resolved["fee"].value or "EUR 0.00",
+        }
+        for spec in SPECS:
+            resolved = self._resolved[spec.key]
+            if spec.key == "smtp_password":
+                resolved = self.smtp_password()
+            value = resolved.value if resolved.value else effective.get(spec.key)
+            if spec.secret and value:
+                value = "********"
+            rows.append(
+                {
+                    "setting": spec.key,
+                    "description": spec.label,
+                    "variable": spec.variable,
+                    "value": mask_url_password(value) if spec.key == "db" and value else value,
+                    "source": resolved.source,
+                }
+            )
+        return rows
+
+
+def normalise_db_url(value: str) -> str:
+    """Accept a plain file path for SQLite and pick psycopg 3 for PostgreSQL."""
+    value = value.strip()
+    if "://" not in value:
+        return f"sqlite:///{Path(value).expanduser().resolve()}"
+    scheme, rest = value.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return value
+
+
+def mask_url_password(url: str) -> str:
+    if "://" not in url or "@" not in url.split("://", 1)[1]:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":********"
+    return f"{scheme}://{credentials}@{host}"
+
+
+def _keyring_password(user: str) -> str | None:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, user)
+    except KeyringError:
+        # A headless machine has no keyring backend: fall back to the variable.
+        return None
+

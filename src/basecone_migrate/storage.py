@@ -1,0 +1,298 @@
+"""The archive: documents under an environment's root, behind fsspec.
+
+An environment's root is its own ``storage`` URL, or ``<storage root>/<office code>``.
+A document lives at ``<root>/<administration id>/<sha256>``: the key is made by the
+tool from the content, never from the user's file name, so no name can escape the
+root. Every write goes to a temporary name in the same folder and is renamed into
+place once complete, so a reader never sees half a document.
+
+Local folders take a fast path through ``os`` (a rename is one system call); any
+other fsspec filesystem (``s3://``, ``memory://`` ...) goes through fsspec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+CHUNK_SIZE = 1024 * 1024
+TMP_PREFIX = ".tmp-"
+_KEY = re.compile(r"^[0-9]+/[0-9a-f]{64}$")
+
+
+class ChecksumMismatch(Exception):
+    """The bytes read do not have the SHA-256 recorded for the document."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    size: int
+    sha256: str
+
+
+def document_key(administration_id: int, sha256: str) -> str:
+    return f"{administration_id}/{sha256}"
+
+
+def environment_root(storage_root: str, office_code: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit.rstrip("/") if "://" in explicit else os.path.abspath(explicit)
+    if "://" in storage_root:
+        return f"{storage_root.rstrip('/')}/{office_code}"
+    return os.path.join(storage_root, office_code)
+
+
+def copy_hashing(source: IO[bytes], target: IO[bytes], buffer: bytearray) -> tuple[int, str]:
+    """Copy in one pass, hashing on the way, in constant memory (one buffer)."""
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    size = 0
+    readinto = getattr(source, "readinto", None)
+    while True:
+        if readinto is not None:
+            count = readinto(view)
+            chunk = view[:count] if count else b""
+        else:
+            chunk = source.read(len(buffer))
+            count = len(chunk)
+        if not count:
+            break
+        digest.update(chunk)
+        target.write(chunk)
+        size += count
+    return size, digest.hexdigest()
+
+
+def hash_stream(source: IO[bytes], buffer: bytearray) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    size = 0
+    while count := source.readinto(view):  # type: ignore[attr-defined]
+        digest.update(view[:count])
+        size += count
+    return size, digest.hexdigest()
+
+
+def new_buffer() -> bytearray:
+    return bytearray(CHUNK_SIZE)
+
+
+class Archive:
+    """One environment's archive root."""
+
+    def __init__(self, url: str) -> None:
+        from fsspec.core import url_to_fs
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.url = url
+        self.fs: Any
+        self.fs, root = url_to_fs(url)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.root = os.path.abspath(root) if self.is_local else root.rstrip("/")
+        self._made: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Archive({self.url!r})"
+
+    # -- paths ---------------------------------------------------------------
+
+    def path(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise ValueError(f"not a document key: {key!r}")
+        return self._join(key)
+
+    def _join(self, *parts: str) -> str:
+        if self.is_local:
+            return os.path.join(self.root, *parts)
+        return posixpath.join(self.root, *parts)
+
+    def _folder(self, administration_id: int) -> str:
+        folder = self._join(str(administration_id))
+        if folder not in self._made:
+            if self.is_local:
+                os.makedirs(folder, exist_ok=True)
+            else:
+                self.fs.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        return folder
+
+    def _temporary(self, administration_id: int) -> str:
+        folder = self._folder(administration_id)
+        name = TMP_PREFIX + uuid.uuid4().hex
+        return os.path.join(folder, name) if self.is_local else posixpath.join(folder, name)
+
+    # -- reading -------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        path = self.path(key)
+        return os.path.isfile(path) if self.is_local else self.fs.isfile(path)
+
+    def size(self, key: str) -> int | None:
+        path = self.path(key)
+        try:
+            return os.stat(path).st_size if self.is_local else int(self.fs.size(path))
+        except FileNotFoundError:
+            return None
+
+    def open(self, key: str) -> IO[bytes]:
+        path = self.path(key)
+        if self.is_local:
+            return open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        return self.fs.open(path, "rb")
+
+    def checksum(self, key: str, buffer: bytearray | None = None) -> tuple[int, str] | None:
+        """(size, sha256) of the stored bytes, or None when the document is missing."""
+        try:
+            with self.open(key) as handle:
+                return hash_stream(handle, buffer or new_buffer())
+        except FileNotFoundError:
+            return None
+
+    def keys(self, administration_id: int) -> Iterator[str]:
+        folder = self._join(str(administration_id))
+        try:
+            names = os.listdir(folder) if self.is_local else [
+                posixpath.basename(p) for p in self.fs.ls(folder, detail=False)
+            ]
+        except FileNotFoundError:
+            return
+        for name in names:
+            key = f"{administration_id}/{name}"
+            if _KEY.match(key):
+                yield key
+
+    # -- writing -------------------------------------------------------------
+
+    def write(
+        self,
+        source: IO[bytes],
+        administration_id: int,
+        *,
+        expect_sha256: str | None = None,
+        buffer: bytearray | None = None,
+    ) -> Stored:
+        """Stream ``source`` into the archive; atomic, hashed on the way.
+
+        With ``expect_sha256`` the document is only put in place when its bytes
+        match; otherwise :class:`ChecksumMismatch` is raised and nothing is left.
+        """
+        temporary = self._temporary(administration_id)
+        buffer = buffer or new_buffer()
+        try:
+            opener = open if self.is_local else self.fs.open
+            with opener(temporary, "wb") as target:
+                size, sha256 = copy_hashing(source, target, buffer)
+            if expect_sha256 is not None and sha256 != expect_sha256:
+                raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+            key = document_key(administration_id, sha256)
+            if self.is_local:
+                os.replace(temporary, self.path(key))
+            else:
+                self.fs.mv(temporary, self.path(key))
+        except BaseException:
+            self._discard(temporary)
+            raise
+        return Stored(key, size, sha256)
+
+    def put_file(self, local_path: str | os.PathLike[str], administration_id: int) -> Stored:
+        with open(local_path, "rb", buffering=0) as source:
+            return self.write(source, administration_id)
+
+    def remove(self, key: str) -> bool:
+        path = self.path(key)
+        try:
+            if self.is_local:
+                os.unlink(path)
+            else:
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _discard(self, path: str) -> None:
+        try:
+            if self.is_local:
+                os.unlink(path)
+            else:
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def tidy(self, administration_id: int) -> None:
+        """Remove leftovers of interrupted writes, and the folder if it is empty."""
+        folder = self._join(str(administration_id))
+        try:
+            names = os.listdir(folder) if self.is_local else [
+                posixpath.basename(p) for p in self.fs.ls(folder, detail=False)
+            ]
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(TMP_PREFIX):
+                self._discard(os.path.join(folder, name) if self.is_local else posixpath.join(folder, name))
+        if self.is_local:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty: it still holds documents
+        elif not self.fs.ls(folder, detail=False):
+            try:
+                self.fs.rmdir(folder)
+            except (FileNotFoundError, NotImplementedError, OSError):
+                pass
+        self._made.discard(folder)
+
+    # -- moving between roots --------------------------------------------------
+
+    def shares_filesystem_with(self, other: Archive) -> bool:
+        """True when a document can go from here to ``other`` by rename or server-side copy."""
+        if self.is_local and other.is_local:
+            os.makedirs(self.root, exist_ok=True)
+            os.makedirs(other.root, exist_ok=True)
+            return os.stat(self.root).st_dev == os.stat(other.root).st_dev
+        return self.fs is other.fs
+
+    def move_to(self, other: Archive, key: str) -> None:
+        """Rename (local) or server-side move (one object store) into ``other``."""
+        other._folder(int(key.split("/", 1)[0]))
+        if self.is_local:
+            os.rename(self.path(key), other.path(key))
+        else:
+            self.fs.mv(self.path(key), other.path(key))
+
+    def copy_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> int:
+        """Stream into ``other``, verifying the recorded checksum before it counts."""
+        with self.open(key) as source:
+            stored = other.write(
+                source, int(key.split("/", 1)[0]), expect_sha256=sha256, buffer=buffer
+            )
+        return stored.size
+
+    def make_durable(self) -> None:
+        """Flush written documents to stable storage before anything relies on them."""
+        if not self.is_local:
+            return  # an object store's PUT is durable when it returns
+        _syncfs(self.root)
+
+
+def _syncfs(path: str) -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(descriptor) == 0:
+                return
+        finally:
+            os.close(descriptor)
+    except (OSError, AttributeError):
+        pass
+    os.sync()

@@ -1,0 +1,360 @@
+"""Shared fixtures: both databases, an isolated environment, the CLI, a sample world.
+
+Every test that takes ``db_url`` runs twice: on a SQLite file and on PostgreSQL.
+PostgreSQL comes from ``BASECONE_MIGRATE_TEST_PG`` (default: the local server,
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``); each test run creates its own
+database there and drops it at the end. Without a reachable server those tests are
+skipped with a message, unless ``BASECONE_MIGRATE_TEST_REQUIRE_PG=1`` (CI sets it),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_URL = os.environ.get(
+    "BASECONE_MIGRATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_PG = os.environ.get("BASECONE_MIGRATE_TEST_REQUIRE_PG") == "1"
+BACKENDS = ("sqlite", "postgresql")
+
+
+# -- databases ------------------------------------------------------------------
+
+
+def _pg_admin_engine():
+    from sqlalchemy import create_engine
+
+    from basecone_migrate.settings import normalise_db_url
+
+    return create_engine(normalise_db_url(PG_URL), isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A PostgreSQL server we may create databases on."""
+    from sqlalchemy import text
+
+    engine = _pg_admin_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        engine.dispose()
+        message = (
+            f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}); "
+            "start it or set BASECONE_MIGRATE_TEST_PG to a server URL to run these tests"
+        )
+        if REQUIRE_PG:
+            pytest.fail(message + " (BASECONE_MIGRATE_TEST_REQUIRE_PG=1)")
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def make_pg_database(pg_server: Any) -> Iterator[Any]:
+    """Create fresh, empty PostgreSQL databases; all are dropped at the end of the run."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from basecone_migrate.settings import normalise_db_url
+
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"bcm_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with pg_server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return make_url(normalise_db_url(PG_URL)).set(database=name).render_as_string(
+            hide_password=False
+        )
+
+    yield make
+    with pg_server.connect() as connection:
+        for name in created:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url(make_pg_database: Any) -> str:
+    """One database for the run, at the current schema; tests empty it before use."""
+    from basecone_migrate.db.engine import make_engine, upgrade
+
+    url = make_pg_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from basecone_migrate.db.engine import make_engine, upgrade
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection to close folds the WAL into the file
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def _truncate(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    from basecone_migrate.db.models import Base
+
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the current schema, on the backend under test."""
+    if backend == "sqlite":
+        path = tmp_path / "basecone.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_schema_url")
+    _truncate(url)
+    return url
+
+
+# -- an isolated environment and the CLI ----------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test sees the developer's settings, keyring, config or data folders."""
+    for name in list(os.environ):
+        if name.startswith("BASECONE_MIGRATE_") and not name.startswith("BASECONE_MIGRATE_TEST"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    for variable, folder in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config")):
+        (home / folder).mkdir(parents=True)
+        monkeypatch.setenv(variable, str(home / folder))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return home
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def error(self) -> str:
+        """The stderr's ``Error:`` line (asserting there is exactly one line)."""
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1, f"expected one line on stderr, got {self.stderr!r}"
+        return lines[0]
+
+
+class Cli:
+    """Runs the real ``main()`` in-process with its own environment variables."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+        from typer.testing import CliRunner
+
+        from basecone_migrate.cli import main
+
+        runner = CliRunner()
+        variables = {**self.env, **{k.upper(): v for k, v in env.items()}}
+        with runner.isolation(input=input, env=variables) as (out, err, _):
+            code = main([str(a) for a in args])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+    def ok(self, *args: str, **env: str) -> Result:
+        result = self(*args, **env)
+        assert result.exit_code == 0, (result.exit_code, result.stderr)
+        return result
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def env_vars(db_url: str, storage: Path) -> dict[str, str]:
+    return {"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_STORAGE": str(storage)}
+
+
+@pytest.fixture
+def cli(env_vars: dict[str, str]) -> Cli:
+    return Cli(env_vars)
+
+
+def run_process(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """The installed program in its own process, as scripts and cron run it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "basecone_migrate", *args],
+        env=full_env, capture_output=True, text=True, **kwargs,
+    )
+
+
+# -- a sample world -------------------------------------------------------------------
+
+
+def sample_world(folder: Path, documents: int = 3) -> dict[str, Any]:
+    """Three offices as in the contract; ``documents`` files for ACME/1001, 1 for 1002."""
+    docs = folder / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(1, documents + 1):
+        path = docs / f"invoice-{n}.pdf"
+        path.write_bytes(f"%PDF-1.4 invoice {n}\n".encode() * (50 * n))
+        paths.append(f"docs/{path.name}")
+    (docs / "garage.pdf").write_bytes(b"%PDF-1.4 garage\n" * 40)
+    return {"environments": [
+        {"code": "ACME", "name": "Acme Accountants", "plan": "premium",
+         "users": [{"email": "sue@acme.example", "name": "Sue", "role": "superuser"},
+                   {"email": "bob@acme.example", "name": "Bob", "role": "authoriser"},
+                   {"email": "carl@acme.example", "name": "Carl", "role": "accountant"}],
+         "accounting_systems": [
+             {"id": "acme-tw", "package": "twinfield", "name": "Twinfield Acme",
+              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"},
+                            {"code": "1002", "name": "Garage Smit"},
+                            {"code": "1099", "name": "Nieuw BV"}]},
+             {"id": "acme-tw2", "package": "twinfield", "name": "Twinfield Acme 2",
+              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"},
+                            {"code": "1501", "name": "Bakkerij Jansen"}]},
+             {"id": "acme-eol", "package": "exact-online-nl", "name": "Exact Acme",
+              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"}]},
+             {"id": "acme-snel", "package": "snelstart", "name": "SnelStart Acme",
+              "catalogue": [{"code": "3001", "name": "Kapsalon Mulder"}]}],
+         "administrations": [
+             {"code": "1001", "name": "Bakkerij Jansen", "accounting_system": "acme-tw",
+              "users": ["sue@acme.example", "carl@acme.example"], "documents": paths},
+             {"code": "1002", "name": "Garage Smit", "accounting_system": "acme-tw",
+              "users": ["carl@acme.example"],
+              "workflows": [{"name": "Over 1000", "authorisers": ["bob@acme.example"]}],
+              "documents": ["docs/garage.pdf"]},
+             {"code": "3001", "name": "Kapsalon Mulder", "accounting_system": "acme-snel"}]},
+        {"code": "BOOK", "name": "Bookwise", "plan": "premium",
+         "users": [{"email": "tina@book.example", "name": "Tina", "role": "superuser"},
+                   {"email": "tim@book.example", "name": "Tim", "role": "superuser"},
+                   {"email": "uma@book.example", "name": "Uma", "role": "accountant"}],
+         "accounting_systems": [
+             {"id": "book-tw", "package": "twinfield", "name": "Twinfield Bookwise",
+              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"},
+                            {"code": "7001", "name": "Bakkerij Jansen"},
+                            {"code": "1002", "name": "Garage Smit"},
+                            {"code": "5001", "name": "Drukkerij Visser"}]},
+             {"id": "book-xero", "package": "xero", "name": "Xero Bookwise",
+              "catalogue": [{"code": "6001", "name": "Schildersbedrijf Bos"}]}],
+         "administrations": [
+             {"code": "5001", "name": "Drukkerij Visser", "accounting_system": "book-tw"}]},
+        {"code": "TRY", "name": "Trial Office", "plan": "trial",
+         "users": [{"email": "tom@trial.example", "name": "Tom", "role": "superuser"}],
+         "accounting_systems": [
+             {"id": "try-tw", "package": "twinfield", "name": "Twinfield Trial",
+              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"}]}],
+         "administrations": []},
+    ]}
+
+
+def write_world(folder: Path, world: dict[str, Any], name: str = "world.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(world, indent=2))
+    return path
+
+
+@pytest.fixture
+def world_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "world"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def world(world_dir: Path) -> dict[str, Any]:
+    return sample_world(world_dir)
+
+
+@pytest.fixture
+def loaded(cli: Cli, world_dir: Path, world: dict[str, Any]) -> dict[str, Any]:
+    """The sample world, loaded."""
+    cli.ok("load", write_world(world_dir, world))
+    return world
+
+
+# -- observing state --------------------------------------------------------------------
+
+
+def snapshot_database(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order."""
+    from sqlalchemy import create_engine, select
+
+    from basecone_migrate.db.models import Base
+
+    engine = create_engine(url)
+    state: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            rows = connection.execute(select(table)).all()
+            state[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+    engine.dispose()
+    return state
+
+
+def snapshot_files(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its SHA-256."""
+    if not root.exists():
+        return {}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+@dataclass
+class State:
+    db_url: str
+    roots: tuple[Path, ...]
+
+    def take(self) -> tuple[Any, ...]:
+        return (snapshot_database(self.db_url), *(snapshot_files(root) for root in self.roots))
+
+
+@pytest.fixture
+def state(db_url: str, storage: Path, isolated_environment: Path) -> State:
+    """Database rows and files on disk (archive and outbox), to show a refusal changed nothing."""
+    return State(db_url, (storage, isolated_environment / "data"))
