@@ -184,21 +184,27 @@ class Cli:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
 
-    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+    def __call__(self, *args: Any, input: str | None = None, **settings: str) -> Result:
+        """``cli("env", "list", now="...")`` runs with BASECONE_MIGRATE_NOW set."""
         from typer.testing import CliRunner
 
         from basecone_migrate.cli import main
 
         runner = CliRunner()
-        variables = {**self.env, **{k.upper(): v for k, v in env.items()}}
+        variables = {**self.env, **{f"BASECONE_MIGRATE_{k.upper()}": v for k, v in settings.items()}}
         with runner.isolation(input=input, env=variables) as (out, err, _):
             code = main([str(a) for a in args])
             sys.stdout.flush()
             sys.stderr.flush()
             return Result(code, out.getvalue().decode(), err.getvalue().decode())
 
-    def ok(self, *args: str, **env: str) -> Result:
-        result = self(*args, **env)
+    def run_error(self, *args: Any, **settings: str) -> Result:
+        result = self(*args, **settings)
+        assert result.exit_code != 0, result.stdout
+        return result
+
+    def ok(self, *args: Any, **settings: str) -> Result:
+        result = self(*args, **settings)
         assert result.exit_code == 0, (result.exit_code, result.stderr)
         return result
 

@@ -297,18 +297,19 @@ class Settings:
     def describe(self) -> list[dict[str, str | None]]:
         """Each setting, its effective value (secrets masked) and where it came from."""
         rows: list[dict[str, str | None]] = []
-        effective = {
-            "db": self.db_url,
-            "storage": self.storage,
-            "smtp_security": (self._resolved["smtp_security"].value or "starttls"),
+        defaults = {
+            "smtp_security": "starttls",
             "mail_from": self.mail_from,
-            "fee": self._resolved["fee"].value or "EUR 0.00",
+            "fee": "EUR 0.00",
         }
         for spec in SPECS:
             resolved = self._resolved[spec.key]
             if spec.key == "smtp_password":
                 resolved = self.smtp_password()
-            value = resolved.value if resolved.value else effective.get(spec.key)
+            if spec.key in ("db", "storage"):  # shown as the tool will use them
+                value: str | None = self.db_url if spec.key == "db" else self.storage
+            else:
+                value = resolved.value or defaults.get(spec.key)
             if spec.secret and value:
                 value = "********"
             rows.append(

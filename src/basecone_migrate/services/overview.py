@@ -25,11 +25,11 @@ from basecone_migrate.services import lookup
 def environments(rt: Runtime) -> list[dict[str, Any]]:
     with rt.uow() as uow:
         s = uow.session
-        users = dict(s.execute(select(User.environment_id, func.count()).group_by(User.environment_id)).tuples().all())
+        users = dict(s.execute(select(User.environment_id, func.count()).group_by(User.environment_id)).all())
         systems = dict(s.execute(select(AccountingSystem.environment_id, func.count())
-                                 .group_by(AccountingSystem.environment_id)).tuples().all())
+                                 .group_by(AccountingSystem.environment_id)).all())
         admins = dict(s.execute(select(Administration.environment_id, func.count())
-                                .group_by(Administration.environment_id)).tuples().all())
+                                .group_by(Administration.environment_id)).all())
         docs = {row[0]: (row[1], row[2]) for row in s.execute(
             select(Administration.environment_id, func.count(Document.id),
                    func.coalesce(func.sum(Document.size), 0))

@@ -154,7 +154,7 @@ def parse_world(path: Path) -> WorldIn:
 # -- loading ----------------------------------------------------------------------
 
 KINDS = ("environments", "users", "accounting_systems", "catalogue_entries",
-         "administrations", "access", "workflows")
+         "administrations", "access", "workflows", "authorisers")
 
 
 @dataclass
@@ -336,9 +336,12 @@ class _Loader:
             listed = set(self.session.scalars(select(WorkflowAuthoriser.user_id)
                                               .where(WorkflowAuthoriser.workflow_id == flow.id)))
             for user in users:
-                if user.id not in listed:
+                if user.id in listed:
+                    self.counts["authorisers"]["unchanged"] += 1
+                else:
                     self.session.add(WorkflowAuthoriser(workflow_id=flow.id, user_id=user.id))
                     listed.add(user.id)
+                    self.counts["authorisers"]["created"] += 1
         return _Target(model, documents, existing is None)
 
     # -- documents ---------------------------------------------------------------
@@ -379,18 +382,22 @@ class _Loader:
 
     def run(self, world: WorldIn) -> None:
         self.check_duplicates(world)
-        targets: list[tuple[_Target, Environment]] = []
+        # Everything an administration can refer to exists before the first one is read.
+        environments = []
         for i, env_in in enumerate(world.environments):
             e = f"environments[{i}]"
             environment = self.environment(i, env_in)
+            environments.append(environment)
             for j, user in enumerate(env_in.users):
                 self.user(f"{e}.users[{j}].email", environment, user)
             self.session.flush()
             for j, system in enumerate(env_in.accounting_systems):
                 self.system(f"{e}.accounting_systems[{j}].id", environment, system)
+        targets: list[tuple[_Target, Environment]] = []
+        for i, (env_in, environment) in enumerate(zip(world.environments, environments, strict=True)):
             for j, admin in enumerate(env_in.administrations):
-                targets.append((self.administration(f"{e}.administrations[{j}]", environment, admin),
-                                environment))
+                where = f"environments[{i}].administrations[{j}]"
+                targets.append((self.administration(where, environment, admin), environment))
         self.session.flush()
         for target, environment in targets:
             self.documents(target, environment)
@@ -418,8 +425,12 @@ def load_world(rt: Runtime, path: Path) -> dict[str, Any]:
         try:
             loader.run(world)
             report = loader.report()
-            audit.record(uow.session, at=rt.now(), actor=rt.settings.user or audit.SYSTEM,
-                         action="load", file=str(path.resolve()), summary=report)
+            changed = report["documents"]["added"] or any(
+                counts["created"] or counts["updated"]
+                for kind, counts in report.items() if kind != "documents")
+            if changed:  # a load that changes nothing leaves no trace either
+                audit.record(uow.session, at=rt.now(), actor=rt.settings.user or audit.SYSTEM,
+                             action="load", file=str(path.resolve()), summary=report)
             uow.commit()
         except IntegrityError as exc:
             loader.discard_stored()

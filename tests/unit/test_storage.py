@@ -1,0 +1,130 @@
+"""The archive adapter on real local folders and on fsspec's memory filesystem."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from basecone_migrate.storage import (
+    TMP_PREFIX,
+    Archive,
+    ChecksumMismatch,
+    copy_hashing,
+    document_key,
+    environment_root,
+)
+
+
+@pytest.fixture(params=["local", "memory"])
+def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Archive:
+    if request.param == "local":
+        return Archive(str(tmp_path / "root"))
+    import fsspec
+
+    fsspec.filesystem("memory").store.clear()
+    return Archive(f"memory://bcm-{tmp_path.name}")
+
+
+def listing(archive: Archive) -> list[str]:
+    found = archive.fs.find(archive.root)
+    return sorted(p.split(archive.root.rstrip("/") + "/", 1)[1] for p in found)
+
+
+def test_write_is_hashed_and_keyed_by_content(archive: Archive) -> None:
+    data = b"%PDF-1.4 hello\n" * 1000
+    stored = archive.write(io.BytesIO(data), 7)
+    sha = hashlib.sha256(data).hexdigest()
+    assert stored.key == f"7/{sha}" == document_key(7, sha)
+    assert (stored.size, stored.sha256) == (len(data), sha)
+    with archive.open(stored.key) as handle:
+        assert handle.read() == data
+    assert listing(archive) == [f"7/{sha}"]  # no temporary file left behind
+
+
+def test_checksum_mismatch_leaves_nothing(archive: Archive) -> None:
+    with pytest.raises(ChecksumMismatch):
+        archive.write(io.BytesIO(b"tampered"), 7, expect_sha256="0" * 64)
+    assert listing(archive) == []
+
+
+def test_failure_while_streaming_leaves_nothing(archive: Archive) -> None:
+    class Broken(io.RawIOBase):
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        archive.write(Broken(), 7)
+    assert listing(archive) == []
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "7/../../x", "/abs/path", "7/" + "a" * 63,
+                                 "7/invoice.pdf", "x/" + "a" * 64])
+def test_keys_not_made_by_the_tool_are_refused(archive: Archive, key: str) -> None:
+    with pytest.raises(ValueError, match="not a document key"):
+        archive.path(key)
+
+
+def test_checksum_reports_missing_and_different(archive: Archive) -> None:
+    stored = archive.write(io.BytesIO(b"abc"), 1)
+    assert archive.checksum(stored.key) == (3, hashlib.sha256(b"abc").hexdigest())
+    archive.remove(stored.key)
+    assert archive.checksum(stored.key) is None
+
+
+def test_tidy_removes_temporaries_and_empty_folders(tmp_path: Path) -> None:
+    archive = Archive(str(tmp_path / "root"))
+    stored = archive.write(io.BytesIO(b"abc"), 3)
+    (tmp_path / "root" / "3" / (TMP_PREFIX + "left-over")).write_bytes(b"half")
+    archive.tidy(3)
+    assert sorted(os.listdir(tmp_path / "root" / "3")) == [stored.key.split("/")[1]]
+    archive.remove(stored.key)
+    archive.tidy(3)
+    assert not (tmp_path / "root" / "3").exists()
+
+
+def test_move_and_copy_between_roots(tmp_path: Path) -> None:
+    source, target = Archive(str(tmp_path / "a")), Archive(str(tmp_path / "b"))
+    one = source.write(io.BytesIO(b"one"), 5)
+    two = source.write(io.BytesIO(b"two"), 5)
+    assert source.shares_filesystem_with(target)
+
+    source.move_to(target, one.key)
+    assert not source.exists(one.key) and target.checksum(one.key) == (3, one.sha256)
+
+    buffer = bytearray(2)  # smaller than the document: exercises the streaming loop
+    assert source.copy_to(target, two.key, two.sha256, buffer) == 3
+    assert source.exists(two.key) and target.checksum(two.key) == (3, two.sha256)
+    with pytest.raises(ChecksumMismatch):
+        source.copy_to(target, two.key, "f" * 64, buffer)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+def test_a_disk_folder_and_dev_shm_are_different_filesystems(tmp_path: Path) -> None:
+    shm = Path("/dev/shm") / f"bcm-{os.getpid()}-{tmp_path.name}"
+    try:
+        same = os.stat(tmp_path).st_dev == os.stat("/dev/shm").st_dev
+        assert Archive(str(tmp_path)).shares_filesystem_with(Archive(str(shm))) is same
+    finally:
+        if shm.exists():
+            shm.rmdir()
+
+
+def test_environment_roots() -> None:
+    assert environment_root("/data/archive", "ACME", None) == "/data/archive/ACME"
+    assert environment_root("s3://bucket/archive/", "ACME", None) == "s3://bucket/archive/ACME"
+    assert environment_root("/data/archive", "ACME", "s3://other/acme/") == "s3://other/acme"
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=5000), buffer_size=st.integers(min_value=1, max_value=700))
+def test_copy_hashing_matches_hashlib(data: bytes, buffer_size: int) -> None:
+    target = io.BytesIO()
+    size, sha = copy_hashing(io.BytesIO(data), target, bytearray(buffer_size))
+    assert (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
+    assert target.getvalue() == data
