@@ -20,7 +20,9 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -197,3 +199,168 @@ class AuditEntry(Base):
 
 
 Index("ix_audit_log_at", AuditEntry.at)
+
+
+# -- cross-environment migrations (kinds 1 and 4) ---------------------------------------
+
+ITEM_STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+#: An administration is in at most one migration in these states (a partial unique index).
+OPEN_STATUSES = ("offered", "in_progress", "failed")
+
+
+class Migration(Base):
+    """One offer: administrations of one environment, offered to recipients with one code."""
+
+    __tablename__ = "migrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    target_environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id"), index=True
+    )
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # of the current transfercode
+    code_hint: Mapped[str] = mapped_column(String(8))  # the code's last group, for overviews
+    checklist_confirmed: Mapped[bool] = mapped_column(default=False)
+    redeemed_at: Mapped[datetime | None]  # redeemed or rejected: the code is spent
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reject_reason: Mapped[str | None] = mapped_column(String(2000))
+
+    source_environment: Mapped[Environment] = relationship(foreign_keys=[source_environment_id])
+    target_environment: Mapped[Environment | None] = relationship(
+        foreign_keys=[target_environment_id]
+    )
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+    redeemed_by: Mapped[User | None] = relationship(foreign_keys=[redeemed_by_id])
+
+
+class Recipient(Base):
+    __tablename__ = "migration_recipients"
+
+    migration_id: Mapped[int] = mapped_column(
+        ForeignKey("migrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+
+
+class Transfercode(Base):
+    """Only the SHA-256 of a code is kept. A resent offer replaces its code."""
+
+    __tablename__ = "transfercodes"
+
+    code_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migrations.id"), index=True)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    replaced_at: Mapped[datetime | None]
+    spent_at: Mapped[datetime | None]
+
+
+class MigrationItem(Base):
+    """One administration in one migration, with what it was and what it becomes."""
+
+    __tablename__ = "migration_items"
+    __table_args__ = (
+        CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
+        CheckConstraint("phase IS NULL OR phase IN ('copying', 'switched')", name="phase"),
+        Index(
+            "uq_migration_items_open_administration",
+            "administration_id",
+            unique=True,
+            postgresql_where=text(f"status IN {OPEN_STATUSES!r}"),
+            sqlite_where=text(f"status IN {OPEN_STATUSES!r}"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migrations.id"), index=True)
+    administration_id: Mapped[int] = mapped_column(ForeignKey("administrations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # As offered (a snapshot: the administration changes when it moves).
+    name: Mapped[str] = mapped_column(String(200))
+    source_code: Mapped[str] = mapped_column(String(60))
+    source_accounting_system_id: Mapped[str] = mapped_column(String(100))
+    package: Mapped[str] = mapped_column(String(60))
+    source_email: Mapped[str] = mapped_column(String(400))
+    # As linked by the receiver.
+    target_accounting_system_id: Mapped[str | None] = mapped_column(String(100))
+    target_code: Mapped[str | None] = mapped_column(String(60))
+    target_email: Mapped[str | None] = mapped_column(String(400))
+    # The transfer.
+    phase: Mapped[str | None] = mapped_column(String(20))
+    documents_total: Mapped[int] = mapped_column(default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    documents_done: Mapped[int] = mapped_column(default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(4000))
+    mode: Mapped[str | None] = mapped_column(String(10))  # rename or stream
+    # Seconds spent per phase (copy, switch, clean_up), summed over runs.
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
+
+    migration: Mapped[Migration] = relationship()
+    administration: Mapped[Administration] = relationship()
+
+
+class TransferProgress(Base):
+    """A document copied and verified at the target (rows are written in batches)."""
+
+    __tablename__ = "transfer_progress"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("migration_items.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+
+
+class Charge(Base):
+    """The migration fee, charged once per administration to the receiving environment."""
+
+    __tablename__ = "charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("migration_items.id"), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class FailedRedeem(Base):
+    """A redeem attempt with a code that opened no offer (for the lock-out rule)."""
+
+    __tablename__ = "failed_redeems"
+    __table_args__ = (Index("ix_failed_redeems_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime]
+
+
+MAIL_STATES = ("queued", "sending", "sent")
+
+
+class OutboxMail(Base):
+    """A mail written in the same transaction as the change it reports; sent after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (CheckConstraint(_in("state", MAIL_STATES), name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(40))
+    migration_id: Mapped[int | None] = mapped_column(ForeignKey("migrations.id"), index=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    to: Mapped[list[str]] = mapped_column(JSON)
+    cc: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)  # erased once delivered if it holds a code
+    carries_code: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_via: Mapped[str | None] = mapped_column(String(1000))

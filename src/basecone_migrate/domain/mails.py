@@ -1,0 +1,187 @@
+"""The mails the tool sends: who gets them and what they say. Plain text, no I/O.
+
+Only offer and resend mails carry a transfercode (``carries_code``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from basecone_migrate.domain.rules import package_label
+
+RULE = "-" * 64
+
+
+@dataclass(frozen=True)
+class Mail:
+    event: str
+    to: list[str]
+    subject: str
+    body: str
+    cc: list[str] = field(default_factory=list)
+    carries_code: bool = False
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class AdminLine:
+    name: str
+    code: str
+    package: str
+    email: str = ""
+
+    def line(self) -> str:
+        return f"  - {self.name} (code {self.code}, {package_label(self.package)})"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _lines(admins: Sequence[AdminLine]) -> str:
+    return "\n".join(a.line() for a in admins)
+
+
+def offer(*, migration_id: int, code: str, expires_at: datetime, sender: Party, source: str,
+          recipients: list[str], admins: Sequence[AdminLine], fee: str, resent: bool = False) -> Mail:
+    again = " (a new code: the previous one no longer works)" if resent else ""
+    body = f"""Hello,
+
+{sender.name} ({sender.email}) of {source} offers you {_plural(len(admins), 'administration')}
+to move into your Basecone environment{again}:
+
+{_lines(admins)}
+
+Transfercode: {code}
+Valid until:  {_utc(expires_at)}, and only once.
+
+To take them, as a Superuser of the receiving (premium) environment:
+
+  basecone-migrate --as YOUR-EMAIL redeem {code} --accept-terms
+
+or in Basecone: Administrations > Migrate administration(s) > Retrieve one or
+more administrations. Redeeming accepts the terms and the costs ({fee} per
+administration, invoiced to the receiving environment). You choose which
+administrations to take and the accounting system to link each to (with
+--link ADMIN=CONNECTION[:CODE]); or decline with --reject --reason TEXT.
+
+Users, their access and authorisation workflows are not transferred.
+
+{RULE}
+Migration {migration_id}. {sender.name} receives a copy of this mail.
+"""
+    return Mail(
+        event="resend" if resent else "offer",
+        to=recipients,
+        cc=[sender.email],
+        subject=f"Transfercode for {_plural(len(admins), 'administration')} from {source}",
+        body=body,
+        carries_code=True,
+    )
+
+
+def revoke(*, migration_id: int, sender: Party, source: str, recipients: list[str],
+           admins: Sequence[AdminLine]) -> Mail:
+    body = f"""Hello,
+
+{sender.name} ({sender.email}) of {source} has withdrawn the offer of:
+
+{_lines(admins)}
+
+The transfercode no longer opens these administrations. Nothing needs to be done.
+
+{RULE}
+Migration {migration_id}.
+"""
+    return Mail("revoke", recipients, f"Migration offer withdrawn by {source}", body)
+
+
+def reject(*, migration_id: int, sender: Party, receiver: Party, target: str,
+           admins: Sequence[AdminLine], reason: str | None) -> Mail:
+    because = reason or "(no reason given)"
+    body = f"""Hello {sender.name},
+
+{receiver.name} ({receiver.email}) of {target} did not take:
+
+{_lines(admins)}
+
+Reason: {because}
+
+These administrations stay in your environment; the migration overview shows them
+as rejected. You can offer them again.
+
+{RULE}
+Migration {migration_id}.
+"""
+    return Mail("reject", [sender.email], f"Migration rejected by {target}", body)
+
+
+def started(*, migration_id: int, sender: Party, receiver: Party, target: str,
+            admins: Sequence[AdminLine]) -> Mail:
+    body = f"""Hello {sender.name},
+
+{receiver.name} ({receiver.email}) of {target} accepted your offer. The migration
+of these administrations has started:
+
+{_lines(admins)}
+
+You will get another mail when it is complete.
+
+{RULE}
+Migration {migration_id}.
+"""
+    return Mail("redeem", [sender.email], f"Migration started by {target}", body)
+
+
+def completed(*, migration_id: int, sender: Party, receiver: Party, source: str, target: str,
+              admins: Sequence[AdminLine]) -> Mail:
+    moved = "\n".join(f"{a.line()}\n      new mail address: {a.email}" for a in admins)
+    body = f"""Hello,
+
+The migration from {source} to {target} is complete. These administrations now
+belong to {target}, with their whole archive:
+
+{moved}
+
+Suppliers should send invoices to the new mail addresses.
+
+Reminder: users and their access were not transferred. {receiver.name}, give users
+access to each administration:
+
+  basecone-migrate --as {receiver.email} access grant ADMIN --user EMAIL
+
+or in Basecone: Settings > Administrations > Users > Access = Yes.
+
+{RULE}
+Migration {migration_id}.
+"""
+    to = list(dict.fromkeys([sender.email, receiver.email]))
+    return Mail("completed", to, f"Migration complete: {_plural(len(admins), 'administration')} "
+                f"moved to {target}", body)
+
+
+def expired(*, sender: Party, offers: Sequence[tuple[int, str, Sequence[AdminLine]]]) -> Mail:
+    parts = "\n\n".join(f"Migration {mid} (offered to {to}):\n{_lines(admins)}"
+                        for mid, to, admins in offers)
+    count = sum(len(admins) for _, _, admins in offers)
+    body = f"""Hello {sender.name},
+
+The transfercode of these offers expired before anyone redeemed it:
+
+{parts}
+
+The administrations stay in your environment. To move them, make a new offer.
+"""
+    return Mail("expire", [sender.email], f"Migration offer expired: {_plural(count, 'administration')}",
+                body)
