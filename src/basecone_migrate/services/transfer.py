@@ -1,0 +1,453 @@
+"""The transfer engine: moves an administration's archive and switches it over.
+
+For each administration taken (a migration item ``in_progress`` or ``failed``):
+
+1. **copy** (phase ``copying``): every document goes from the source environment's
+   root to the target's. On one filesystem (or one object store) that is a rename or a
+   server-side move; otherwise the bytes are streamed with one buffer per thread,
+   hashed on the way and compared with the recorded SHA-256 before the document is put
+   in place and counted. A small thread pool does the I/O. Documents done are written
+   to ``transfer_progress`` in batches, not one commit per file.
+2. **switch** (one transaction, phase ``switched``): the administration takes its new
+   environment, connection and code; user access and workflows go. Before it, the
+   target is flushed to stable storage, so nothing the database points at can vanish.
+3. **clean up**: the source copies are removed (streamed transfers only: a rename
+   leaves none), then the item is ``completed`` and, when it is the last one, the
+   completion mail is queued.
+
+A run can die at any point: ``resume`` picks the item up in its phase. On a resumed
+copy, documents already at the target are checked (hash, or existence after a
+rename) instead of copied again, so none is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, insert, select, update
+
+from basecone_migrate.db.models import (
+    Access,
+    Administration,
+    Document,
+    Environment,
+    Migration,
+    MigrationItem,
+    TransferProgress,
+    User,
+    Workflow,
+)
+from basecone_migrate.domain import mails
+from basecone_migrate.domain.rules import administration_email
+from basecone_migrate.errors import TransferIncomplete
+from basecone_migrate.mail import Delivery, Postman, queue
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services import audit
+from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
+
+IO_THREADS = 4
+BATCH_DOCUMENTS = 2000
+BATCH_SECONDS = 0.5
+RESUMABLE = ("in_progress", "failed")
+
+
+class Progress(Protocol):
+    """What the engine reports as it goes (Rich bars on a terminal, lines otherwise)."""
+
+    def item_started(self, label: str, documents: int, size: int, documents_done: int,
+                     bytes_done: int) -> None: ...
+
+    def advance(self, documents: int, size: int) -> None: ...
+
+    def item_finished(self, label: str, status: str, detail: str) -> None: ...
+
+
+class NoProgress:
+    def item_started(self, label: str, documents: int, size: int, documents_done: int,
+                     bytes_done: int) -> None:
+        pass
+
+    def advance(self, documents: int, size: int) -> None:
+        pass
+
+    def item_finished(self, label: str, status: str, detail: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: int
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class _Plan:
+    item_id: int
+    migration_id: int
+    administration_id: int
+    label: str
+    phase: str
+    resumed: bool
+    source: Archive
+    target: Archive
+    documents: list[Doc]
+    done: set[int]
+
+    @property
+    def same_root(self) -> bool:
+        return self.source.url == self.target.url
+
+    @property
+    def by_rename(self) -> bool:
+        """Rename (or server-side move) when both roots share a filesystem; else stream."""
+        return self.same_root or self.source.shares_filesystem_with(self.target)
+
+
+def label_of(item: MigrationItem) -> str:
+    return f"{item.source_code} {item.name}"
+
+
+class _ItemTransfer:
+    def __init__(self, rt: Runtime, item_id: int, actor: str, progress: Progress) -> None:
+        self.rt = rt
+        self.item_id = item_id
+        self.actor = actor
+        self.progress = progress
+        self.mail_ids: list[int] = []
+
+    # -- 0. begin ----------------------------------------------------------------
+
+    def begin(self) -> _Plan:
+        with self.rt.uow() as uow:
+            s = uow.session
+            item = s.get(MigrationItem, self.item_id)
+            assert item is not None
+            migration = item.migration
+            resumed = item.started_at is not None
+            documents = [Doc(*row) for row in s.execute(
+                select(Document.id, Document.storage_key, Document.size, Document.sha256)
+                .where(Document.administration_id == item.administration_id)
+                .order_by(Document.id))]
+            done = set(s.scalars(select(TransferProgress.document_id)
+                                 .where(TransferProgress.item_id == item.id)))
+            item.status = "in_progress"
+            item.error = None
+            item.started_at = item.started_at or self.rt.now()
+            item.documents_total = len(documents)
+            item.bytes_total = sum(d.size for d in documents)
+            audit.record(s, at=self.rt.now(), actor=self.actor, action="transfer_start",
+                         administration_id=item.administration_id, migration_id=migration.id,
+                         resumed=resumed, phase=item.phase, documents=len(documents))
+            plan = _Plan(
+                item_id=item.id, migration_id=migration.id,
+                administration_id=item.administration_id, label=label_of(item),
+                phase=item.phase or "copying", resumed=resumed,
+                source=self.rt.archive(migration.source_environment),
+                target=self.rt.archive(migration.target_environment),  # type: ignore[arg-type]
+                documents=documents, done=done,
+            )
+            uow.commit()
+        return plan
+
+    # -- 1. copy -----------------------------------------------------------------
+
+    def copy(self, plan: _Plan) -> list[str]:
+        """Copy what is not yet at the target; returns the problems (empty when all arrived)."""
+        if plan.same_root:  # one root for both offices: nothing to move
+            return []
+        rename = plan.by_rename
+        by_id = {d.id: d for d in plan.documents}
+        done = {i for i in plan.done if i in by_id}
+        if plan.resumed:
+            # A crash may have lost what the last run wrote after its last sync:
+            # check the target again rather than trusting the progress rows.
+            lost = [i for i in sorted(done) if not self._arrived(plan, by_id[i], rename)]
+            if lost:
+                done.difference_update(lost)
+                with self.rt.uow() as uow:
+                    uow.session.execute(delete(TransferProgress).where(
+                        TransferProgress.item_id == plan.item_id,
+                        TransferProgress.document_id.in_(lost)))
+                    uow.commit()
+        todo = [d for d in plan.documents if d.id not in done]
+        self.progress.item_started(plan.label, len(plan.documents), sum(d.size for d in plan.documents),
+                                   len(done), sum(by_id[i].size for i in done))
+        batch = _Batch(self.rt, plan.item_id, done, by_id, self.progress)
+        problems: list[str] = []
+        try:
+            for doc, problem in self._move_all(plan, todo, rename):
+                if problem is None:
+                    batch.add(doc)
+                else:
+                    problems.append(problem)
+        except KeyboardInterrupt:
+            batch.flush()
+            raise
+        batch.flush()
+        if not rename and not problems:
+            plan.target.make_durable()
+        return problems
+
+    def _arrived(self, plan: _Plan, doc: Doc, rename: bool) -> bool:
+        if rename:
+            return plan.target.size(doc.key) == doc.size
+        return plan.target.checksum(doc.key) == (doc.size, doc.sha256)
+
+    def _move_all(self, plan: _Plan, todo: list[Doc], rename: bool) -> Iterable[tuple[Doc, str | None]]:
+        check_first = plan.resumed  # only a resumed run can find documents already there
+        if rename:
+            for doc in todo:
+                yield doc, self._rename(plan, doc, check_first)
+            return
+        buffers = threading.local()
+
+        def work(doc: Doc) -> tuple[Doc, str | None]:
+            if not hasattr(buffers, "buffer"):
+                buffers.buffer = new_buffer()
+            return doc, self._stream(plan, doc, check_first, buffers.buffer)
+
+        with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="transfer") as pool:
+            try:
+                yield from pool.map(work, todo)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def _rename(self, plan: _Plan, doc: Doc, check_first: bool) -> str | None:
+        try:
+            if check_first and plan.target.size(doc.key) == doc.size:
+                return None
+            plan.source.move_to(plan.target, doc.key)
+            return None
+        except FileNotFoundError:
+            if plan.target.size(doc.key) == doc.size:
+                return None  # renamed by an earlier run that died before recording it
+            return f"document {doc.id}: missing from both archives"
+        except OSError as exc:
+            return f"document {doc.id}: {exc.strerror or exc}"
+
+    def _stream(self, plan: _Plan, doc: Doc, check_first: bool, buffer: bytearray) -> str | None:
+        try:
+            if check_first and plan.target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+                return None
+            plan.source.copy_to(plan.target, doc.key, doc.sha256, buffer)
+            return None
+        except FileNotFoundError:
+            if plan.target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+                return None
+            return f"document {doc.id}: missing from the source archive"
+        except ChecksumMismatch:
+            return (f"document {doc.id}: the source bytes do not match the recorded SHA-256 "
+                    "(restore the document, then resume)")
+        except OSError as exc:
+            return f"document {doc.id}: {exc.strerror or exc}"
+
+    # -- 2. switch ---------------------------------------------------------------
+
+    def switch(self, plan: _Plan) -> None:
+        with self.rt.uow() as uow:
+            s = uow.session
+            item = s.get(MigrationItem, plan.item_id)
+            admin = s.get(Administration, plan.administration_id)
+            assert item is not None and admin is not None
+            migration = item.migration
+            target: Environment = migration.target_environment  # type: ignore[assignment]
+            s.execute(delete(Access).where(Access.administration_id == admin.id))
+            s.execute(delete(Workflow).where(Workflow.administration_id == admin.id))
+            admin.environment_id = target.id
+            admin.accounting_system_id = item.target_accounting_system_id  # type: ignore[assignment]
+            admin.code = item.target_code  # type: ignore[assignment]
+            item.target_email = administration_email(target.code, admin.code)
+            item.phase = "switched"
+            uow.commit()
+
+    # -- 3. clean up and complete --------------------------------------------------------
+
+    def clean_up(self, plan: _Plan) -> None:
+        """Remove the source copies: only now, after the switch, can nothing be lost."""
+        if not plan.same_root:
+            if not plan.by_rename:  # a rename leaves nothing behind
+                plan.source.remove_all([d.key for d in plan.documents], IO_THREADS)
+            plan.source.tidy(plan.administration_id)
+        plan.target.tidy(plan.administration_id)
+
+    def record_timings(self, plan: _Plan, timings: dict[str, float], status: str | None = None,
+                       error: str | None = None) -> None:
+        """Add this run's phase times to the item (and set a final status in the same commit)."""
+        with self.rt.uow() as uow:
+            item = uow.session.get(MigrationItem, plan.item_id)
+            assert item is not None
+            total = Counter(item.timings or {})
+            total.update(timings)
+            item.timings = {k: round(v, 4) for k, v in total.items()}
+            item.mode = "none" if plan.same_root else ("rename" if plan.by_rename else "stream")
+            if status is not None:
+                item.status = status
+                item.error = error
+            uow.commit()
+
+    def complete(self, plan: _Plan) -> None:
+        now = self.rt.now()
+        with self.rt.uow() as uow:
+            s = uow.session
+            item = s.get(MigrationItem, plan.item_id)
+            assert item is not None
+            migration = item.migration
+            item.status = "completed"
+            item.phase = None
+            item.finished_at = now
+            item.documents_done = item.documents_total
+            item.bytes_done = item.bytes_total
+            s.execute(delete(TransferProgress).where(TransferProgress.item_id == item.id))
+            audit.record(
+                s, at=now, actor=self.actor, action="transfer_complete",
+                administration_id=item.administration_id, migration_id=migration.id,
+                documents=item.documents_total, bytes=item.bytes_total,
+                source={"environment": migration.source_environment.code,
+                        "accounting_system": item.source_accounting_system_id,
+                        "code": item.source_code, "email": item.source_email},
+                target={"environment": migration.target_environment.code,  # type: ignore[union-attr]
+                        "accounting_system": item.target_accounting_system_id,
+                        "code": item.target_code, "email": item.target_email},
+            )
+            s.flush()
+            unfinished = s.scalar(select(func.count()).select_from(MigrationItem).where(
+                MigrationItem.migration_id == migration.id, MigrationItem.status.in_(RESUMABLE)))
+            if not unfinished:
+                self.mail_ids.append(_queue_completed(self.rt, s, migration).id)
+            uow.commit()
+
+    def fail(self, plan: _Plan, problems: list[str], timings: dict[str, float]) -> str:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        error = f"{len(problems)} of {len(plan.documents)} documents did not arrive: {shown}"
+        with self.rt.uow() as uow:
+            audit.record(uow.session, at=self.rt.now(), actor=self.actor, action="transfer_failed",
+                         administration_id=plan.administration_id, migration_id=plan.migration_id,
+                         problems=problems[:20], count=len(problems))
+            uow.commit()
+        self.record_timings(plan, timings, status="failed", error=error[:4000])
+        return error
+
+    def run(self) -> str:
+        plan = self.begin()
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(phase: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[phase] = now - clock
+            clock = now
+
+        if plan.phase == "copying":
+            problems = self.copy(plan)
+            lap("copy")
+            if problems:
+                error = self.fail(plan, problems, timings)
+                self.progress.item_finished(plan.label, "failed", error)
+                return "failed"
+            self.switch(plan)
+            lap("switch")
+        else:
+            self.progress.item_started(plan.label, len(plan.documents),
+                                       sum(d.size for d in plan.documents), len(plan.documents),
+                                       sum(d.size for d in plan.documents))
+        self.clean_up(plan)
+        lap("clean_up")
+        self.record_timings(plan, timings)
+        self.complete(plan)
+        self.progress.item_finished(plan.label, "completed",
+                                    f"{len(plan.documents)} documents")
+        return "completed"
+
+
+class _Batch:
+    """Documents verified at the target, written to the database in batches."""
+
+    def __init__(self, rt: Runtime, item_id: int, done: set[int], by_id: dict[int, Doc],
+                 progress: Progress) -> None:
+        self.rt = rt
+        self.item_id = item_id
+        self.done = done
+        self.bytes_done = sum(by_id[i].size for i in done)
+        self.pending: list[Doc] = []
+        self.progress = progress
+        self.last = time.monotonic()
+
+    def add(self, doc: Doc) -> None:
+        self.pending.append(doc)
+        if len(self.pending) >= BATCH_DOCUMENTS or time.monotonic() - self.last >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        for doc in pending:
+            self.done.add(doc.id)
+            self.bytes_done += doc.size
+        with self.rt.uow() as uow:
+            uow.session.execute(insert(TransferProgress),
+                                [{"item_id": self.item_id, "document_id": d.id} for d in pending])
+            uow.session.execute(update(MigrationItem).where(MigrationItem.id == self.item_id)
+                                .values(documents_done=len(self.done), bytes_done=self.bytes_done))
+            uow.commit()
+        self.progress.advance(len(pending), sum(d.size for d in pending))
+
+
+def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> Any:
+    items = list(s.scalars(select(MigrationItem).where(
+        MigrationItem.migration_id == migration.id, MigrationItem.status == "completed")
+        .order_by(MigrationItem.id)))
+    sender = migration.created_by
+    receiver: User = migration.redeemed_by  # type: ignore[assignment]
+    mail = mails.completed(
+        migration_id=migration.id,
+        sender=mails.Party(sender.name, sender.email),
+        receiver=mails.Party(receiver.name, receiver.email),
+        source=f"{migration.source_environment.name} ({migration.source_environment.code})",
+        target=f"{migration.target_environment.name} ({migration.target_environment.code})",  # type: ignore[union-attr]
+        admins=[mails.AdminLine(i.name, i.target_code or i.source_code, i.package,
+                                i.target_email or "") for i in items],
+    )
+    row = queue(s, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration.id)
+    s.flush()
+    return row
+
+
+def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> Delivery:
+    """Transfer every unfinished item of a migration (the caller holds its TransferLock).
+
+    Raises TransferIncomplete (exit 5) when an item failed or the run was interrupted.
+    """
+    with rt.uow() as uow:
+        item_ids = list(uow.session.scalars(select(MigrationItem.id).where(
+            MigrationItem.migration_id == migration_id, MigrationItem.status.in_(RESUMABLE))
+            .order_by(MigrationItem.id)))
+    delivery = Delivery()
+    failed = 0
+    try:
+        for item_id in item_ids:
+            worker = _ItemTransfer(rt, item_id, actor, progress)
+            if worker.run() == "failed":
+                failed += 1
+            delivery.merge(Postman(rt).deliver(worker.mail_ids))
+    except KeyboardInterrupt:
+        raise TransferIncomplete(
+            f"transfer of migration {migration_id} interrupted: run "
+            f"`basecone-migrate resume {migration_id}` to finish it") from None
+    if failed:
+        raise TransferIncomplete(
+            f"{failed} of {len(item_ids)} administrations did not finish moving: fix the cause "
+            f"shown by `basecone-migrate status {migration_id}`, then run "
+            f"`basecone-migrate resume {migration_id}`")
+    return delivery
