@@ -38,6 +38,9 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
     with rt.uow() as uow:
         session = uow.session
         admin = lookup.administration_for(rt, session, reference)
+        from basecone_migrate.services.migrations import refuse_while_moving
+
+        refuse_while_moving(session, admin, "add documents")
         archive = rt.archive(admin.environment)
         known = set(session.scalars(select(Document.sha256)
                                     .where(Document.administration_id == admin.id)))

@@ -62,7 +62,7 @@ def world(documents: dict[str, list[str]]) -> dict[str, Any]:
                             {"code": "B-1002", "name": "Garage Smit"},
                             {"code": "5001", "name": "Drukkerij Visser"}]},
              {"id": "book-tw2", "package": "twinfield", "name": "Twinfield Bookwise (new)",
-              "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"}]},
+              "catalogue": [{"code": "1003", "name": "Bloemenhuis De Vries"}]},
              {"id": "book-xero", "package": "xero", "name": "Xero Bookwise",
               "catalogue": [{"code": "6001", "name": "Schildersbedrijf Bos"}]}],
          "administrations": admins("BOOK")},

@@ -351,8 +351,14 @@ class _Loader:
 
         if not target.documents:
             return
-        archive = self.rt.archive(environment)
         admin = target.model
+        from basecone_migrate.services.migrations import refuse_while_moving
+
+        try:
+            refuse_while_moving(self.session, admin, "load its documents")
+        except Refused as refused:
+            raise self.fail(Refused, target.documents[0][0].rsplit("[", 1)[0], refused.message) from None
+        archive = self.rt.archive(environment)
         rows = self.session.execute(select(Document.filename, Document.size, Document.sha256)
                                     .where(Document.administration_id == admin.id)).all()
         known = {row.sha256 for row in rows}
