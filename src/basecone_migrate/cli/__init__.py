@@ -4,9 +4,12 @@
 back here and leaves as one ``Error: ...`` line on stderr with the contract's exit
 code; ``--debug`` adds the traceback. Modules only import Typer at the top: the
 database, Alembic, Rich and mail are imported inside the commands that use them.
+
+The command modules do not use ``from __future__ import annotations``: Typer would
+evaluate every string annotation when it builds the commands, which tripled that
+step (see `benchmarks/bench.py help`, target 1.2x a bare Typer app).
 """
 
-from __future__ import annotations
 
 import os
 import sys
@@ -69,9 +72,11 @@ def root(
 
 
 def _register() -> None:
-    from basecone_migrate.cli import setup
+    from basecone_migrate.cli import mail, migrate, setup
 
     setup.register(app)
+    migrate.register(app)
+    mail.register(app)
 
 
 _register()

@@ -53,7 +53,7 @@ def _console(stderr: bool) -> Console:
 
     stream = sys.stderr if stderr else sys.stdout
     is_terminal = stream.isatty()
-    width = None if is_terminal or "COLUMNS" in os.environ else 160
+    width = None if is_terminal or "COLUMNS" in os.environ else 1000
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 

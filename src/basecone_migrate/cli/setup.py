@@ -1,6 +1,5 @@
 """Setting up the world: config, db, load, env, admin, archive, demo."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any

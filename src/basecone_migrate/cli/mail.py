@@ -1,0 +1,55 @@
+"""The outbox: `mail list` and `mail flush`."""
+
+
+from typing import Annotated
+
+import typer
+
+from basecone_migrate.cli import context
+from basecone_migrate.cli.context import JsonOption
+
+mail_app = typer.Typer(help="Mails waiting in the outbox, and their delivery.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("list")
+def mail_list(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(metavar="STATE", help="queued, sending or sent.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent first.")] = 100,
+    json: JsonOption = False,
+) -> None:
+    """The outbox: recipients, subject, state, attempts, last error (never a body)."""
+    from basecone_migrate.cli.output import when
+    from basecone_migrate.mail import mail_rows
+
+    cli = context.get(ctx, json=json)
+    with cli.runtime.uow() as uow:
+        rows = mail_rows(uow.session, state, limit)
+    cli.out.emit(rows, lambda: cli.out.table(
+        [("id", "right"), "created", "event", "to", "cc", "subject", "state", ("tries", "right"),
+         "last error"],
+        [(r["id"], when(r["created_at"]), r["event"], ", ".join(r["to"]), ", ".join(r["cc"]),
+          r["subject"], r["state"], r["attempts"], r["last_error"]) for r in rows],
+        title="Outbox", empty="the outbox is empty"))
+
+
+@mail_app.command("flush")
+def mail_flush(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Deliver every queued mail (each exactly once); failures stay queued."""
+    from basecone_migrate.mail import Postman
+
+    cli = context.get(ctx, json=json)
+    delivery = Postman(cli.runtime).deliver()
+    payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
+               "written": [str(p) for p in delivery.written]}
+    for path in delivery.written:
+        cli.out.note(f"Mail written to {path} (no SMTP host set)")
+    if delivery.failed:
+        cli.out.warn(f"{len(delivery.failed)} mail(s) still not delivered: "
+                     f"{'; '.join(sorted(set(delivery.failed.values())))}")
+    cli.out.emit(payload, lambda: cli.out.line(
+        f"Sent {len(delivery.sent)} mail(s); {len(delivery.failed)} still queued."))

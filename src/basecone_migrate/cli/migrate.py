@@ -1,0 +1,308 @@
+"""Cross-environment migration: offer, list, revoke, resend, redeem, status, resume, expire."""
+
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from basecone_migrate.cli import context
+from basecone_migrate.cli.context import CLI, AsOption, JsonOption
+
+if TYPE_CHECKING:
+    from basecone_migrate.services.migrations import Outcome
+
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Run every check and say what would happen; change nothing.")
+]
+MigrationArgument = Annotated[int, typer.Argument(metavar="MIGRATION", help="Migration id.")]
+STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (offer, list_, revoke, resend, redeem, status, resume, expire):
+        app.command(command.__name__.rstrip("_"))(command)
+
+
+def report(cli: CLI, outcome: "Outcome") -> None:
+    """Warnings and where the mails went, on stderr."""
+    for warning in outcome.warnings:
+        cli.out.warn(warning)
+    delivery = outcome.delivery
+    for path in delivery.written:
+        cli.out.note(f"Mail written to {path} (no SMTP host set)")
+    if delivery.failed:
+        errors = sorted(set(delivery.failed.values()))
+        cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
+                     "stay queued; retry with `basecone-migrate mail flush`")
+
+
+def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
+    from basecone_migrate.cli.output import human_size
+
+    cli.out.table(
+        [("id", "right"), "administration", "status", "accounting system", "code", "e-mail",
+         ("docs", "right"), ("size", "right")],
+        [(i["administration_id"], i["administration"], i.get("action") or i["status"],
+          i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
+         for i in items], title=title)
+
+
+def offer(
+    ctx: typer.Context,
+    admins: Annotated[list[str], typer.Argument(metavar="ADMIN...", help="Administrations (ids or codes).")],
+    to: Annotated[list[str], typer.Option("--to", metavar="EMAIL",
+                                          help="A Superuser of the receiving environment (repeatable).")],
+    accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms.")] = False,
+    confirm_checklist: Annotated[bool, typer.Option(
+        "--confirm-checklist",
+        help="Confirm that authorisers are not transferred and are out of the workflows.")] = False,
+    dry_run: DryRunOption = False,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Offer administrations to another environment: makes and mails a transfercode."""
+    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.prompts import questions_for
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    outcome = migrations.offer(cli.runtime, admins, to, accept_terms=accept_terms,
+                               confirm_checklist=confirm_checklist, dry_run=dry_run,
+                               ask=questions_for(cli.out))
+    report(cli, outcome)
+    p = outcome.payload
+
+    def render() -> None:
+        names = ", ".join(f"{a['code']} {a['name']}" for a in p["administrations"])
+        if dry_run:
+            cli.out.line(f"Would offer {names} to {', '.join(p['recipients'])} (nothing changed).")
+            return
+        cli.out.line(f"Migration {p['migration_id']}: offered {names} to {', '.join(p['recipients'])}.")
+        cli.out.line(f"Transfercode: {p['transfercode']}")
+        cli.out.line(f"Valid until {when(p['expires_at'])} UTC, once. It is shown only here and in "
+                     "the mail.")
+
+    cli.out.emit(p, render)
+
+
+def list_(
+    ctx: typer.Context,
+    search: Annotated[str | None, typer.Option(metavar="TEXT", help="Match any column.")] = None,
+    status_: Annotated[str | None, typer.Option("--status", metavar="STATUS",
+                                                help=f"One of: {', '.join(STATUSES)}.")] = None,
+    offered: Annotated[bool, typer.Option("--offered", help="Only what you offered.")] = False,
+    received: Annotated[bool, typer.Option("--received", help="Only what you received.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per section.")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many rows per section.")] = 0,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """The migration overview of your environment: offered and received administrations."""
+    from basecone_migrate.cli.output import when
+    from basecone_migrate.errors import UsageProblem
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    if offered and received:
+        raise UsageProblem("--offered and --received exclude each other; give neither for both")
+    if status_ is not None and status_ not in STATUSES:
+        raise UsageProblem(f"--status must be one of {', '.join(STATUSES)}, not {status_!r}")
+    result = migrations.list_migrations(cli.runtime, search=search, status=status_,
+                                        offered=not received, received=not offered,
+                                        limit=limit, offset=offset)
+
+    def render() -> None:
+        if "offered" in result:
+            cli.out.table(
+                [("migration", "right"), "date", "administration", "e-mail", "recipients", "expires",
+                 "transfercode", "status"],
+                [(r["migration_id"], when(r["created_at"]), r["administration"],
+                  r["administration_email"], ", ".join(r["recipients"]), when(r["expires_at"]),
+                  r["transfercode_hint"], r["status"]) for r in result["offered"]],
+                title="Offered", empty="nothing offered")
+        if "received" in result:
+            cli.out.table(
+                [("migration", "right"), "date", "administration", "from", "accounting system", "status"],
+                [(r["migration_id"], when(r["created_at"]), r["administration"], r["source_environment"],
+                  r["accounting_system"], r["status"]) for r in result["received"]],
+                title="Received", empty="nothing received")
+        for section in ("offered", "received"):
+            shown, total = len(result.get(section, [])), result.get(f"{section}_total", 0)
+            if total > shown:
+                cli.out.note(f"{section}: showing {shown} of {total} (use --limit and --offset)")
+
+    cli.out.emit(result, render)
+
+
+def revoke(
+    ctx: typer.Context,
+    migration: MigrationArgument,
+    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN",
+                                              help="Only this administration of the offer.")] = None,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Withdraw an offer (or one administration of it); the recipients get a mail."""
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    outcome = migrations.revoke(cli.runtime, migration, admin)
+    report(cli, outcome)
+    p = outcome.payload
+    cli.out.emit(p, lambda: cli.out.line(
+        f"Migration {p['migration_id']}: revoked "
+        f"{', '.join(a['code'] + ' ' + a['name'] for a in p['revoked'])} (now {p['status']})."))
+
+
+def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
+           as_: AsOption = None) -> None:
+    """Issue a new transfercode for an offer and mail it again; the old code stops working."""
+    from basecone_migrate.cli.output import when
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    outcome = migrations.resend(cli.runtime, migration)
+    report(cli, outcome)
+    p = outcome.payload
+
+    def render() -> None:
+        cli.out.line(f"Migration {p['migration_id']}: new code sent to {', '.join(p['recipients'])}.")
+        cli.out.line(f"Transfercode: {p['transfercode']}")
+        cli.out.line(f"Valid until {when(p['expires_at'])} UTC. The previous code no longer works.")
+
+    cli.out.emit(p, render)
+
+
+def _parse_link(text: str) -> tuple[str, str, str | None]:
+    from basecone_migrate.errors import UsageProblem
+
+    admin, _, target = text.partition("=")
+    connection, _, code = target.partition(":")
+    if not admin.strip() or not connection.strip() or (":" in target and not code.strip()):
+        raise UsageProblem(f"--link {text!r} is not ADMIN=CONNECTION[:CODE]")
+    return admin.strip(), connection.strip(), code.strip() or None
+
+
+def redeem(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE", help="The transfercode from the mail.")],
+    accept_terms: Annotated[bool, typer.Option("--accept-terms",
+                                               help="Accept the terms and the costs.")] = False,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="ADMIN", help="Take only these (repeatable); the rest are rejected.")] = None,
+    link: Annotated[list[str] | None, typer.Option(
+        "--link", metavar="ADMIN=CONNECTION[:CODE]",
+        help="Where an administration goes (repeatable); may be left out where exactly one "
+             "connection of its package has its code and name.")] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Decline the whole offer.")] = False,
+    reason: Annotated[str | None, typer.Option(metavar="TEXT",
+                                               help="Why (for --reject or what --select leaves).")] = None,
+    dry_run: DryRunOption = False,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Take (or --reject) the administrations a transfercode offers, and move their archives."""
+    from basecone_migrate.cli.progress import progress_for
+    from basecone_migrate.cli.prompts import questions_for
+    from basecone_migrate.errors import UsageProblem
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    if reject and (select or link or accept_terms):
+        raise UsageProblem("--reject declines the whole offer: drop --select, --link and --accept-terms")
+    if reject:
+        outcome = migrations.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
+        report(cli, outcome)
+        p = outcome.payload
+        cli.out.emit(p, lambda: cli.out.line(
+            f"Migration {p['migration_id']}: "
+            + ("would reject" if dry_run else "rejected")
+            + f" {len(p['items'])} administration(s); the sender gets a mail."))
+        return
+    links = [_parse_link(text) for text in link or []]
+    bars, progress = progress_for(cli.out)
+    try:
+        with bars:
+            outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
+                                        select_=select or [], links=links, reason=reason,
+                                        dry_run=dry_run, ask=questions_for(cli.out),
+                                        progress=progress)
+    except Exception as exc:
+        _emit_payload_of(cli, exc, "Migration did not finish")
+        raise
+    report(cli, outcome)
+    p = outcome.payload
+    title = "Would take (nothing changed)" if dry_run else f"Migration {p['migration_id']}: {p['status']}"
+    cli.out.emit(p, lambda: _render_items(cli, p["items"], title))
+
+
+def _emit_payload_of(cli: CLI, exc: Exception, title: str) -> None:
+    """A refused or unfinished command that has a result still prints it (for --json)."""
+    payload = getattr(exc, "payload", None)
+    if payload is not None:
+        cli.out.emit(payload, lambda: _render_items(cli, payload["items"], title))
+
+
+def status(
+    ctx: typer.Context,
+    migration: Annotated[int | None, typer.Argument(metavar="[MIGRATION]",
+                                                    help="Migration id (default: recent ones).")] = None,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Per administration: state, documents and bytes done of total, timings, error."""
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = migrations.status(cli.runtime, migration)
+    views = [result] if migration is not None else result
+    cli.out.emit(result, lambda: _render_status(cli, views))
+
+
+def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
+    from basecone_migrate.cli.output import human_size, when
+
+    if not views:
+        cli.out.note("(no migrations)")
+    for v in views:
+        running = " (transfer running)" if v["transfer_running"] else ""
+        target = v["target_environment"] or "?"
+        cli.out.table(
+            [("id", "right"), "administration", "status", ("documents", "right"), ("bytes", "right"),
+             "started", ("seconds", "right"), "error"],
+            [(i["administration_id"], i["administration"], i["status"],
+              f"{i['documents_done']}/{i['documents_total']}",
+              f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
+              when(i["started_at"]), i["seconds"], i["error"]) for i in v["items"]],
+            title=f"Migration {v['migration_id']}: {v['source_environment']} -> {target}, "
+                  f"{v['status']}{running}")
+
+
+def resume(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
+           as_: AsOption = None) -> None:
+    """Finish an interrupted transfer; documents already copied and verified are not copied again."""
+    from basecone_migrate.cli.progress import progress_for
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json, as_=as_)
+    bars, progress = progress_for(cli.out)
+    try:
+        with bars:
+            outcome = migrations.resume(cli.runtime, migration, progress)
+    except Exception as exc:
+        _emit_payload_of(cli, exc, "Migration did not finish")
+        raise
+    report(cli, outcome)
+    p = outcome.payload
+    cli.out.emit(p, lambda: _render_items(cli, p["items"], f"Migration {p['migration_id']}: {p['status']}"))
+
+
+def expire(ctx: typer.Context, json: JsonOption = False) -> None:
+    """For cron: mark every offer past its expiry as expired and tell each sender once."""
+    from basecone_migrate.services import migrations
+
+    cli = context.get(ctx, json=json)
+    outcome = migrations.expire(cli.runtime)
+    report(cli, outcome)
+    count = outcome.payload["expired"]
+    cli.out.emit(outcome.payload, lambda: cli.out.line(f"Expired {count} administration(s)."))

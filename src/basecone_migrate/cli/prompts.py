@@ -1,0 +1,75 @@
+"""Questions at a terminal for what the options left out. Never asked without one."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from basecone_migrate.cli.output import Output
+from basecone_migrate.errors import UsageProblem
+
+
+def questions_for(out: Output) -> TerminalQuestions | None:
+    """Questions only for a person: stdin a terminal and no --json."""
+    if out.json_mode or not sys.stdin.isatty():
+        return None
+    return TerminalQuestions(out)
+
+
+class TerminalQuestions:
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.console = out.err_console
+
+    def _confirm(self, question: str) -> bool:
+        from rich.prompt import Confirm
+
+        return Confirm.ask(question, console=self.console, default=False)
+
+    def accept_terms(self, fee: str, count: int, environment: str) -> bool:
+        self.console.print(f"Migration costs {fee} per administration, invoiced to {environment}.",
+                           markup=False)
+        return self._confirm("Do you accept the terms and the costs?")
+
+    def confirm_checklist(self, findings: list[str]) -> bool:
+        self.console.print("Authorisers are not transferred, and must not be part of an "
+                           "authorisation workflow of a moved administration:", markup=False)
+        for finding in findings:
+            self.console.print(f"  - {finding}", markup=False)
+        return self._confirm("Confirm the checklist and continue?")
+
+    def select(self, offered: list[dict[str, Any]]) -> list[int]:
+        from rich.prompt import Prompt
+
+        self.out.table([("id", "right"), "code", "name", "package"],
+                       [(i["administration_id"], i["code"], i["name"], i["package"]) for i in offered],
+                       title="Offered administrations")
+        answer = Prompt.ask("Take which administrations (ids or codes, comma-separated)",
+                            console=self.console, default="all")
+        if answer.strip().lower() == "all":
+            return [i["administration_id"] for i in offered]
+        chosen = []
+        for part in answer.replace(" ", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            match = [i["administration_id"] for i in offered
+                     if str(i["administration_id"]) == part or i["code"] == part]
+            if not match:
+                raise UsageProblem(f"{part!r} is not one of the offered administrations")
+            chosen += match
+        return chosen
+
+    def link(self, item: dict[str, Any], options: list[dict[str, Any]]) -> tuple[str, str]:
+        from rich.prompt import IntPrompt
+
+        choices = [(o["id"], e["code"], e["name"]) for o in options for e in o["catalogue"]]
+        if not choices:
+            raise UsageProblem(f"no connection for {item['code']} {item['name']} has a catalogue")
+        self.out.table([("#", "right"), "connection", "code", "name"],
+                       [(n, *choice) for n, choice in enumerate(choices, 1)],
+                       title=f"Link {item['code']} {item['name']} to")
+        number = IntPrompt.ask("Number", console=self.console,
+                               choices=[str(n) for n in range(1, len(choices) + 1)])
+        connection, code, _ = choices[number - 1]
+        return connection, code
