@@ -218,7 +218,9 @@ def storage(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env_vars(db_url: str, storage: Path) -> dict[str, str]:
-    return {"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_STORAGE": str(storage)}
+    """Settings every CLI test starts from; the clock is fixed (tests move it with now=...)."""
+    return {"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_STORAGE": str(storage),
+            "BASECONE_MIGRATE_NOW": "2026-03-02T09:00:00Z"}
 
 
 @pytest.fixture
@@ -364,3 +366,99 @@ class State:
 def state(db_url: str, storage: Path, isolated_environment: Path) -> State:
     """Database rows and files on disk (archive and outbox), to show a refusal changed nothing."""
     return State(db_url, (storage, isolated_environment / "data"))
+
+
+# -- a real SMTP server -------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: Any  # email.message.EmailMessage
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1, keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.messages: list[Received] = []
+        self.controller: Any = None
+
+    def start(self) -> None:
+        import email
+        import email.policy
+
+        from aiosmtpd.controller import Controller
+
+        server = self
+
+        class Handler:
+            async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+                server.messages.append(Received(
+                    envelope.mail_from, list(envelope.rcpt_tos),
+                    email.message_from_bytes(envelope.content, policy=email.policy.default)))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"BASECONE_MIGRATE_SMTP_HOST": "127.0.0.1", "BASECONE_MIGRATE_SMTP_PORT": str(self.port),
+                "BASECONE_MIGRATE_SMTP_SECURITY": "none",
+                "BASECONE_MIGRATE_MAIL_FROM": "migrations@basecone.example"}
+
+    def take(self) -> list[Received]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailing_cli(env_vars: dict[str, str], smtp: SmtpServer) -> Cli:
+    """The CLI with mail going to the test's SMTP server."""
+    return Cli({**env_vars, **smtp.env})
+
+
+NOW = "2026-03-02T09:00:00Z"
+SUE, TINA, TIM, UMA, TOM, CARL = ("sue@acme.example", "tina@book.example", "tim@book.example",
+                                  "uma@book.example", "tom@trial.example", "carl@acme.example")
+
+
+def admin_ids(cli: Cli) -> dict[str, int]:
+    """Administration ids by environment/code."""
+    return {f"{a['environment']}/{a['code']}": a["id"] for a in cli.ok("admin", "list", "--json").json()}
+
+
+def make_offer(cli: Cli, *admins: str, to: tuple[str, ...] = (TINA,), sender: str = SUE,
+               extra: tuple[str, ...] = (), **settings: str) -> dict[str, Any]:
+    args = ["--as", sender, "offer", *admins]
+    for recipient in to:
+        args += ["--to", recipient]
+    return cli.ok(*args, "--accept-terms", *extra, "--json", **settings).json()

@@ -34,16 +34,23 @@ def test_config_file_errors_are_one_line(tmp_path: Path) -> None:
         2, f"Error: config file {config}: smtp_port must be a string or a number")
 
 
-def test_demo_builds_its_own_workspace(tmp_path: Path, isolated_environment: Path) -> None:
+def test_demo_runs_a_whole_migration_in_its_own_workspace(
+    tmp_path: Path, isolated_environment: Path
+) -> None:
     workspace = tmp_path / "ws"
     result = Cli({}).ok("demo", "--documents", "40", "--workspace", workspace, "--json").json()
 
     assert result["workspace"] == str(workspace)
     assert [e["code"] for e in result["environments"]] == ["ACME", "BOOK", "TRY"]
     assert [e["plan"] for e in result["environments"]] == ["premium", "premium", "trial"]
-    assert len({a["package"] for a in result["administrations"]}) >= 4
-    assert sum(a["documents"] for a in result["administrations"]) == 40
-    assert len(snapshot_files(workspace / "archive")) == 40
+    assert result["load"]["documents"]["added"] == 40
+    assert [a["code"] for a in result["offer"]["administrations"]] == ["1001", "1002"]
+    assert [(i["code"], i["accounting_system"], i["status"]) for i in result["redeem"]["items"]] == [
+        ("1001", "book-tw", "completed"), ("B-1002", "book-tw", "completed")]
+    assert result["status"]["status"] == "completed"
+    assert len(snapshot_files(workspace / "archive")) == 40  # moved, none lost or doubled
+    assert sorted(p.name for p in (workspace / "outbox").iterdir()) == [
+        "000001-offer.eml", "000002-redeem.eml", "000003-completed.eml"]
     assert snapshot_files(isolated_environment / "data") == {}  # the user's data is untouched
 
 
@@ -59,5 +66,6 @@ def test_demo_from_the_installed_program(tmp_path: Path) -> None:
     result = run_process(["demo", "--documents", "20", "--workspace", str(tmp_path / "ws")],
                          {"XDG_DATA_HOME": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr
-    assert "Bakkerij Jansen" in result.stdout
-    assert "Environments" in result.stdout
+    assert "Transfercode: " in result.stdout
+    assert "Bakkerij Jansen   completed   book-tw" in result.stdout
+    assert "Moving 1001 Bakkerij Jansen" in result.stderr  # progress as plain lines in a pipe

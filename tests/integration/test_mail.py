@@ -1,0 +1,160 @@
+"""The outbox against a real SMTP server (aiosmtpd on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from basecone_migrate.db.models import OutboxMail
+from tests.conftest import SUE, TINA, Cli, SmtpServer, make_offer, run_process
+
+
+def outbox(db_url: str) -> list[OutboxMail]:
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        rows = list(connection.execute(select(OutboxMail.__table__).order_by(OutboxMail.id)))
+    engine.dispose()
+    return rows  # type: ignore[return-value]
+
+
+def test_an_unreachable_server_leaves_mail_queued_until_flush(
+    env_vars: dict[str, str], loaded: dict[str, Any], db_url: str
+) -> None:
+    server = SmtpServer()  # a port nobody listens on yet
+    cli = Cli({**env_vars, **server.env})
+
+    offered = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms", "--json")
+
+    assert offered.exit_code == 0  # the offer stands; the mail waits
+    assert offered.stderr.startswith("Warning: 1 mail(s) could not be sent (ConnectionRefusedError")
+    assert offered.stderr.rstrip().endswith("they stay queued; retry with `basecone-migrate mail flush`")
+    [queued] = cli.ok("mail", "list", "--json").json()
+    assert (queued["state"], queued["attempts"], queued["to"], queued["cc"]) == ("queued", 1, [TINA], [SUE])
+    assert queued["last_error"].startswith("ConnectionRefusedError")
+    assert "body" not in queued
+    assert outbox(db_url)[0].body is not None  # kept until delivered
+
+    server.start()
+    try:
+        flushed = cli.ok("mail", "flush", "--json").json()
+        again = cli.ok("mail", "flush", "--json").json()
+    finally:
+        server.stop()
+
+    assert flushed["sent"] == [queued["id"]] and again["sent"] == []
+    [mail] = server.messages
+    assert offered.json()["transfercode"] in mail.text
+    [row] = outbox(db_url)
+    assert (row.state, row.attempts, row.last_error) == ("sent", 2, None)
+    assert row.body is None  # a body with a code is erased once delivered
+    assert row.delivered_via == f"smtp 127.0.0.1:{server.port}"
+
+
+def test_mail_without_a_code_keeps_its_body(mailing_cli: Cli, loaded: dict[str, Any], db_url: str,
+                                            smtp: SmtpServer) -> None:
+    code = make_offer(mailing_cli, "1001")["transfercode"]
+    mailing_cli.ok("--as", TINA, "redeem", code, "--reject")
+    offer_row, reject_row = outbox(db_url)
+    assert offer_row.body is None and offer_row.carries_code
+    assert reject_row.body is not None and not reject_row.carries_code
+
+
+def test_two_flushes_at_once_deliver_each_mail_once(
+    env_vars: dict[str, str], loaded: dict[str, Any]
+) -> None:
+    server = SmtpServer()
+    env = {**env_vars, **server.env}
+    cli = Cli(env)
+    for admin in ("1001", "1002"):
+        cli("--as", SUE, "offer", admin, "--to", TINA, "--accept-terms", "--confirm-checklist")
+    cli("--as", SUE, "revoke", "1")
+    assert len(cli.ok("mail", "list", "--state", "queued", "--json").json()) == 3
+
+    server.start()
+    try:
+        command = [sys.executable, "-m", "basecone_migrate", "mail", "flush"]
+        full = {**{k: v for k, v in __import__("os").environ.items()
+                   if not k.startswith("BASECONE_MIGRATE_")}, **env}
+        runs = [subprocess.Popen(command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(3)]
+        for run in runs:
+            assert run.wait(timeout=60) == 0
+    finally:
+        server.stop()
+    assert len(server.messages) == 3
+    assert sorted(m.subject for m in server.messages) == [
+        "Migration offer withdrawn by Acme Accountants (ACME)",
+        "Transfercode for 1 administration from Acme Accountants (ACME)",
+        "Transfercode for 1 administration from Acme Accountants (ACME)"]
+
+
+def test_without_smtp_mails_become_eml_files(
+    cli: Cli, loaded: dict[str, Any], isolated_environment: Path
+) -> None:
+    result = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+    folder = isolated_environment / "data" / "basecone-migrate" / "outbox"
+    [path] = sorted(folder.iterdir())
+    assert f"Mail written to {path} (no SMTP host set)" in result.stderr
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert (message["To"], message["Cc"]) == (TINA, SUE)
+    assert "Transfercode: " in message.get_body(preferencelist=("plain",)).get_content()
+    [row] = cli.ok("mail", "list", "--json").json()
+    assert (row["state"], row["delivered_via"]) == ("sent", f"file {path}")
+
+
+def test_smtp_login_uses_the_password_from_the_environment(
+    env_vars: dict[str, str], loaded: dict[str, Any]
+) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    seen: list[tuple[str, str]] = []
+
+    class Authenticator:
+        def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+            assert isinstance(auth_data, LoginPassword)
+            seen.append((auth_data.login.decode(), auth_data.password.decode()))
+            return AuthResult(success=auth_data.password == b"s3cret")
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    server = SmtpServer()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=server.port,
+                            authenticator=Authenticator(), auth_require_tls=False)
+    controller.start()
+    try:
+        env = {**env_vars, **server.env, "BASECONE_MIGRATE_SMTP_USER": "mailer",
+               "BASECONE_MIGRATE_SMTP_PASSWORD": "s3cret"}
+        result = Cli(env).ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+    finally:
+        controller.stop()
+    assert result.stderr == ""  # delivered: no warning
+    assert seen == [("mailer", "s3cret")]
+
+
+def test_a_login_without_any_password_is_explained(env_vars: dict[str, str], loaded: dict[str, Any],
+                                                   smtp: SmtpServer) -> None:
+    env = {**env_vars, **smtp.env, "BASECONE_MIGRATE_SMTP_USER": "mailer"}
+    result = Cli(env)("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+    assert result.exit_code == 0
+    assert ("no SMTP password for mailer: store it in the keyring (service 'basecone-migrate') or set "
+            "BASECONE_MIGRATE_SMTP_PASSWORD") in result.stderr
+
+
+def test_the_program_delivers_from_its_own_process(
+    env_vars: dict[str, str], loaded: dict[str, Any], smtp: SmtpServer
+) -> None:
+    result = run_process(["--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms"],
+                         {**env_vars, **smtp.env})
+    assert result.returncode == 0, result.stderr
+    [mail] = smtp.messages
+    assert mail.message["To"] == TINA

@@ -1,0 +1,333 @@
+"""The transfer engine under crashes and races: nothing lost, nothing doubled, one winner."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from basecone_migrate.db.models import MigrationItem, TransferProgress
+from basecone_migrate.services import transfer as engine_module
+from basecone_migrate.storage import TMP_PREFIX, Archive
+from tests.conftest import (
+    SUE,
+    TINA,
+    Cli,
+    SmtpServer,
+    make_offer,
+    sample_world,
+    snapshot_database,
+    write_world,
+)
+
+pytestmark = pytest.mark.slow
+
+
+class Crash(BaseException):
+    """Stands in for the process dying at a chosen point (not caught by the CLI)."""
+
+
+@pytest.fixture
+def shm(tmp_path: Path) -> Iterator[Path]:
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs /dev/shm for a second filesystem")
+    folder = Path("/dev/shm") / f"bcm-test-{os.getpid()}-{tmp_path.name}"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def many_documents(world_dir: Path, count: int, size: int = 20_000) -> dict[str, Any]:
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(count):
+        path = folder / f"doc-{n:05d}.pdf"
+        path.write_bytes(n.to_bytes(4, "big") * (size // 4))
+        paths.append(f"many/{path.name}")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    return world
+
+
+def env_process(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+    full.update(env)
+    return subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def item_row(db_url: str) -> Any:
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        row = connection.execute(select(MigrationItem.__table__).order_by(MigrationItem.id)).first()
+        done = set(connection.scalars(select(TransferProgress.document_id)))
+    engine.dispose()
+    return row, done
+
+
+def assert_moved_intact(cli: Cli, before: list[dict[str, Any]], target: Path, source: Path) -> None:
+    """Every document at the target once, with its bytes; nothing left at the source."""
+    after = cli.ok("archive", "list", "1", "--json").json()
+    assert [(d["id"], d["sha256"], d["size"]) for d in after] == [
+        (d["id"], d["sha256"], d["size"]) for d in before]
+    names = sorted(os.listdir(target / "1"))
+    assert names == sorted(d["sha256"] for d in before)  # no extra copies, no temporary files
+    for doc in before:
+        data = (target / "1" / doc["sha256"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == doc["sha256"]
+    assert not (source / "1").exists()
+    assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == len(before)
+
+
+# -- crashes at chosen points (in-process, deterministic) ---------------------------------------
+
+
+def _crash_after(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, calls: int) -> None:
+    original = getattr(target, name)
+    seen = {"n": 0}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        seen["n"] += 1
+        if seen["n"] > calls:
+            raise Crash(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, wrapper)
+
+
+CRASH_POINTS = [
+    ("mid-copy, renaming", "same", Archive, "move_to", 150),
+    ("mid-copy, streaming", "other", Archive, "copy_to", 150),
+    ("before the switch", "other", engine_module._ItemTransfer, "switch", 0),
+    ("after the switch, before clean-up", "other", engine_module._ItemTransfer, "clean_up", 0),
+    ("after clean-up, before completion", "same", engine_module._ItemTransfer, "complete", 0),
+]
+
+
+@pytest.mark.parametrize(("case", "filesystem", "target", "name", "calls"), CRASH_POINTS,
+                         ids=[c[0] for c in CRASH_POINTS])
+def test_resume_finishes_a_transfer_that_died_at_any_point(
+    cli: Cli, world_dir: Path, storage: Path, shm: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,
+    case: str, filesystem: str, target: Any, name: str, calls: int,
+) -> None:
+    monkeypatch.setattr(engine_module, "BATCH_DOCUMENTS", 40)
+    world = many_documents(world_dir, 400, size=4_000)
+    book_root = storage / "BOOK" if filesystem == "same" else shm
+    if filesystem == "other":
+        world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    code = make_offer(cli, "1001")["transfercode"]
+
+    with monkeypatch.context() as patch:
+        _crash_after(patch, target, name, calls)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+
+    item, done = item_row(db_url)
+    assert item.status == "in_progress"
+    if calls:
+        assert 0 < len(done) <= calls  # progress was kept in batches, not lost
+    kept = {d["sha256"]: os.stat(book_root / "1" / d["sha256"]) for d in before
+            if d["id"] in done and (book_root / "1" / d["sha256"]).exists()}
+    stuck = cli("--as", TINA, "redeem", code, "--accept-terms")
+    assert stuck.exit_code == 1  # the code is spent: resume is the way on
+
+    result = cli.ok("resume", "1", "--json").json()
+
+    assert result["status"] == "completed"
+    assert_moved_intact(cli, before, book_root, storage / "ACME")
+    for sha, stat in kept.items():  # verified before the crash: not copied again
+        now = os.stat(book_root / "1" / sha)
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    shown = cli.ok("admin", "show", "1", "--json").json()
+    assert (shown["environment"], shown["code"], shown["users"]) == ("BOOK", "1001", [])
+    assert cli.ok("resume", "1").stderr.startswith("Warning: nothing to resume: migration 1 is completed")
+
+
+def test_a_document_that_does_not_match_its_checksum_fails_the_item(
+    cli: Cli, world_dir: Path, storage: Path, shm: Path
+) -> None:
+    world = sample_world(world_dir)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    docs = cli.ok("archive", "list", "1", "--json").json()
+    damaged = storage / "ACME" / "1" / docs[1]["sha256"]
+    original = damaged.read_bytes()
+    damaged.write_bytes(b"bit rot")
+    code = make_offer(cli, "1001")["transfercode"]
+
+    result = cli("--as", TINA, "redeem", code, "--accept-terms", "--json")
+
+    assert result.exit_code == 5
+    assert result.error == ("Error: 1 of 1 administrations did not finish moving: fix the cause shown by "
+                            "`basecone-migrate status 1`, then run `basecone-migrate resume 1`")
+    assert result.json()["items"][0]["status"] == "failed"
+    status = cli.ok("status", "1", "--json").json()["items"][0]
+    assert status["error"] == (f"1 of 3 documents did not arrive: document {docs[1]['id']}: the source "
+                               "bytes do not match the recorded SHA-256 (restore the document, then "
+                               "resume)")
+    assert not any(name.startswith(TMP_PREFIX) for name in os.listdir(shm / "1"))
+    assert cli.ok("admin", "show", "1", "--json").json()["environment"] == "ACME"  # not switched
+
+    damaged.write_bytes(original)  # restored from a backup
+    assert cli.ok("resume", "1", "--json").json()["status"] == "completed"
+    assert_moved_intact(cli, docs, shm, storage / "ACME")
+
+
+# -- a real process, really killed ----------------------------------------------------------------
+
+
+def test_sigkill_mid_transfer_then_resume(
+    env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str
+) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    code = make_offer(cli, "1001")["transfercode"]
+
+    redeem = env_process(env_vars, "--as", TINA, "redeem", code, "--accept-terms")
+    deadline = time.monotonic() + 60
+    done: set[int] = set()
+    while time.monotonic() < deadline and not done:
+        time.sleep(0.002)
+        _, done = item_row(db_url)
+    redeem.send_signal(signal.SIGKILL)
+    redeem.wait()
+    assert redeem.returncode == -signal.SIGKILL
+
+    item, done = item_row(db_url)
+    assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
+    kept = {d["sha256"]: os.stat(shm / "1" / d["sha256"]) for d in before if d["id"] in done}
+
+    resumed = env_process(env_vars, "resume", "1", "--json")  # right after the crash: not blocked
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+    for sha, stat in kept.items():
+        now = os.stat(shm / "1" / sha)
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+
+def test_a_second_resume_of_a_running_transfer_is_refused(
+    env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]
+    with monkeypatch.context() as patch:
+        _crash_after(patch, Archive, "copy_to", 10)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+
+    first = env_process(env_vars, "resume", "1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not cli.ok("status", "1", "--json").json()["transfer_running"]:
+        time.sleep(0.005)
+    second = cli("resume", "1")
+    out, err = first.communicate(timeout=120)
+
+    assert (second.exit_code, second.error) == (
+        1, "Error: migration 1 is being transferred by another process right now: wait for it, or "
+           "follow it with `basecone-migrate status 1`")
+    assert first.returncode == 0, err
+    assert cli.ok("status", "1", "--json").json()["status"] == "completed"
+
+
+# -- races -----------------------------------------------------------------------------------------
+
+
+def test_many_redeem_the_same_code_at_once_and_one_wins(
+    env_vars: dict[str, str], loaded: dict[str, Any], db_url: str, smtp: SmtpServer
+) -> None:
+    env = {**env_vars, **smtp.env}
+    cli = Cli(env)
+    code = make_offer(cli, "1001", to=(TINA, "tim@book.example"))["transfercode"]
+    smtp.take()
+
+    runs = [env_process(env, "--as", user, "redeem", code, "--accept-terms", "--json")
+            for user in [TINA, "tim@book.example"] * 3]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+
+    winners = [r for r in results if r[0] == 0]
+    losers = [r for r in results if r[0] != 0]
+    assert len(winners) == 1, results
+    for code_, _, err in losers:
+        assert code_ == 1
+        assert err.strip() in (
+            "Error: migration 1 is being transferred by another process right now: wait for it, or "
+            "follow it with `basecone-migrate status 1`",
+            "Error: this transfercode was already used: the offer was redeemed on 2026-03-02",
+        )
+    state = snapshot_database(db_url)
+    assert len(state["charges"]) == 1
+    assert [row[3] for row in state["audit_log"]].count("'redeem'") == 1
+    assert sorted(m.subject for m in smtp.take()) == [
+        "Migration complete: 1 administration moved to Bookwise (BOOK)",
+        "Migration started by Bookwise (BOOK)"]
+
+
+def test_overlapping_expire_runs_expire_each_offer_once(
+    env_vars: dict[str, str], loaded: dict[str, Any], smtp: SmtpServer
+) -> None:
+    env = {**env_vars, **smtp.env}
+    cli = Cli(env)
+    make_offer(cli, "1001")
+    make_offer(cli, "1002", extra=("--confirm-checklist",))
+    smtp.take()
+    late = {**env, "BASECONE_MIGRATE_NOW": "2026-04-01T00:00:00Z"}
+
+    runs = [env_process(late, "expire", "--json") for _ in range(4)]
+    counts = []
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        counts.append(__import__("json").loads(out)["expired"])
+
+    assert sum(counts) == 2
+    [mail] = smtp.take()
+    assert mail.message["To"] == SUE
+
+
+def test_no_documents_join_an_archive_while_it_moves(
+    cli: Cli, world_dir: Path, storage: Path, monkeypatch: pytest.MonkeyPatch, state: Any
+) -> None:
+    world = sample_world(world_dir)
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]
+    with monkeypatch.context() as patch:
+        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+    (world_dir / "late.pdf").write_bytes(b"late invoice")
+    world["environments"][0]["administrations"][0]["documents"].append("late.pdf")
+    snapshot = state.take()
+
+    added = cli("archive", "add", "1", world_dir / "late.pdf")
+    loaded = cli("load", write_world(world_dir, world))
+
+    moving = ("administration 1001 Bakkerij Jansen (id 1) is being moved (migration 1, in_progress): "
+              "{} once it has completed")
+    assert (added.exit_code, added.error) == (1, "Error: " + moving.format("add documents"))
+    assert (loaded.exit_code, loaded.error) == (
+        1, f"Error: {world_dir / 'world.json'}: environments[0].administrations[0].documents: "
+           + moving.format("load its documents"))
+    assert state.take() == snapshot
+    cli.ok("resume", "1")
+    assert cli.ok("archive", "add", "1", world_dir / "late.pdf", "--json").json()[0]["added"] is True
