@@ -2,6 +2,20 @@
 
     python benchmarks/bench.py            # everything
     python benchmarks/bench.py help       # start-up: `basecone-migrate --help` vs a bare Typer app
+    python benchmarks/bench.py transfer   # archive moves vs `cp -r` and `rsync -a`
+    python benchmarks/bench.py transfer --documents 1000   # a quicker, smaller run
+
+The transfer benchmark generates documents of 50-500 KB (random bytes) on the disk that
+holds --work (default: a temporary folder), loads them as one administration, then:
+
+1. moves it to an environment on the same filesystem (rename): documents per second;
+2. copies those files to /dev/shm with `cp -r` and with `rsync -a` (the references);
+3. moves it to an environment on /dev/shm (streamed, hashed and verified): seconds,
+   compared with both references.
+
+Each move runs as `basecone-migrate redeem` in its own process; its peak memory is that
+process's maximum resident set size. The engine's own time is the administration's
+transfer time as `status` reports it (copy, switch and clean-up), without start-up.
 
 Each figure is the median of several runs; ratios compare against the reference
 measured moments before on the same machine, so a busy machine skews both sides.
@@ -10,6 +24,8 @@ measured moments before on the same machine, so a busy machine skews both sides.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,16 +78,164 @@ def bench_help(repeat: int) -> dict[str, float]:
     return {"help_bare_s": bare_s, "help_ours_s": ours_s, "help_ratio": ratio}
 
 
+def _world(folder: Path, documents: int, shm_root: Path) -> Path:
+    import json
+    import random
+
+    rng = random.Random(5000)
+    docs = folder / "docs"
+    docs.mkdir(parents=True)
+    paths = []
+    for n in range(documents):
+        path = docs / f"invoice-{n:05d}.pdf"
+        path.write_bytes(os.urandom(rng.randint(50_000, 500_000)))
+        paths.append(f"docs/{path.name}")
+
+    def office(code: str, user: str, storage: str | None) -> dict[str, object]:
+        env: dict[str, object] = {
+            "code": code, "name": code, "plan": "premium",
+            "users": [{"email": user, "role": "superuser"}],
+            "accounting_systems": [{"id": f"{code.lower()}-tw", "package": "twinfield",
+                                    "catalogue": [{"code": "1001", "name": "Bench BV"}]}],
+        }
+        if storage:
+            env["storage"] = storage
+        return env
+
+    world = {"environments": [office("DISK1", "a@bench.example", None),
+                              office("DISK2", "b@bench.example", None),
+                              office("SHM", "c@bench.example", str(shm_root))]}
+    world["environments"][0]["administrations"] = [  # type: ignore[index]
+        {"code": "1001", "name": "Bench BV", "accounting_system": "disk1-tw", "documents": paths}]
+    path = folder / "world.json"
+    path.write_text(json.dumps(world))
+    return path
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[str, float, int]:
+    """Run the CLI in its own process: (stdout, wall seconds, that process's peak RSS in KB)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=env,
+                                   stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"basecone-migrate {' '.join(args)} failed: {err.read().decode()}")
+        return out.read().decode(), wall, usage.ru_maxrss
+
+
+def _move(env: dict[str, str], sender: str, receiver: str) -> dict[str, float]:
+    """Offer and redeem 1001 in their own processes; the engine's phase times and the peak RSS."""
+    import json
+
+    offer, _, _ = _cli(env, "--as", sender, "offer", "1001", "--to", receiver, "--accept-terms", "--json")
+    code = json.loads(offer)["transfercode"]
+    os.sync()  # nothing left for the kernel to write back while we measure
+    out, wall, peak = _cli(env, "--as", receiver, "redeem", code, "--accept-terms", "--json")
+    status, _, _ = _cli(env, "status", str(json.loads(out)["migration_id"]), "--json")
+    [item] = json.loads(status)["items"]
+    assert item["status"] == "completed", item
+    timings = item["timings"]
+    return {"copy": timings["copy"], "clean_up": timings["clean_up"],
+            "total": sum(timings.values()), "wall": wall, "peak_mb": peak / 1024, "mode": item["mode"]}
+
+
+def _reference(command: list[str], repeat: int) -> float:
+    target = Path(command[-1].rstrip("/"))
+
+    def run() -> None:
+        shutil.rmtree(target, ignore_errors=True)
+        os.sync()
+        run_quietly(command)
+
+    seconds = timed(run, repeat)
+    shutil.rmtree(target, ignore_errors=True)
+    return seconds
+
+
+def _mv_reference(source: Path, scratch: Path, shm: Path) -> float:
+    """`mv` across filesystems (a copy, then removing the source): the standard tool's move."""
+    shutil.copytree(source, scratch)
+    os.sync()
+    start = time.perf_counter()
+    run_quietly(["mv", str(scratch), str(shm / "mv-target")])
+    seconds = time.perf_counter() - start
+    shutil.rmtree(shm / "mv-target")
+    return seconds
+
+
+def bench_transfer(documents: int, work: Path | None, repeat: int) -> dict[str, float]:
+    if not Path("/dev/shm").is_dir():
+        raise SystemExit("the transfer benchmark needs /dev/shm as a second filesystem")
+    base = Path(tempfile.mkdtemp(prefix="bcm-bench-", dir=work))
+    shm = Path(tempfile.mkdtemp(prefix="bcm-bench-", dir="/dev/shm"))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+        env.update({"BASECONE_MIGRATE_DB": f"sqlite:///{base / 'bench.db'}",
+                    "BASECONE_MIGRATE_STORAGE": str(base / "archive"),
+                    "XDG_DATA_HOME": str(base / "xdg")})
+        print(f"transfer: {documents} generated documents of 50-500 KB, disk folder {base}")
+        world = _world(base / "world", documents, shm / "archive")
+        _cli(env, "load", str(world))
+        shutil.rmtree(base / "world")
+        size = sum(p.stat().st_size for p in (base / "archive" / "DISK1" / "1").iterdir())
+
+        rename = _move(env, "a@bench.example", "b@bench.example")
+
+        source = base / "archive" / "DISK2" / "1"
+        cp_s = _reference(["cp", "-r", str(source), str(shm / "cp-copy")], repeat)
+        rsync_s = _reference(["rsync", "-a", f"{source}/", f"{shm / 'rsync-copy'}/"], repeat)
+        mv_s = _mv_reference(source, base / "mv-scratch", shm)
+        stream = _move(env, "b@bench.example", "c@bench.example")
+        landed = sum(1 for _ in (shm / "archive" / "1").iterdir())
+        assert landed == documents, f"{landed} of {documents} documents at the target"
+        assert not source.exists(), "the source copies should be gone"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+
+    def mbps(seconds: float) -> str:
+        return f"{size / seconds / 1e6:5.0f} MB/s"
+
+    rate = documents / rename["total"]
+    print(f"  {documents} documents, {size / 1e9:.2f} GB; each figure after `sync`")
+    print(f"  same filesystem, {rename['mode']}:        {rename['total']:6.3f} s  {rate:8,.0f} documents/s"
+          "  (target >= 20,000/s)")
+    print(f"  cp -r     disk -> /dev/shm:          {cp_s:6.3f} s  {mbps(cp_s)}  (median of {repeat})")
+    print(f"  rsync -a  disk -> /dev/shm:          {rsync_s:6.3f} s  {mbps(rsync_s)}  (median of {repeat})")
+    print(f"  ours, copy + verify phase ({stream['mode']}): {stream['copy']:6.3f} s  {mbps(stream['copy'])}  "
+          f"{stream['copy'] / cp_s:.2f}x cp -r, {stream['copy'] / rsync_s:.2f}x rsync -a  (target <= 1.00x cp -r)")
+    print(f"  mv        disk -> /dev/shm:          {mv_s:6.3f} s  {mbps(mv_s)}  (copy, then remove the source)")
+    print(f"  ours, whole move:                    {stream['total']:6.3f} s  {mbps(stream['total'])}  "
+          f"{stream['total'] / mv_s:.2f}x mv, {stream['total'] / cp_s:.2f}x cp -r  "
+          f"(of which removing the source: {stream['clean_up']:.3f} s)")
+    print(f"  peak memory of the redeem process:   {max(rename['peak_mb'], stream['peak_mb']):.0f} MB"
+          "  (target < 100 MB)")
+    return {"rename_docs_per_s": rate, "cp_s": cp_s, "rsync_s": rsync_s, "mv_s": mv_s,
+            "copy_s": stream["copy"], "move_s": stream["total"], "copy_vs_cp": stream["copy"] / cp_s,
+            "peak_rss_mb": max(rename["peak_mb"], stream["peak_mb"])}
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
     "help": lambda args: bench_help(args.repeat),
+    "transfer": lambda args: bench_transfer(args.documents, args.work, max(1, args.repeat // 5)),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="*", choices=[*BENCHES, []], help="benchmarks to run (default: all)")
-    parser.add_argument("--repeat", type=int, default=15, help="runs per measurement")
+    parser.add_argument("which", nargs="*", help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=15, help="runs per start-up measurement")
+    parser.add_argument("--documents", type=int, default=5000, help="documents for the transfer benchmark")
+    parser.add_argument("--work", type=Path, default=None, help="folder on the disk to measure")
     args = parser.parse_args()
+    unknown = set(args.which) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     for name in args.which or BENCHES:
         BENCHES[name](args)
         print()
