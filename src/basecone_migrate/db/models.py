@@ -364,3 +364,23 @@ class OutboxMail(Base):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     delivered_via: Mapped[str | None] = mapped_column(String(1000))
+
+
+# -- after-care -------------------------------------------------------------------------
+
+
+class Alias(Base):
+    """A mail address an administration had before a move or a code change.
+
+    Invoices sent to the old address can still be routed to it. An address is an alias
+    of one administration at a time; a live address always wins over an alias.
+    """
+
+    __tablename__ = "administration_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    administration_id: Mapped[int] = mapped_column(
+        ForeignKey("administrations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(400), unique=True)
+    created_at: Mapped[datetime]
