@@ -111,7 +111,9 @@ class Output:
         if not rows:
             self.note(f"({empty})")
             return None
-        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+        header = any(c[0] if isinstance(c, tuple) else c for c in columns)
+        table = Table(title=title, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
+                      title_justify="left", pad_edge=False)
         for column in columns:
             name, justify = column if isinstance(column, tuple) else (column, "left")
             table.add_column(name, justify=justify)  # type: ignore[arg-type]

@@ -18,7 +18,8 @@ AdminArgument = Annotated[
     str,
     typer.Argument(
         metavar="ADMIN",
-        help="Administration id, or its code in your environment (id:N always means an id).",
+        help="Administration id, its code in your environment, or its mail address "
+             "(id:N always means an id).",
     ),
 ]
 
@@ -170,7 +171,7 @@ def render_administration(cli: context.CLI, d: dict[str, Any]) -> None:
         ("workflows", "; ".join(f"{w['name']}: {', '.join(w['authorisers']) or 'no authorisers'}"
                                 for w in d["workflows"]) or "none"),
     ]
-    rows += [(label, value) for label, value in d.get("extra_rows", [])]
+    rows.append(("earlier addresses", ", ".join(d["aliases"]) or "none"))
     cli.out.table(["", ""], rows, title=f"Administration {d['environment']}/{d['code']}")
 
 
@@ -223,8 +224,9 @@ def archive_verify(
     try:
         result = archive.verify(cli.runtime, admin)
     except BaseconeError as exc:
-        if exc.payload is not None:
-            cli.out.emit(exc.payload, lambda: render_verify(cli, exc.payload))
+        damaged = exc.payload
+        if damaged is not None:
+            cli.out.emit(damaged, lambda: render_verify(cli, damaged))
         raise
     cli.out.emit(result, lambda: render_verify(cli, result))
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import AccountingSystem, Administration, Environment, User
+from basecone_migrate.db.models import (
+    AccountingSystem,
+    Administration,
+    Environment,
+    MigrationItem,
+    User,
+)
 from basecone_migrate.domain.rules import SUPERUSER
 from basecone_migrate.errors import NotAllowed, NotFound, UsageProblem
 from basecone_migrate.runtime import Runtime
@@ -13,6 +19,13 @@ from basecone_migrate.runtime import Runtime
 NO_ACTING_USER = (
     "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"
 )
+
+
+def admin_label(admin: Administration | MigrationItem) -> str:
+    """How messages name an administration: code, name and id."""
+    if isinstance(admin, MigrationItem):
+        return f"{admin.source_code} {admin.name} (id {admin.administration_id})"
+    return f"{admin.code} {admin.name} (id {admin.id})"
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -59,12 +72,20 @@ def accounting_system(session: Session, connection_id: str) -> AccountingSystem:
 
 
 def administration(session: Session, reference: str, within: Environment | None) -> Administration:
-    """An administration by numeric id or by code (within the acting environment).
+    """An administration by numeric id, by code (within the acting environment) or by
+    mail address (its live one, or an alias).
 
     ``id:N`` always means the id. A bare number that is both one administration's id
     and another's code is refused as ambiguous rather than guessed.
     """
     reference = reference.strip()
+    if "@" in reference:  # a mail address, live or an alias of an earlier one
+        from basecone_migrate.services import aliases
+
+        routed = aliases.route(session, reference)
+        if routed is None:
+            raise NotFound(f"no administration receives mail at {reference}")
+        return routed
     if reference.lower().startswith("id:"):
         number = reference[3:].strip()
         found = session.get(Administration, int(number)) if number.isdigit() else None

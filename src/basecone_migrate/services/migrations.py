@@ -55,6 +55,8 @@ from basecone_migrate.errors import (
 from basecone_migrate.mail import Delivery, Postman, queue
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
+from basecone_migrate.services.links import check_link
+from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.transfer import NoProgress, Progress, transfer
 
@@ -87,12 +89,6 @@ class Questions(Protocol):
 
 
 # -- small shared pieces ----------------------------------------------------------------
-
-
-def admin_label(admin: Administration | MigrationItem) -> str:
-    if isinstance(admin, MigrationItem):
-        return f"{admin.source_code} {admin.name} (id {admin.administration_id})"
-    return f"{admin.code} {admin.name} (id {admin.id})"
 
 
 def effective_status(now: datetime) -> Any:
@@ -520,37 +516,6 @@ class _Link:
     item: MigrationItem
     connection: AccountingSystem
     code: str
-
-
-def check_link(s: Session, admin: Administration, connection: AccountingSystem, code: str,
-               environment: Environment) -> None:
-    """Rules 3, 10, 11 and 18 for linking ``admin`` to (connection, code) in ``environment``."""
-    if connection.environment_id != environment.id:
-        raise Refused(f"connection {connection.id} belongs to environment "
-                      f"{connection.environment.code}, not {environment.code}")
-    package = admin.accounting_system.package
-    if connection.package != package:
-        raise Refused(f"administration {admin_label(admin)} is a {package_label(package)} "
-                      f"administration and connection {connection.id} is "
-                      f"{package_label(connection.package)}: the package never changes")
-    entry = s.scalar(select(CatalogueEntry).where(CatalogueEntry.accounting_system_id == connection.id,
-                                                  CatalogueEntry.code == code))
-    if entry is None:
-        raise Refused(f"code {code} is not in the catalogue of connection {connection.id}: move the "
-                      f"administration in {package_label(package)} first, then load the catalogue")
-    holder = s.scalar(select(Administration).where(Administration.accounting_system_id == connection.id,
-                                                   Administration.code == code,
-                                                   Administration.id != admin.id))
-    if holder is not None:
-        raise Refused(f"code {code} of connection {connection.id} is already linked to administration "
-                      f"{admin_label(holder)}: administrations are never merged")
-    twin = s.scalar(select(Administration).where(Administration.environment_id == environment.id,
-                                                 Administration.code == code,
-                                                 Administration.name == admin.name,
-                                                 Administration.id != admin.id))
-    if twin is not None:
-        raise Refused(f"environment {environment.code} already holds administration {code} "
-                      f"{admin.name} (id {twin.id}): an environment holds each code and name once")
 
 
 def _link_options(s: Session, environment: Environment, package: str) -> list[AccountingSystem]:

@@ -19,7 +19,7 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import lookup
+from basecone_migrate.services import aliases, lookup
 
 
 def environments(rt: Runtime) -> list[dict[str, Any]]:
@@ -110,6 +110,7 @@ def administration_detail(session: Session, admin: Administration) -> dict[str, 
         workflows.append({"name": flow.name, "authorisers": authorisers})
     detail["workflows"] = workflows
     detail["environment_name"] = admin.environment.name
+    detail["aliases"] = aliases.of(session, admin.id)
     return detail
 
 

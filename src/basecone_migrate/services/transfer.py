@@ -48,7 +48,7 @@ from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.errors import TransferIncomplete
 from basecone_migrate.mail import Delivery, Postman, queue
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import audit
+from basecone_migrate.services import aliases, audit
 from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
 
 IO_THREADS = 4
@@ -267,6 +267,7 @@ class _ItemTransfer:
             admin.code = item.target_code  # type: ignore[assignment]
             item.target_email = administration_email(target.code, admin.code)
             item.phase = "switched"
+            aliases.record_change(s, admin.id, item.source_email, item.target_email, self.rt.now())
             uow.commit()
 
     # -- 3. clean up and complete --------------------------------------------------------

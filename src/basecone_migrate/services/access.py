@@ -1,0 +1,80 @@
+"""Who can see an administration: granted and revoked by the Superusers of its environment.
+
+After a move the receiving office must grant access again (rule 13); the office it left
+has no say over it any more, because only the current environment's Superusers may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from basecone_migrate.db.models import Access, Administration, User
+from basecone_migrate.errors import NotFound, Refused, UsageProblem
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services import audit, lookup
+
+
+def _members(s: Session, admin: Administration, emails: Sequence[str]) -> list[User]:
+    users: list[User] = []
+    for email in emails:
+        user = lookup.find_user(s, email)
+        if user is None:
+            raise NotFound(f"no user {email.strip()!r}")
+        if user.environment_id != admin.environment_id:
+            raise Refused(f"{user.email} is a user of {user.environment.code}, not of "
+                          f"{admin.environment.code}: only users of the administration's environment "
+                          "can have access to it")
+        if user not in users:
+            users.append(user)
+    if not users:
+        raise UsageProblem("name at least one --user EMAIL")
+    return users
+
+
+def users_with_access(s: Session, administration_id: int) -> list[dict[str, str]]:
+    return [{"email": u.email, "name": u.name, "role": u.role} for u in s.scalars(
+        select(User).join(Access, Access.user_id == User.id)
+        .where(Access.administration_id == administration_id).order_by(User.email))]
+
+
+def change(rt: Runtime, reference: str, emails: Sequence[str], *, grant: bool) -> dict[str, Any]:
+    from basecone_migrate.services.migrations import refuse_while_moving
+
+    with rt.uow() as uow:
+        s = uow.session
+        user = lookup.acting_user(rt, s)
+        admin = lookup.administration(s, reference, user.environment)
+        lookup.require_superuser(user, admin.environment, "change who has access to its administrations")
+        refuse_while_moving(s, admin, "change access")
+        members = _members(s, admin, emails)
+        having = set(s.scalars(select(Access.user_id).where(Access.administration_id == admin.id)))
+        changed = [m for m in members if (m.id not in having) == grant]
+        if grant:
+            s.add_all(Access(administration_id=admin.id, user_id=m.id) for m in changed)
+        elif changed:
+            s.execute(delete(Access).where(Access.administration_id == admin.id,
+                                           Access.user_id.in_([m.id for m in changed])))
+        action = "access_grant" if grant else "access_revoke"
+        if changed:
+            audit.record(s, at=rt.now(), actor=user.email, action=action, administration_id=admin.id,
+                         users=[m.email for m in changed])
+        s.flush()
+        result = {
+            "administration_id": admin.id,
+            "granted" if grant else "revoked": [m.email for m in changed],
+            "unchanged": [m.email for m in members if m not in changed],
+            "users": [u["email"] for u in users_with_access(s, admin.id)],
+        }
+        uow.commit()
+    return result
+
+
+def listing(rt: Runtime, reference: str) -> dict[str, Any]:
+    with rt.uow() as uow:
+        admin = lookup.administration_for(rt, uow.session, reference)
+        return {"administration_id": admin.id, "environment": admin.environment.code,
+                "users": users_with_access(uow.session, admin.id)}

@@ -1,0 +1,96 @@
+"""Same-environment migrations (kinds 2, 3 and 5): re-link an administration, re-code it, or both.
+
+The administration keeps its id and its whole archive; only its connection and code
+change, and with the code its mail address (the old one stays as an alias). The link
+rules are shared with `redeem` (kind 4), which checks a link in the receiving office.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from basecone_migrate.db.models import AccountingSystem, Administration, CatalogueEntry, Environment
+from basecone_migrate.domain.rules import administration_email, package_label
+from basecone_migrate.errors import Refused, UsageProblem
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services import aliases, audit, lookup
+from basecone_migrate.services.lookup import admin_label
+
+
+def check_link(s: Session, admin: Administration, connection: AccountingSystem, code: str,
+               environment: Environment) -> None:
+    """Rules 3, 10, 11 and 18 for linking ``admin`` to (connection, code) in ``environment``."""
+    if connection.environment_id != environment.id:
+        raise Refused(f"connection {connection.id} belongs to environment "
+                      f"{connection.environment.code}, not {environment.code}")
+    package = admin.accounting_system.package
+    if connection.package != package:
+        raise Refused(f"administration {admin_label(admin)} is a {package_label(package)} "
+                      f"administration and connection {connection.id} is "
+                      f"{package_label(connection.package)}: the package never changes")
+    entry = s.scalar(select(CatalogueEntry).where(CatalogueEntry.accounting_system_id == connection.id,
+                                                  CatalogueEntry.code == code))
+    if entry is None:
+        raise Refused(f"code {code} is not in the catalogue of connection {connection.id}: move the "
+                      f"administration in {package_label(package)} first, then load the catalogue")
+    holder = s.scalar(select(Administration).where(Administration.accounting_system_id == connection.id,
+                                                   Administration.code == code,
+                                                   Administration.id != admin.id))
+    if holder is not None:
+        raise Refused(f"code {code} of connection {connection.id} is already linked to administration "
+                      f"{admin_label(holder)}: administrations are never merged")
+    twin = s.scalar(select(Administration).where(Administration.environment_id == environment.id,
+                                                 Administration.code == code,
+                                                 Administration.name == admin.name,
+                                                 Administration.id != admin.id))
+    if twin is not None:
+        raise Refused(f"environment {environment.code} already holds administration {code} "
+                      f"{admin.name} (id {twin.id}): an environment holds each code and name once")
+
+
+def _state(admin: Administration, environment: Environment) -> dict[str, str]:
+    return {"accounting_system": admin.accounting_system_id, "code": admin.code,
+            "email": administration_email(environment.code, admin.code)}
+
+
+def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
+         dry_run: bool = False) -> dict[str, Any]:
+    from basecone_migrate.services.migrations import open_item
+
+    if system is None and code is None:
+        raise UsageProblem("say what changes: --system CONNECTION, --code CODE, or both")
+    with rt.uow() as uow:
+        s = uow.session
+        user = lookup.acting_user(rt, s)
+        admin = lookup.administration(s, reference, user.environment)
+        environment = admin.environment
+        lookup.require_superuser(user, environment, "re-link or re-code its administrations")
+        connection = lookup.accounting_system(s, system) if system else admin.accounting_system
+        new_code = code.strip() if code else admin.code
+        if (connection.id, new_code) == (admin.accounting_system_id, admin.code):
+            raise UsageProblem(f"administration {admin_label(admin)} is already linked to "
+                               f"{connection.id} under code {new_code}: nothing to change")
+        item = open_item(s, admin.id)
+        if item is not None:
+            raise Refused(f"administration {admin_label(admin)} is in migration {item.migration_id} "
+                          f"({item.status}): revoke or finish that migration first")
+        check_link(s, admin, connection, new_code, environment)
+
+        kind = {(True, True): 5, (True, False): 3, (False, True): 2}[
+            (connection.id != admin.accounting_system_id, new_code != admin.code)]
+        before = _state(admin, environment)
+        after = {"accounting_system": connection.id, "code": new_code,
+                 "email": administration_email(environment.code, new_code)}
+        result = {"administration_id": admin.id, **after, "kind": kind, "previous": before}
+        if dry_run:
+            return {**result, "dry_run": True}
+        admin.accounting_system_id = connection.id
+        admin.code = new_code
+        aliases.record_change(s, admin.id, before["email"], after["email"], rt.now())
+        audit.record(s, at=rt.now(), actor=user.email, action="link", administration_id=admin.id,
+                     kind=kind, before=before, after=after)
+        uow.commit()
+    return result
