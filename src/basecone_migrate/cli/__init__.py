@@ -72,10 +72,11 @@ def root(
 
 
 def _register() -> None:
-    from basecone_migrate.cli import mail, migrate, setup
+    from basecone_migrate.cli import aftercare, mail, migrate, setup
 
     setup.register(app)
     migrate.register(app)
+    aftercare.register(app)
     mail.register(app)
 
 

@@ -1,0 +1,133 @@
+"""Same-environment migrations and after-care: link, access, audit."""
+
+from typing import Annotated, Any
+
+import typer
+
+from basecone_migrate.cli import context
+from basecone_migrate.cli.context import AsOption, JsonOption
+from basecone_migrate.cli.setup import AdminArgument
+
+access_app = typer.Typer(help="Who can see an administration.", no_args_is_help=True)
+UsersOption = Annotated[list[str], typer.Option("--user", metavar="EMAIL",
+                                                help="A user of the administration's environment (repeatable).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("link")(link)
+    app.command("audit")(audit)
+    app.add_typer(access_app, name="access")
+
+
+def link(
+    ctx: typer.Context,
+    admin: AdminArgument,
+    system: Annotated[str | None, typer.Option(
+        "--system", metavar="CONNECTION", help="Another connection of the same package (kind 3).")] = None,
+    code: Annotated[str | None, typer.Option(
+        "--code", metavar="CODE", help="A new code from the connection's catalogue (kind 2).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Run every check and say what would change; change nothing.")] = False,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Re-link an administration in its environment (kind 3), re-code it (2), or both (5)."""
+    from basecone_migrate.services.links import link as link_administration
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = link_administration(cli.runtime, admin, system=system, code=code, dry_run=dry_run)
+    before = result["previous"]
+
+    def render() -> None:
+        verb = "Would re-link" if dry_run else "Re-linked"
+        cli.out.line(f"{verb} administration {result['administration_id']} (kind {result['kind']}): "
+                     f"{before['accounting_system']} {before['code']} -> "
+                     f"{result['accounting_system']} {result['code']}.")
+        if result["email"] != before["email"]:
+            cli.out.line(f"Mail address: {result['email']} (was {before['email']}, which keeps "
+                         "reaching it as an alias).")
+
+    cli.out.emit(result, render)
+
+
+def _access(ctx: typer.Context, admin: str, users: list[str], json: bool, as_: str | None,
+            grant: bool) -> None:
+    from basecone_migrate.services import access
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = access.change(cli.runtime, admin, users, grant=grant)
+    changed = result["granted" if grant else "revoked"]
+
+    def render() -> None:
+        verb = "Granted" if grant else "Revoked"
+        cli.out.line(f"{verb} access to administration {result['administration_id']}: "
+                     f"{', '.join(changed) or 'nobody new'}.")
+        cli.out.line(f"Users with access: {', '.join(result['users']) or 'none'}.")
+
+    cli.out.emit(result, render)
+
+
+@access_app.command("grant")
+def access_grant(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
+                 json: JsonOption = False, as_: AsOption = None) -> None:
+    """Give users of the administration's environment access to it (Superusers only)."""
+    _access(ctx, admin, user, json, as_, grant=True)
+
+
+@access_app.command("revoke")
+def access_revoke(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
+                  json: JsonOption = False, as_: AsOption = None) -> None:
+    """Take access away (Superusers of the administration's environment only)."""
+    _access(ctx, admin, user, json, as_, grant=False)
+
+
+@access_app.command("list")
+def access_list(ctx: typer.Context, admin: AdminArgument, json: JsonOption = False,
+                as_: AsOption = None) -> None:
+    """The users who can see an administration."""
+    from basecone_migrate.services import access
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = access.listing(cli.runtime, admin)
+    cli.out.emit(result, lambda: cli.out.table(
+        ["user", "name", "role"], [(u["email"], u["name"], u["role"]) for u in result["users"]],
+        title=f"Access to administration {result['administration_id']} ({result['environment']})",
+        empty="nobody has access"))
+
+
+def audit(
+    ctx: typer.Context,
+    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN",
+                                              help="Only this administration (id, code or mail address).")] = None,
+    migration: Annotated[int | None, typer.Option("--migration", metavar="MIGRATION",
+                                                  help="Only this migration.")] = None,
+    since: Annotated[str | None, typer.Option(metavar="WHEN",
+                                              help="From this UTC date or instant (2026-03-01, 2026-03-01T09:00Z).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, oldest first.")] = 1000,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Every state change: when, who, what, which administration and migration, details."""
+    from basecone_migrate.cli.output import when
+    from basecone_migrate.errors import UsageProblem
+    from basecone_migrate.services import audit as audit_log
+    from basecone_migrate.services import lookup
+    from basecone_migrate.settings import parse_instant
+
+    cli = context.get(ctx, json=json, as_=as_)
+    try:
+        start = parse_instant(since) if since else None
+    except ValueError:
+        raise UsageProblem(f"--since {since!r} is not a date or an ISO-8601 instant") from None
+    with cli.runtime.uow() as uow:
+        admin_id = lookup.administration_for(cli.runtime, uow.session, admin).id if admin else None
+        rows = audit_log.entries(uow.session, administration_id=admin_id, migration_id=migration,
+                                 since=start, limit=limit)
+
+    def describe(details: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in details.items() if k not in ("summary",))[:160]
+
+    cli.out.emit(rows, lambda: cli.out.table(
+        ["time", "actor", "action", ("admin", "right"), ("migration", "right"), "details"],
+        [(when(r["at"]), r["actor"], r["action"], r["administration_id"], r["migration_id"],
+          describe(r["details"])) for r in rows], title="Audit log", empty="no entries"))
