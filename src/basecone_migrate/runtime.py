@@ -28,9 +28,9 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        from basecone_migrate.db.engine import ensure_schema, make_engine
+        from basecone_migrate.db.engine import ensure_schema
 
-        engine = make_engine(self.settings.db_url)
+        engine = open_engine(self.settings)
         try:
             ensure_schema(engine)
         except BaseException:
@@ -44,10 +44,17 @@ class Runtime:
 
         return session_factory(self.engine)
 
-    def uow(self) -> UnitOfWork:
+    @cached_property
+    def _read_sessions(self) -> sessionmaker[Session]:
+        from basecone_migrate.db.engine import session_factory
+
+        return session_factory(self.engine, read_only=True)
+
+    def uow(self, read_only: bool = False) -> UnitOfWork:
+        """A transaction; ``read_only`` ones never take SQLite's write lock."""
         from basecone_migrate.db.engine import UnitOfWork
 
-        return UnitOfWork(self._sessions)
+        return UnitOfWork(self._read_sessions if read_only else self._sessions, read_only)
 
     def now(self) -> datetime:
         return self.settings.now()
@@ -68,3 +75,19 @@ class Runtime:
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The engine for the configured database; a URL that is not one is a usage error."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from basecone_migrate.db.engine import make_engine
+    from basecone_migrate.errors import UsageProblem
+    from basecone_migrate.settings import mask_url_password
+
+    try:
+        return make_engine(settings.db_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise UsageProblem(
+            f"database URL {mask_url_password(settings.db_url)!r} (from {settings.raw('db').source}) "
+            f"is not valid: {exc}") from None

@@ -1,8 +1,9 @@
 """Engines, the schema check, Alembic upgrades and the unit of work.
 
 SQLite is set up for several processes sharing one file: WAL, a busy timeout,
-foreign keys on, and every transaction opened with ``BEGIN IMMEDIATE`` so that two
-writers queue instead of failing on a lock upgrade. PostgreSQL needs nothing special.
+foreign keys on, and every writing transaction opened with ``BEGIN IMMEDIATE`` so that
+two writers queue instead of failing on a lock upgrade. A read-only unit of work opens a
+plain ``BEGIN``: in WAL mode it never blocks, nor is it blocked by, a writer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+READ_ONLY = "basecone_read_only"
 #: Key of the PostgreSQL advisory lock taken while the schema is upgraded.
 UPGRADE_LOCK_KEY = 0x6263_6D00
 
@@ -33,9 +35,13 @@ def make_engine(url: str) -> Engine:
 
     database = parsed.database
     if database and database != ":memory:":
+        import os
         from pathlib import Path
 
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():  # queued mails hold transfercodes: the file is the owner's only
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -52,7 +58,8 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -60,6 +67,7 @@ def make_engine(url: str) -> Engine:
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at, or None when it has no schema yet."""
     with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
         if not inspect(connection).has_table("alembic_version"):
             return None
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -67,6 +75,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def _has_tables(engine: Engine) -> bool:
     with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
         return bool(inspect(connection).get_table_names())
 
 
@@ -121,8 +130,9 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 class UnitOfWork:
     """One transaction. Leaving the block without ``commit()`` rolls everything back."""
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], read_only: bool = False) -> None:
         self._session_factory = session_factory
+        self.read_only = read_only
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
@@ -138,8 +148,11 @@ class UnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.session.commit()
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
