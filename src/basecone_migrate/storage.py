@@ -13,6 +13,7 @@ Any other URL (``s3://``, ``memory://`` ...) goes through its fsspec filesystem.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -26,7 +27,7 @@ from typing import IO, Any
 CHUNK_SIZE = 1024 * 1024
 TMP_PREFIX = ".tmp-"
 _names = itertools.count()
-_KEY = re.compile(r"^[0-9]+/[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9]+/[0-9a-f]{64}")  # used with fullmatch: no trailing newline slips by
 
 
 class ChecksumMismatch(Exception):
@@ -137,7 +138,7 @@ class Archive:
     # -- paths ---------------------------------------------------------------
 
     def path(self, key: str) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"not a document key: {key!r}")
         return self._join(key)
 
@@ -209,7 +210,7 @@ class Archive:
             return
         for name in names:
             key = f"{administration_id}/{name}"
-            if _KEY.match(key):
+            if _KEY.fullmatch(key):
                 yield key
 
     # -- writing -------------------------------------------------------------
@@ -322,13 +323,23 @@ class Archive:
             return os.stat(self.root).st_dev == os.stat(other.root).st_dev
         return self.fs is other.fs
 
-    def move_to(self, other: Archive, key: str) -> None:
-        """Rename (local) or server-side move (one object store) into ``other``."""
+    def move_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
+        """Rename (local) or server-side move (one object store) into ``other``.
+
+        Two mounts of one filesystem share a device number but refuse a rename
+        (EXDEV): then the document is streamed and verified instead; the source copy
+        goes with the clean-up.
+        """
         other._folder(int(key.split("/", 1)[0]))
-        if self.is_local:
-            os.rename(self.path(key), other.path(key))
-        else:
+        if not self.is_local:
             self.fs.mv(self.path(key), other.path(key))
+            return
+        try:
+            os.rename(self.path(key), other.path(key))
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self.copy_to(other, key, sha256, buffer)
 
     def copy_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> int:
         """Stream into ``other``, verifying the recorded checksum before it counts."""

@@ -121,6 +121,7 @@ def test_resume_finishes_a_transfer_that_died_at_any_point(
     case: str, filesystem: str, target: Any, name: str, calls: int,
 ) -> None:
     monkeypatch.setattr(engine_module, "BATCH_DOCUMENTS", 40)
+    monkeypatch.setattr(engine_module, "IO_THREADS", 1)  # the crash lands after exactly `calls`
     world = many_documents(world_dir, 400, size=4_000)
     book_root = storage / "BOOK" if filesystem == "same" else shm
     if filesystem == "other":
@@ -143,7 +144,7 @@ def test_resume_finishes_a_transfer_that_died_at_any_point(
     stuck = cli("--as", TINA, "redeem", code, "--accept-terms")
     assert stuck.exit_code == 1  # the code is spent: resume is the way on
 
-    result = cli.ok("resume", "1", "--json").json()
+    result = cli.ok("--as", TINA, "resume", "1", "--json").json()
 
     assert result["status"] == "completed"
     assert_moved_intact(cli, before, book_root, storage / "ACME")
@@ -152,7 +153,7 @@ def test_resume_finishes_a_transfer_that_died_at_any_point(
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
     shown = cli.ok("admin", "show", "1", "--json").json()
     assert (shown["environment"], shown["code"], shown["users"]) == ("BOOK", "1001", [])
-    assert cli.ok("resume", "1").stderr.startswith("Warning: nothing to resume: migration 1 is completed")
+    assert cli.ok("--as", TINA, "resume", "1").stderr.startswith("Warning: nothing to resume: migration 1 is completed")
 
 
 def test_a_document_that_does_not_match_its_checksum_fails_the_item(
@@ -181,7 +182,7 @@ def test_a_document_that_does_not_match_its_checksum_fails_the_item(
     assert cli.ok("admin", "show", "1", "--json").json()["environment"] == "ACME"  # not switched
 
     damaged.write_bytes(original)  # restored from a backup
-    assert cli.ok("resume", "1", "--json").json()["status"] == "completed"
+    assert cli.ok("--as", TINA, "resume", "1", "--json").json()["status"] == "completed"
     assert_moved_intact(cli, docs, shm, storage / "ACME")
 
 
@@ -212,7 +213,7 @@ def test_sigkill_mid_transfer_then_resume(
     assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
     kept = {d["sha256"]: os.stat(shm / "1" / d["sha256"]) for d in before if d["id"] in done}
 
-    resumed = env_process(env_vars, "resume", "1", "--json")  # right after the crash: not blocked
+    resumed = env_process(env_vars, "--as", TINA, "resume", "1", "--json")  # right after the crash: not blocked
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
 
@@ -236,11 +237,11 @@ def test_a_second_resume_of_a_running_transfer_is_refused(
         with pytest.raises(Crash):
             cli("--as", TINA, "redeem", code, "--accept-terms")
 
-    first = env_process(env_vars, "resume", "1")
+    first = env_process(env_vars, "--as", TINA, "resume", "1")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not cli.ok("status", "1", "--json").json()["transfer_running"]:
         time.sleep(0.005)
-    second = cli("resume", "1")
+    second = cli("--as", SUE, "resume", "1")  # either side may
     out, err = first.communicate(timeout=120)
 
     assert (second.exit_code, second.error) == (
@@ -274,6 +275,8 @@ def test_many_redeem_the_same_code_at_once_and_one_wins(
             "Error: migration 1 is being transferred by another process right now: wait for it, or "
             "follow it with `basecone-migrate status 1`",
             "Error: this transfercode was already used: the offer was redeemed on 2026-03-02",
+            "Error: this transfercode was redeemed on 2026-03-02 and its transfer is running now: "
+            "follow it with `basecone-migrate status 1`",
         )
     state = snapshot_database(db_url)
     assert len(state["charges"]) == 1
@@ -329,5 +332,156 @@ def test_no_documents_join_an_archive_while_it_moves(
         1, f"Error: {world_dir / 'world.json'}: environments[0].administrations[0].documents: "
            + moving.format("load its documents"))
     assert state.take() == snapshot
-    cli.ok("resume", "1")
+    cli.ok("--as", TINA, "resume", "1")
     assert cli.ok("archive", "add", "1", world_dir / "late.pdf", "--json").json()[0]["added"] is True
+
+
+def test_a_move_on_an_object_store_that_died_half_way_leaves_no_duplicate(
+    cli: Cli, world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an object store a move is a copy and a delete; die between the two, then resume."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.store.clear()
+    world = sample_world(world_dir)
+    world["environments"][0]["storage"] = f"memory://{tmp_path.name}/acme"
+    world["environments"][1]["storage"] = f"memory://{tmp_path.name}/book"
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    code = make_offer(cli, "1001")["transfercode"]
+
+    def copy_then_die(self: Archive, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
+        other._folder(int(key.split("/")[0]))
+        self.fs.copy(self.path(key), other.path(key))
+        raise Crash("between the copy and the delete")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Archive, "move_to", copy_then_die)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+    assert cli.ok("--as", TINA, "resume", "1", "--json").json()["status"] == "completed"
+
+    acme = memory.find(f"/{tmp_path.name}/acme/1")
+    book = sorted(p.rsplit("/", 1)[1] for p in memory.find(f"/{tmp_path.name}/book"))
+    assert acme == []
+    assert book == sorted(d["sha256"] for d in before)
+    assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 3
+    memory.store.clear()
+
+
+def test_only_a_superuser_of_either_side_resumes(
+    cli: Cli, loaded: dict[str, Any], monkeypatch: pytest.MonkeyPatch, state: Any
+) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+    with monkeypatch.context() as patch:
+        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+    snapshot = state.take()
+    nobody = cli("resume", "1")
+    accountant = cli("--as", "uma@book.example", "resume", "1")
+    outsider = cli("--as", "tom@trial.example", "resume", "1")
+    assert (nobody.exit_code, nobody.error) == (
+        4, "Error: no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this")
+    assert (accountant.exit_code, accountant.error) == (
+        4, "Error: uma@book.example is not a Superuser of ACME or BOOK: only they may resume migration 1")
+    assert (outsider.exit_code, outsider.error) == (
+        4, "Error: tom@trial.example is not a Superuser of ACME or BOOK: only they may resume migration 1")
+    assert state.take() == snapshot
+    assert cli.ok("--as", SUE, "resume", "1", "--json").json()["status"] == "completed"
+
+
+def test_a_link_promised_to_an_unfinished_move_cannot_be_given_away(
+    cli: Cli, world_dir: Path, storage: Path, db_url: str, state: Any
+) -> None:
+    cli.ok("load", write_world(world_dir, sample_world(world_dir)))
+    docs = cli.ok("archive", "list", "1", "--json").json()
+    hidden = storage / "ACME" / "1" / docs[0]["sha256"]
+    hidden.rename(hidden.with_name("elsewhere"))
+    first = make_offer(cli, "1001")["transfercode"]
+    assert cli("--as", TINA, "redeem", first, "--accept-terms", "--link", "1001=book-tw:7001").exit_code == 5
+    second = make_offer(cli, "1002", extra=("--confirm-checklist",))["transfercode"]
+    snapshot = state.take()
+
+    taken = cli("--as", TINA, "redeem", second, "--accept-terms", "--link", "1002=book-tw:7001")
+    relinked = cli("--as", TINA, "link", "5001", "--code", "7001")
+
+    promised = ("code 7001 of connection book-tw is promised to administration 1001 Bakkerij Jansen "
+                "(id 1), which is moving there (migration 1, failed)")
+    assert (taken.exit_code, taken.error) == (1, f"Error: {promised}")
+    assert (relinked.exit_code, relinked.error) == (1, f"Error: {promised}")
+    assert state.take() == snapshot
+    hidden.with_name("elsewhere").rename(hidden)
+    assert cli.ok("--as", TINA, "resume", "1", "--json").json()["status"] == "completed"
+
+
+def test_the_database_holds_one_unfinished_move_per_target_link(
+    cli: Cli, loaded: dict[str, Any], db_url: str
+) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    code = make_offer(cli, "1001")["transfercode"]
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms")
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        row = dict(connection.execute(select(MigrationItem.__table__)).mappings().one())
+        for key in ("id", "administration_id"):
+            row.pop(key)
+        connection.execute(insert(MigrationItem.__table__).values(
+            **{**row, "administration_id": 2, "status": "in_progress"}))
+        with pytest.raises(IntegrityError):
+            connection.execute(insert(MigrationItem.__table__).values(
+                **{**row, "administration_id": 3, "status": "failed"}))
+    engine.dispose()
+
+
+def test_an_unexpected_failure_fails_the_item_with_its_reason(
+    cli: Cli, loaded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+
+    def disk_gone(self: Archive, administration_id: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Archive, "tidy", disk_gone)
+        result = cli("--as", TINA, "redeem", code, "--accept-terms", "--json")
+    assert result.exit_code == 5
+    assert result.json()["items"][0]["status"] == "failed"
+    status = cli.ok("status", "1", "--json").json()["items"][0]
+    assert status["error"] == "OSError: [Errno 5] Input/output error"
+    assert cli.ok("--as", TINA, "resume", "1", "--json").json()["status"] == "completed"
+
+
+def test_documents_that_join_during_the_copy_move_too(
+    cli: Cli, world_dir: Path, storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Belt and braces behind the row lock: the switch compares the archive with the copy."""
+    cli.ok("load", write_world(world_dir, sample_world(world_dir)))
+    code = make_offer(cli, "1001")["transfercode"]
+    (world_dir / "late.pdf").write_bytes(b"arrived during the copy")
+    original = engine_module._ItemTransfer.copy
+    sneaked: list[int] = []
+
+    def copy_then_sneak_in(self: Any, plan: Any) -> list[str]:
+        problems = original(self, plan)
+        if not sneaked:  # what a process ignoring the lock would do
+            from basecone_migrate.db.models import Document
+            stored = plan.source.put_file(world_dir / "late.pdf", plan.administration_id)
+            with self.rt.uow() as uow:
+                uow.session.add(Document(administration_id=plan.administration_id, filename="late.pdf",
+                                         size=stored.size, sha256=stored.sha256, storage_key=stored.key,
+                                         added_at=self.rt.now()))
+                uow.commit()
+            sneaked.append(1)
+        return problems
+
+    monkeypatch.setattr(engine_module._ItemTransfer, "copy", copy_then_sneak_in)
+    result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json").json()
+    assert result["items"][0]["documents"] == 4
+    names = {d["filename"] for d in cli.ok("archive", "list", "1", "--json").json()}
+    assert "late.pdf" in names
+    assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 4
+    assert not (storage / "ACME" / "1").exists()

@@ -64,7 +64,7 @@ def test_failure_while_streaming_leaves_nothing(archive: Archive) -> None:
 
 
 @pytest.mark.parametrize("key", ["../../etc/passwd", "7/../../x", "/abs/path", "7/" + "a" * 63,
-                                 "7/invoice.pdf", "x/" + "a" * 64])
+                                 "7/invoice.pdf", "x/" + "a" * 64, "7/" + "a" * 64 + "\n"])
 def test_keys_not_made_by_the_tool_are_refused(archive: Archive, key: str) -> None:
     with pytest.raises(ValueError, match="not a document key"):
         archive.path(key)
@@ -94,7 +94,7 @@ def test_move_and_copy_between_roots(tmp_path: Path) -> None:
     two = source.write(io.BytesIO(b"two"), 5)
     assert source.shares_filesystem_with(target)
 
-    source.move_to(target, one.key)
+    source.move_to(target, one.key, one.sha256, bytearray(8))
     assert not source.exists(one.key) and target.checksum(one.key) == (3, one.sha256)
 
     buffer = bytearray(2)  # smaller than the document: exercises the streaming loop
@@ -128,3 +128,21 @@ def test_copy_hashing_matches_hashlib(data: bytes, buffer_size: int) -> None:
     size, sha = copy_hashing(io.BytesIO(data), target, bytearray(buffer_size))
     assert (size, sha) == (len(data), hashlib.sha256(data).hexdigest())
     assert target.getvalue() == data
+
+
+def test_a_refused_rename_between_mounts_streams_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bind mounts share a device number but refuse rename(2) with EXDEV."""
+    import errno
+
+    source, target = Archive(str(tmp_path / "a")), Archive(str(tmp_path / "b"))
+    stored = source.write(io.BytesIO(b"invoice"), 5)
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    source.move_to(target, stored.key, stored.sha256, bytearray(4))
+    assert target.checksum(stored.key) == (7, stored.sha256)
+    assert source.exists(stored.key)  # removed by the transfer's clean-up, after the switch

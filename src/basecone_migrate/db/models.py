@@ -206,6 +206,8 @@ Index("ix_audit_log_at", AuditEntry.at)
 ITEM_STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
 #: An administration is in at most one migration in these states (a partial unique index).
 OPEN_STATUSES = ("offered", "in_progress", "failed")
+#: Redeemed, with a transfer that has not finished.
+UNFINISHED_STATUSES = ("in_progress", "failed")
 
 
 class Migration(Base):
@@ -270,6 +272,15 @@ class MigrationItem(Base):
             unique=True,
             postgresql_where=text(f"status IN {OPEN_STATUSES!r}"),
             sqlite_where=text(f"status IN {OPEN_STATUSES!r}"),
+        ),
+        # A move that is redeemed but not finished has claimed its target link.
+        Index(
+            "uq_migration_items_claimed_link",
+            "target_accounting_system_id",
+            "target_code",
+            unique=True,
+            postgresql_where=text(f"status IN {UNFINISHED_STATUSES!r}"),
+            sqlite_where=text(f"status IN {UNFINISHED_STATUSES!r}"),
         ),
     )
 

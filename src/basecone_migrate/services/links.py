@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import AccountingSystem, Administration, CatalogueEntry, Environment
+from basecone_migrate.db.models import (
+    AccountingSystem,
+    Administration,
+    CatalogueEntry,
+    Environment,
+    Migration,
+    MigrationItem,
+)
 from basecone_migrate.domain.rules import administration_email, package_label
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
@@ -42,6 +49,18 @@ def check_link(s: Session, admin: Administration, connection: AccountingSystem, 
     if holder is not None:
         raise Refused(f"code {code} of connection {connection.id} is already linked to administration "
                       f"{admin_label(holder)}: administrations are never merged")
+    # A move that is redeemed but not finished has claimed its link already.
+    promised = s.scalar(select(MigrationItem).join(Migration).where(
+        MigrationItem.status.in_(("in_progress", "failed")),
+        MigrationItem.administration_id != admin.id,
+        or_(and_(MigrationItem.target_accounting_system_id == connection.id,
+                 MigrationItem.target_code == code),
+            and_(Migration.target_environment_id == environment.id, MigrationItem.target_code == code,
+                 MigrationItem.name == admin.name))))
+    if promised is not None:
+        raise Refused(f"code {code} of connection {connection.id} is promised to administration "
+                      f"{admin_label(promised)}, which is moving there (migration "
+                      f"{promised.migration_id}, {promised.status})")
     twin = s.scalar(select(Administration).where(Administration.environment_id == environment.id,
                                                  Administration.code == code,
                                                  Administration.name == admin.name,
@@ -58,11 +77,18 @@ def _state(admin: Administration, environment: Environment) -> dict[str, str]:
 
 def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
          dry_run: bool = False) -> dict[str, Any]:
-    from basecone_migrate.services.migrations import open_item
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.services.migrations.common import (
+        expire_items,
+        open_item,
+        require_mail_settings,
+    )
 
     if system is None and code is None:
         raise UsageProblem("say what changes: --system CONNECTION, --code CODE, or both")
-    with rt.uow() as uow:
+    require_mail_settings(rt)  # an old offer this link expires is reported by mail
+    now = rt.now()
+    with rt.uow(read_only=dry_run) as uow:
         s = uow.session
         user = lookup.acting_user(rt, s)
         admin = lookup.administration(s, reference, user.environment)
@@ -73,7 +99,7 @@ def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
         if (connection.id, new_code) == (admin.accounting_system_id, admin.code):
             raise UsageProblem(f"administration {admin_label(admin)} is already linked to "
                                f"{connection.id} under code {new_code}: nothing to change")
-        item = open_item(s, admin.id)
+        item = open_item(s, admin.id, now)
         if item is not None:
             raise Refused(f"administration {admin_label(admin)} is in migration {item.migration_id} "
                           f"({item.status}): revoke or finish that migration first")
@@ -87,10 +113,12 @@ def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
         result = {"administration_id": admin.id, **after, "kind": kind, "previous": before}
         if dry_run:
             return {**result, "dry_run": True}
+        _, mail_ids = expire_items(rt, s, now, actor=audit.SYSTEM, administration_ids=[admin.id])
         admin.accounting_system_id = connection.id
         admin.code = new_code
-        aliases.record_change(s, admin.id, before["email"], after["email"], rt.now())
-        audit.record(s, at=rt.now(), actor=user.email, action="link", administration_id=admin.id,
+        aliases.record_change(s, admin.id, before["email"], after["email"], now)
+        audit.record(s, at=now, actor=user.email, action="link", administration_id=admin.id,
                      kind=kind, before=before, after=after)
         uow.commit()
+    Postman(rt).deliver(mail_ids)
     return result

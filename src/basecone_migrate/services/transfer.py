@@ -25,12 +25,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from basecone_migrate.db.models import (
     Access,
@@ -52,6 +53,9 @@ from basecone_migrate.services import aliases, audit
 from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
 
 IO_THREADS = 4
+STREAM_CHUNK = 32
+_MISMATCH = ("document {}: the source bytes do not match the recorded SHA-256 (restore the "
+             "document, then resume)")
 BATCH_DOCUMENTS = 2000
 BATCH_SECONDS = 0.5
 RESUMABLE = ("in_progress", "failed")
@@ -109,6 +113,66 @@ class _Plan:
     def by_rename(self) -> bool:
         """Rename (or server-side move) when both roots share a filesystem; else stream."""
         return self.same_root or self.source.shares_filesystem_with(self.target)
+
+
+def rename_one(source: Archive, target: Archive, doc: Doc, check_first: bool,
+               buffer: bytearray) -> str | None:
+    """Move one document by rename; None when it is at the target, else the problem."""
+    try:
+        if check_first and target.size(doc.key) == doc.size:
+            return None
+        source.move_to(target, doc.key, doc.sha256, buffer)
+        return None
+    except FileNotFoundError:
+        if target.size(doc.key) == doc.size:
+            return None  # renamed by an earlier run that died before recording it
+        return f"document {doc.id}: missing from both archives"
+    except ChecksumMismatch:  # streamed after a refused rename
+        return _MISMATCH.format(doc.id)
+    except OSError as exc:
+        return f"document {doc.id}: {exc.strerror or exc}"
+
+
+def stream_one(source: Archive, target: Archive, doc: Doc, check_first: bool,
+               buffer: bytearray) -> str | None:
+    """Copy one document, verified against its SHA-256; None when it is at the target."""
+    try:
+        if check_first and target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+            return None
+        source.copy_to(target, doc.key, doc.sha256, buffer)
+        return None
+    except FileNotFoundError:
+        if target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+            return None
+        return f"document {doc.id}: missing from the source archive"
+    except ChecksumMismatch:
+        return _MISMATCH.format(doc.id)
+    except OSError as exc:
+        return f"document {doc.id}: {exc.strerror or exc}"
+
+
+def stream_all(source: Archive, target: Archive, docs: list[Doc],
+               check_first: bool = False) -> Iterator[tuple[Doc, str | None]]:
+    """Stream documents on a small thread pool, each thread with one buffer.
+
+    Workers take documents in chunks, so the thread that records progress wakes once per
+    chunk, not once per document (on two cores, every wake-up competes for the GIL).
+    """
+    buffers = threading.local()
+
+    def work(chunk: list[Doc]) -> list[tuple[Doc, str | None]]:
+        if not hasattr(buffers, "buffer"):
+            buffers.buffer = new_buffer()
+        return [(doc, stream_one(source, target, doc, check_first, buffers.buffer)) for doc in chunk]
+
+    chunks = [docs[i:i + STREAM_CHUNK] for i in range(0, len(docs), STREAM_CHUNK)]
+    with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="transfer") as pool:
+        try:
+            for results in pool.map(work, chunks):
+                yield from results
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def label_of(item: MigrationItem) -> str:
@@ -192,7 +256,7 @@ class _ItemTransfer:
             batch.flush()
             raise
         batch.flush()
-        if not rename and not problems:
+        if not problems:  # renames are metadata, and must reach the disk before the switch too
             plan.target.make_durable()
         return problems
 
@@ -204,60 +268,26 @@ class _ItemTransfer:
     def _move_all(self, plan: _Plan, todo: list[Doc], rename: bool) -> Iterable[tuple[Doc, str | None]]:
         check_first = plan.resumed  # only a resumed run can find documents already there
         if rename:
+            buffer = new_buffer()
             for doc in todo:
-                yield doc, self._rename(plan, doc, check_first)
+                yield doc, rename_one(plan.source, plan.target, doc, check_first, buffer)
             return
-        buffers = threading.local()
-
-        def work(doc: Doc) -> tuple[Doc, str | None]:
-            if not hasattr(buffers, "buffer"):
-                buffers.buffer = new_buffer()
-            return doc, self._stream(plan, doc, check_first, buffers.buffer)
-
-        with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="transfer") as pool:
-            try:
-                yield from pool.map(work, todo)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-
-    def _rename(self, plan: _Plan, doc: Doc, check_first: bool) -> str | None:
-        try:
-            if check_first and plan.target.size(doc.key) == doc.size:
-                return None
-            plan.source.move_to(plan.target, doc.key)
-            return None
-        except FileNotFoundError:
-            if plan.target.size(doc.key) == doc.size:
-                return None  # renamed by an earlier run that died before recording it
-            return f"document {doc.id}: missing from both archives"
-        except OSError as exc:
-            return f"document {doc.id}: {exc.strerror or exc}"
-
-    def _stream(self, plan: _Plan, doc: Doc, check_first: bool, buffer: bytearray) -> str | None:
-        try:
-            if check_first and plan.target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
-                return None
-            plan.source.copy_to(plan.target, doc.key, doc.sha256, buffer)
-            return None
-        except FileNotFoundError:
-            if plan.target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
-                return None
-            return f"document {doc.id}: missing from the source archive"
-        except ChecksumMismatch:
-            return (f"document {doc.id}: the source bytes do not match the recorded SHA-256 "
-                    "(restore the document, then resume)")
-        except OSError as exc:
-            return f"document {doc.id}: {exc.strerror or exc}"
+        yield from stream_all(plan.source, plan.target, todo, check_first)
 
     # -- 2. switch ---------------------------------------------------------------
 
-    def switch(self, plan: _Plan) -> None:
+    def switch(self, plan: _Plan) -> bool:
+        """The administration changes hands, in one transaction. False when its archive
+        gained documents since the copy: then the copy runs again first."""
         with self.rt.uow() as uow:
             s = uow.session
             item = s.get(MigrationItem, plan.item_id)
-            admin = s.get(Administration, plan.administration_id)
+            admin = s.scalar(select(Administration).where(Administration.id == plan.administration_id)
+                             .with_for_update())
             assert item is not None and admin is not None
+            present = set(s.scalars(select(Document.id).where(Document.administration_id == admin.id)))
+            if present != {d.id for d in plan.documents}:
+                return False
             migration = item.migration
             target: Environment = migration.target_environment  # type: ignore[assignment]
             s.execute(delete(Access).where(Access.administration_id == admin.id))
@@ -268,17 +298,40 @@ class _ItemTransfer:
             item.target_email = administration_email(target.code, admin.code)
             item.phase = "switched"
             aliases.record_change(s, admin.id, item.source_email, item.target_email, self.rt.now())
-            uow.commit()
+            try:
+                uow.commit()
+            except IntegrityError as exc:
+                raise _Blocked(
+                    f"the switch to {item.target_accounting_system_id} code {item.target_code} is "
+                    f"blocked by the database ({str(exc.orig).splitlines()[0]}): that link was taken "
+                    "meanwhile; free it, then resume") from None
+        return True
 
     # -- 3. clean up and complete --------------------------------------------------------
 
     def clean_up(self, plan: _Plan) -> None:
         """Remove the source copies: only now, after the switch, can nothing be lost."""
         if not plan.same_root:
-            if not plan.by_rename:  # a rename leaves nothing behind
+            if plan.by_rename:
+                self._reconcile(plan)
+            else:
                 plan.source.remove_all([d.key for d in plan.documents], IO_THREADS)
             plan.source.tidy(plan.administration_id)
         plan.target.tidy(plan.administration_id)
+
+    def _reconcile(self, plan: _Plan) -> None:
+        """A rename leaves nothing behind, unless a run died inside a move that is a copy and
+        a delete (an object store) or fell back to a stream: finish those here."""
+        by_key = {d.key: d for d in plan.documents}
+        buffer = new_buffer()
+        for key in list(plan.source.keys(plan.administration_id)):
+            doc = by_key.get(key)
+            if doc is None:
+                continue  # not one of this administration's documents: never ours to delete
+            if plan.target.size(key) != doc.size:
+                plan.source.move_to(plan.target, key, doc.sha256, buffer)
+            if plan.target.size(key) == doc.size:
+                plan.source.remove(key)
 
     def record_timings(self, plan: _Plan, timings: dict[str, float], status: str | None = None,
                        error: str | None = None) -> None:
@@ -328,7 +381,10 @@ class _ItemTransfer:
 
     def fail(self, plan: _Plan, problems: list[str], timings: dict[str, float]) -> str:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        error = f"{len(problems)} of {len(plan.documents)} documents did not arrive: {shown}"
+        if all(p.startswith("document ") for p in problems):
+            error = f"{len(problems)} of {len(plan.documents)} documents did not arrive: {shown}"
+        else:
+            error = shown
         with self.rt.uow() as uow:
             audit.record(uow.session, at=self.rt.now(), actor=self.actor, action="transfer_failed",
                          administration_id=plan.administration_id, migration_id=plan.migration_id,
@@ -340,27 +396,39 @@ class _ItemTransfer:
     def run(self) -> str:
         plan = self.begin()
         timings: dict[str, float] = {}
+        try:
+            return self._run(plan, timings)
+        except Exception as exc:  # noqa: BLE001 - any failure fails this item, with its reason
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = self.fail(plan, [reason if isinstance(exc, _Blocked) else
+                                     f"{type(exc).__name__}: {reason}"], timings)
+            self.progress.item_finished(plan.label, "failed", error)
+            return "failed"
+
+    def _run(self, plan: _Plan, timings: dict[str, float]) -> str:
         clock = time.monotonic()
 
         def lap(phase: str) -> None:
             nonlocal clock
             now = time.monotonic()
-            timings[phase] = now - clock
+            timings[phase] = timings.get(phase, 0.0) + now - clock
             clock = now
 
-        if plan.phase == "copying":
+        if plan.phase != "copying":  # switched by a run that died: only the clean-up is left
+            size = sum(d.size for d in plan.documents)
+            self.progress.item_started(plan.label, len(plan.documents), size, len(plan.documents), size)
+        while plan.phase == "copying":
             problems = self.copy(plan)
             lap("copy")
             if problems:
                 error = self.fail(plan, problems, timings)
                 self.progress.item_finished(plan.label, "failed", error)
                 return "failed"
-            self.switch(plan)
+            if self.switch(plan):
+                plan.phase = "switched"
+            else:  # documents joined the archive during the copy: take them too
+                plan = self.begin()
             lap("switch")
-        else:
-            self.progress.item_started(plan.label, len(plan.documents),
-                                       sum(d.size for d in plan.documents), len(plan.documents),
-                                       sum(d.size for d in plan.documents))
         self.clean_up(plan)
         lap("clean_up")
         self.record_timings(plan, timings)
@@ -368,6 +436,10 @@ class _ItemTransfer:
         self.progress.item_finished(plan.label, "completed",
                                     f"{len(plan.documents)} documents")
         return "completed"
+
+
+class _Blocked(Exception):
+    """The switch cannot be made; the message says why and what to do."""
 
 
 class _Batch:
