@@ -150,7 +150,7 @@ def test_list_has_both_sections_with_the_contract_fields(cli: Cli, history: dict
     assert [(r["administration"], r["accounting_system"], r["status"]) for r in acme["received"]] == [
         ("Drukkerij Visser", "twinfield", "offered")]
     book = cli.ok("--as", TINA, "list", "--received", "--json").json()
-    assert set(book) == {"received", "received_total"}
+    assert (book["offered"], book["offered_total"]) == ([], 0)  # the contract's shape, one side left out
     assert [(r["administration"], r["accounting_system"], r["status"]) for r in book["received"]] == [
         ("Garage Smit", "twinfield", "offered"), ("Bakkerij Jansen", "book-tw", "completed")]
     dump = repr(acme) + repr(book)
@@ -173,6 +173,12 @@ def test_list_search_matches_any_column(
 ) -> None:
     rows = cli.ok("--as", SUE, "list", "--offered", "--search", search, "--json").json()["offered"]
     assert [r["administration"] for r in rows] == expected
+
+
+def test_the_masked_hint_as_shown_finds_its_rows(cli: Cli, history: dict[str, Any]) -> None:
+    hint = cli.ok("--as", SUE, "list", "--json").json()["offered"][0]["transfercode_hint"]
+    rows = cli.ok("--as", SUE, "list", "--offered", "--search", hint, "--json").json()["offered"]
+    assert [r["transfercode_hint"] for r in rows] == [hint]
 
 
 def test_list_filters_on_status_and_pages(cli: Cli, history: dict[str, Any]) -> None:
@@ -249,3 +255,50 @@ def test_expire_marks_stale_offers_once_and_mails_each_sender_once(
     statuses = [r["status"] for r in cli.ok("--as", SUE, "list", "--json").json()["offered"]]
     assert statuses == ["expired", "expired"]
     assert cli.ok("expire", now="2026-03-18T10:00:00Z").stdout == "Expired 0 administration(s).\n"
+
+
+# -- offers past their expiry, before cron ran ------------------------------------------------------
+
+LATE = "2026-03-20T09:00:00Z"  # the offer of 2026-03-02 expired on 2026-03-17
+
+
+def test_a_stale_offer_does_not_block_a_new_one(
+    mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer
+) -> None:
+    make_offer(mailing_cli, "1001")
+    smtp.take()
+    again = make_offer(mailing_cli, "1001", now=LATE)
+    assert again["migration_id"] == 2
+    subjects = sorted(m.subject for m in smtp.take())
+    assert subjects == ["Migration offer expired: 1 administration",
+                        "Transfercode for 1 administration from Acme Accountants (ACME)"]
+    statuses = {r["migration_id"]: r["status"]
+                for r in mailing_cli.ok("--as", SUE, "list", "--json", now=LATE).json()["offered"]}
+    assert statuses == {1: "expired", 2: "offered"}
+    assert mailing_cli.ok("expire", "--json", now=LATE).json() == {"expired": 0}  # already done
+
+
+def test_a_stale_offer_does_not_block_a_link(cli: Cli, loaded: dict[str, Any]) -> None:
+    make_offer(cli, "1001")
+    result = cli.ok("--as", SUE, "link", "1001", "--code", "1099", "--json", now=LATE).json()
+    assert result["code"] == "1099"
+    assert [e["action"] for e in cli.ok("audit", "--admin", "1", "--json").json()] == [
+        "offer", "expire", "link"]
+
+
+def test_resend_renews_an_expired_offer(mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer) -> None:
+    old = make_offer(mailing_cli, "1001")["transfercode"]
+    expired = mailing_cli("--as", TINA, "redeem", old, "--accept-terms", now=LATE)
+    assert expired.error == ("Error: this transfercode expired on 2026-03-17 09:00 UTC: ask "
+                             "sue@acme.example to resend the offer")
+    mailing_cli.ok("expire", now=LATE)  # even after cron marked it expired
+    smtp.take()
+
+    renewed = mailing_cli.ok("--as", SUE, "resend", "1", "--json", now=LATE).json()
+
+    assert renewed["status"] == "offered"
+    assert renewed["expires_at"] == "2026-04-04T09:00:00+00:00"
+    assert f"Transfercode: {renewed['transfercode']}" in smtp.take()[0].text
+    taken = mailing_cli.ok("--as", TINA, "redeem", renewed["transfercode"], "--accept-terms", "--json",
+                           now=LATE).json()
+    assert taken["status"] == "completed"

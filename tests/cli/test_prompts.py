@@ -96,3 +96,17 @@ def test_saying_no_to_the_terms_changes_nothing(env_vars: dict[str, str], loaded
     assert terminal.finish() == 1
     assert "Error: accept the terms and the costs" in terminal.seen
     assert cli.ok("admin", "show", "1", "--json").json()["environment"] == "ACME"
+
+
+@pytest.mark.slow
+def test_a_question_at_the_terminal_holds_no_lock(env_vars: dict[str, str], loaded: dict[str, Any]) -> None:
+    """While a person thinks, other processes (cron) write to the database as usual."""
+    terminal = Terminal(["--as", "sue@acme.example", "offer", "1001", "--to", TINA], env_vars)
+    terminal.expect("Do you accept the terms")
+    cron = subprocess.run([sys.executable, "-m", "basecone_migrate", "expire", "--json"],
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("BASECONE_")},
+                               **env_vars}, capture_output=True, text=True, timeout=30)
+    terminal.send("y")
+    assert terminal.finish() == 0, terminal.seen
+    assert cron.returncode == 0, cron.stderr
+    assert Cli(env_vars).ok("--as", "sue@acme.example", "list", "--json").json()["offered_total"] == 1

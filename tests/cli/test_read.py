@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, run_process, write_world
+from tests.conftest import SUE, Cli, run_process, write_world
 
 ADMIN_FIELDS = {"id", "environment", "code", "name", "accounting_system", "package", "email",
                 "documents", "bytes"}
@@ -145,3 +145,22 @@ def test_the_installed_program_in_a_pipe(env_vars: dict[str, str], loaded: dict[
     assert "Bakkerij Jansen" in listed.stdout
     assert len(json.loads(as_json.stdout)) == 4
     assert version.stdout.startswith("basecone-migrate ")
+
+
+def test_ids_beyond_32_bits_name_nothing_on_both_databases(cli: Cli, loaded: dict[str, Any]) -> None:
+    for args in (["status", "99999999999"], ["archive", "list", "id:99999999999"],
+                 ["admin", "show", "99999999999"], ["--as", SUE, "resume", "99999999999"]):
+        assert cli(*args).exit_code == 3, args
+
+
+def test_as_is_accepted_after_every_command(cli: Cli, loaded: dict[str, Any]) -> None:
+    for args in (["env", "list"], ["admin", "list"], ["mail", "list"], ["mail", "flush"], ["expire"],
+                 ["db", "upgrade"], ["config"], ["audit"], ["status"]):
+        assert cli(*args, "--as", SUE, "--json").exit_code == 0, args
+
+
+def test_a_database_url_that_is_not_one_is_a_usage_error(cli: Cli) -> None:
+    result = cli("env", "list", db="bogus://x")
+    assert result.exit_code == 2
+    assert result.error.startswith(
+        "Error: database URL 'bogus://x' (from env BASECONE_MIGRATE_DB) is not valid: ")

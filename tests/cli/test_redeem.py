@@ -289,10 +289,24 @@ def test_a_trial_environment_cannot_receive(cli: Cli, loaded: dict[str, Any], st
     assert state.take() == snapshot
 
 
-def test_the_source_environment_cannot_redeem(cli: Cli, loaded: dict[str, Any], state: State) -> None:
-    code = make_offer(cli, "1001", to=(SUE,))["transfercode"]
+def test_the_source_environment_cannot_receive(
+    cli: Cli, world_dir: Path, world: dict[str, Any], state: State
+) -> None:
+    cli.ok("load", write_world(world_dir, world))
     snapshot = state.take()
-    result = cli("--as", SUE, "redeem", code, "--accept-terms")
+    to_self = cli("--as", SUE, "offer", "1001", "--to", SUE, "--accept-terms")
+    assert (to_self.exit_code, to_self.error) == (
+        1, "Error: sue@acme.example is in ACME, the environment the administrations leave: offer "
+           "them to a Superuser of the receiving environment")
+    assert state.take() == snapshot
+
+    # A recipient who joins the source office after the offer still cannot take it there.
+    code = make_offer(cli, "1001", to=("newboss@acme.example",))["transfercode"]
+    world["environments"][0]["users"].append(
+        {"email": "newboss@acme.example", "name": "New", "role": "superuser"})
+    cli.ok("load", write_world(world_dir, world))
+    snapshot = state.take()
+    result = cli("--as", "newboss@acme.example", "redeem", code, "--accept-terms")
     assert (result.exit_code, result.error) == (
         1, "Error: these administrations are already in your environment ACME: a transfercode moves "
            "them to another environment")
@@ -391,3 +405,34 @@ def test_redeem_never_prompts_without_a_terminal(cli: Cli, loaded: dict[str, Any
     result = cli("--as", TINA, "redeem", code, input="y\n")  # stdin is not a terminal
     assert result.exit_code == 1
     assert "accept the terms" in result.error
+
+
+def test_items_not_taken_keep_their_archive_in_the_result(cli: Cli, loaded: dict[str, Any]) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--select", "1001", "--json").json()
+    garage = next(i for i in result["items"] if i["administration"] == "Garage Smit")
+    assert (garage["status"], garage["documents"], garage["email"]) == (
+        "rejected", 1, "ACME.1002@mailtobasecone.com")
+    assert garage["bytes"] > 0
+
+
+def test_a_long_reason_is_a_usage_error_on_both_databases(cli: Cli, loaded: dict[str, Any], state: State) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+    snapshot = state.take()
+    result = cli("--as", TINA, "redeem", code, "--reject", "--reason", "x" * 2001)
+    assert (result.exit_code, result.error) == (2, "Error: --reason is 2001 characters; keep it under 2000")
+    assert state.take() == snapshot
+
+
+def test_coming_back_after_an_unfinished_transfer_points_to_resume(
+    cli: Cli, loaded: dict[str, Any], storage: Path, db_url: str
+) -> None:
+    docs = documents_of(cli, 1)
+    (storage / "ACME" / "1" / docs[0]["sha256"]).unlink()
+    code = make_offer(cli, "1001")["transfercode"]
+    assert cli("--as", TINA, "redeem", code, "--accept-terms").exit_code == 5
+    again = cli("--as", TINA, "redeem", code, "--accept-terms")
+    assert (again.exit_code, again.error) == (
+        1, "Error: this transfercode was redeemed on 2026-03-02 and its transfer did not finish: run "
+           "`basecone-migrate resume 1`")
+    assert snapshot_database(db_url)["failed_redeems"] == []  # not counted as a guess

@@ -74,7 +74,7 @@ def change(rt: Runtime, reference: str, emails: Sequence[str], *, grant: bool) -
 
 
 def listing(rt: Runtime, reference: str) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         return {"administration_id": admin.id, "environment": admin.environment.code,
                 "users": users_with_access(uow.session, admin.id)}

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from basecone_migrate.db.models import Document
+from basecone_migrate.db.models import Administration, Document
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
-from basecone_migrate.storage import Archive, new_buffer
+from basecone_migrate.storage import Archive, Stored, new_buffer
 
 IO_THREADS = 4
 
@@ -30,57 +30,77 @@ def document_row(document: Document) -> dict[str, Any]:
 
 
 def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
-    """Copy files into the archive, hashing in the same pass; identical content is kept once."""
+    """Copy files into the archive, hashing in the same pass; identical content is kept once.
+
+    The copying happens outside any transaction (a large file holds no lock); the rows are
+    then written in one short transaction that holds the administration's row, so a move
+    cannot start in between and miss them.
+    """
+    from basecone_migrate.services.migrations import refuse_while_moving
+
     for file in files:
         if not file.is_file():
             raise UsageProblem(f"{file}: no such file")
-    stored_now: list[tuple[Archive, str]] = []
-    with rt.uow() as uow:
-        session = uow.session
-        admin = lookup.administration_for(rt, session, reference)
-        from basecone_migrate.services.migrations import refuse_while_moving
-
-        refuse_while_moving(session, admin, "add documents")
+    with rt.uow(read_only=True) as uow:
+        admin = lookup.administration_for(rt, uow.session, reference)
+        refuse_while_moving(uow.session, admin, "add documents")
+        admin_id, environment_id = admin.id, admin.environment_id
         archive = rt.archive(admin.environment)
-        known = set(session.scalars(select(Document.sha256)
-                                    .where(Document.administration_id == admin.id)))
-        results: list[dict[str, Any]] = []
-        now = rt.now()
-        try:
-            for file in files:
-                try:
-                    stored = archive.put_file(file, admin.id)
-                except OSError as exc:
-                    raise Refused(f"cannot read {file}: {exc.strerror or exc}") from None
-                if stored.sha256 in known:
-                    existing = session.scalar(select(Document).where(
-                        Document.administration_id == admin.id, Document.sha256 == stored.sha256))
-                    results.append({**document_row(existing), "added": False})
+
+    stored: list[tuple[Path, Stored]] = []
+    try:
+        for file in files:
+            try:
+                stored.append((file, archive.put_file(file, admin_id)))
+            except OSError as exc:
+                raise Refused(f"cannot read {file}: {exc.strerror or exc}") from None
+        with rt.uow() as uow:
+            session = uow.session
+            admin = session.scalar(select(Administration).where(Administration.id == admin_id)
+                                   .with_for_update())
+            assert admin is not None
+            refuse_while_moving(session, admin, "add documents")
+            if admin.environment_id != environment_id:
+                raise Refused(f"administration {admin_id} moved to another environment while its "
+                              "documents were copied: add them again")
+            existing = {d.sha256: d for d in session.scalars(select(Document).where(
+                Document.administration_id == admin_id))}
+            results: list[dict[str, Any]] = []
+            now = rt.now()
+            for file, document in stored:
+                if document.sha256 in existing:
+                    results.append({**document_row(existing[document.sha256]), "added": False})
                     continue
-                stored_now.append((archive, stored.key))
-                known.add(stored.sha256)
-                document = Document(administration_id=admin.id, filename=file.name,
-                                    size=stored.size, sha256=stored.sha256,
-                                    storage_key=stored.key, added_at=now)
-                session.add(document)
+                row = Document(administration_id=admin_id, filename=file.name, size=document.size,
+                               sha256=document.sha256, storage_key=document.key, added_at=now)
+                session.add(row)
                 session.flush()
-                results.append({**document_row(document), "added": True})
+                existing[document.sha256] = row
+                results.append({**document_row(row), "added": True})
             added = [r for r in results if r["added"]]
             if added:
                 audit.record(session, at=now, actor=rt.settings.user or audit.SYSTEM,
-                             action="archive_add", administration_id=admin.id,
-                             documents=[r["id"] for r in added],
-                             bytes=sum(r["size"] for r in added))
+                             action="archive_add", administration_id=admin_id,
+                             documents=[r["id"] for r in added], bytes=sum(r["size"] for r in added))
             uow.commit()
-        except BaseException:
-            for written_archive, key in stored_now:
-                written_archive.remove(key)
-            raise
-    return {"administration_id": admin.id, "documents": results}
+    except BaseException:
+        _discard_unrecorded(rt, archive, admin_id, [d for _, d in stored])
+        raise
+    return {"administration_id": admin_id, "documents": results}
+
+
+def _discard_unrecorded(rt: Runtime, archive: Archive, admin_id: int, stored: list[Stored]) -> None:
+    """Remove the files a failed add wrote that no document row points at."""
+    with rt.uow(read_only=True) as uow:
+        recorded = set(uow.session.scalars(select(Document.sha256).where(
+            Document.administration_id == admin_id)))
+    for document in stored:
+        if document.sha256 not in recorded:
+            archive.remove(document.key)
 
 
 def list_documents(rt: Runtime, reference: str) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         documents = uow.session.scalars(select(Document).where(
             Document.administration_id == admin.id).order_by(Document.id))
@@ -89,7 +109,7 @@ def list_documents(rt: Runtime, reference: str) -> list[dict[str, Any]]:
 
 def verify(rt: Runtime, reference: str) -> dict[str, Any]:
     """Re-hash every stored document; refused (exit 1) when one is missing or differs."""
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         archive = rt.archive(admin.environment)
         documents = [document_row(d) for d in uow.session.scalars(select(Document).where(

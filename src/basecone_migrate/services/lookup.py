@@ -16,6 +16,9 @@ from basecone_migrate.domain.rules import SUPERUSER
 from basecone_migrate.errors import NotAllowed, NotFound, UsageProblem
 from basecone_migrate.runtime import Runtime
 
+#: Ids are 32-bit integers on PostgreSQL: a larger number names nothing.
+MAX_ID = 2**31 - 1
+
 NO_ACTING_USER = (
     "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"
 )
@@ -88,13 +91,14 @@ def administration(session: Session, reference: str, within: Environment | None)
         return routed
     if reference.lower().startswith("id:"):
         number = reference[3:].strip()
-        found = session.get(Administration, int(number)) if number.isdigit() else None
+        found = (session.get(Administration, int(number))
+                 if number.isdigit() and int(number) <= MAX_ID else None)
         if found is None:
             raise NotFound(f"no administration with id {number}")
         return found
 
     candidates: dict[int, Administration] = {}
-    if reference.isdigit():
+    if reference.isdigit() and int(reference) <= MAX_ID:
         by_id = session.get(Administration, int(reference))
         if by_id is not None:
             candidates[by_id.id] = by_id

@@ -23,7 +23,7 @@ from basecone_migrate.services import aliases, lookup
 
 
 def environments(rt: Runtime) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         s = uow.session
         users = dict(s.execute(select(User.environment_id, func.count()).group_by(User.environment_id)).all())
         systems = dict(s.execute(select(AccountingSystem.environment_id, func.count())
@@ -87,7 +87,7 @@ def _row(row: Any) -> dict[str, Any]:
 
 
 def administrations(rt: Runtime, environment_code: str | None = None) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         query = _administration_query().order_by(Environment.code, Administration.code, Administration.id)
         if environment_code is not None:
             environment = lookup.environment_by_code(uow.session, environment_code)
@@ -115,6 +115,6 @@ def administration_detail(session: Session, admin: Administration) -> dict[str, 
 
 
 def administration(rt: Runtime, reference: str) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         return administration_detail(uow.session, admin)

@@ -354,6 +354,9 @@ class _Loader:
         admin = target.model
         from basecone_migrate.services.migrations import refuse_while_moving
 
+        # Hold the administration's row: a move cannot start while its documents are added.
+        self.session.execute(select(Administration.id).where(Administration.id == admin.id)
+                             .with_for_update())
         try:
             refuse_while_moving(self.session, admin, "load its documents")
         except Refused as refused:

@@ -1,0 +1,494 @@
+"""The receiver's side: redeem (take), reject, and resume a transfer that did not finish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from basecone_migrate.db.models import (
+    AccountingSystem,
+    Administration,
+    CatalogueEntry,
+    Charge,
+    Document,
+    Environment,
+    FailedRedeem,
+    Migration,
+    MigrationItem,
+    Transfercode,
+    User,
+)
+from basecone_migrate.domain import mails, transfercode
+from basecone_migrate.domain.rules import PREMIUM, SUPERUSER, administration_email, package_label
+from basecone_migrate.errors import NotAllowed, Refused, TransferIncomplete, UsageProblem
+from basecone_migrate.mail import Delivery, Postman
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services import audit, lookup
+from basecone_migrate.services.links import check_link
+from basecone_migrate.services.locks import TransferLock
+from basecone_migrate.services.lookup import admin_label
+from basecone_migrate.services.migrations.common import (
+    Outcome,
+    Questions,
+    env_label,
+    find_migration,
+    item_in,
+    item_status,
+    items_of,
+    lines,
+    migration_status,
+    party,
+    queue_mail,
+    recipients_of,
+    require_mail_settings,
+)
+from basecone_migrate.services.transfer import NoProgress, Progress, transfer
+
+#: Failed codes: this many within the window locks a user's redeem until the window passes.
+FAILED_CODE_LIMIT = 5
+FAILED_CODE_WINDOW = timedelta(minutes=15)
+REASON_LIMIT = 2000
+UNFINISHED = ("in_progress", "failed")
+
+
+class _NoOffer(Refused):
+    """The code opens no offer: refused, and counted towards the lock-out."""
+
+
+def locked_until(s: Session, user_id: int, now: datetime) -> datetime | None:
+    recent = list(s.scalars(select(FailedRedeem.at).where(
+        FailedRedeem.user_id == user_id, FailedRedeem.at > now - 2 * FAILED_CODE_WINDOW)
+        .order_by(FailedRedeem.at.desc()).limit(FAILED_CODE_LIMIT)))
+    if len(recent) < FAILED_CODE_LIMIT:
+        return None
+    last, first = recent[0], recent[-1]
+    if last - first <= FAILED_CODE_WINDOW and now < last + FAILED_CODE_WINDOW:
+        return last + FAILED_CODE_WINDOW
+    return None
+
+
+def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
+                lock: bool) -> tuple[Migration, str]:
+    """The migration a code opens, or _NoOffer saying why not."""
+    now = rt.now()
+    until = locked_until(s, user.id, now)
+    if until is not None:
+        raise NotAllowed(f"too many transfercodes that opened no offer: redeeming is locked for "
+                         f"{user.email} until {until:%Y-%m-%d %H:%M} UTC")
+    digest = transfercode.digest(code_text)
+    code = s.get(Transfercode, digest) if digest else None
+    if code is None:
+        raise _NoOffer("unknown transfercode: check it against the mail (case, spaces and dashes "
+                       "do not matter)")
+    migration = find_migration(s, code.migration_id, lock=lock)
+    if code.replaced_at is not None:
+        raise _NoOffer(f"this transfercode was replaced by a new one on {code.replaced_at:%Y-%m-%d}: "
+                       "use the code from the latest mail")
+    items = items_of(s, migration)
+    if code.spent_at is not None or migration.redeemed_at is not None:
+        when = f"{migration.redeemed_at or code.spent_at:%Y-%m-%d}"
+        if migration.reject_reason is None and any(i.status in UNFINISHED for i in items):
+            # Not a guess: someone is back for a transfer that is running or was interrupted.
+            if TransferLock(rt, migration.id).is_running():
+                raise Refused(f"this transfercode was redeemed on {when} and its transfer is running "
+                              f"now: follow it with `basecone-migrate status {migration.id}`")
+            raise Refused(f"this transfercode was redeemed on {when} and its transfer did not finish: "
+                          f"run `basecone-migrate resume {migration.id}`")
+        how = "rejected" if migration.reject_reason is not None else "redeemed"
+        raise _NoOffer(f"this transfercode was already used: the offer was {how} on {when}")
+    statuses = {item_status(i, now) for i in items}
+    if "offered" not in statuses:
+        if code.expires_at <= now or statuses == {"expired"}:
+            raise _NoOffer(f"this transfercode expired on {code.expires_at:%Y-%m-%d %H:%M} UTC: ask "
+                           f"{migration.created_by.email} to resend the offer")
+        raise _NoOffer("this offer was revoked by its sender")
+    return migration, digest  # type: ignore[return-value]
+
+
+def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
+              lock: bool = False) -> tuple[User, Migration, str]:
+    user = lookup.acting_user(rt, s)
+    migration, digest = _open_offer(rt, s, user, code_text, lock)
+    if user.role != SUPERUSER:
+        raise NotAllowed(f"{user.email} is not a Superuser: only a Superuser of the receiving "
+                         f"environment may {'reject' if rejecting else 'redeem'} an offer")
+    if user.email not in recipients_of(s, migration):
+        raise NotAllowed(f"{user.email} is not a recipient of this transfercode: ask the sender to "
+                         "resend the offer to you")
+    target = user.environment
+    if target.id == migration.source_environment_id:
+        raise Refused(f"these administrations are already in your environment {target.code}: a "
+                      "transfercode moves them to another environment")
+    if not rejecting and target.plan != PREMIUM:
+        raise Refused(f"environment {target.code} is on a {target.plan} plan: only premium "
+                      "environments can receive administrations")
+    return user, migration, digest
+
+
+def _find_offer(rt: Runtime, code_text: str, *, rejecting: bool) -> int:
+    """Look the code up (a code that opens nothing is counted) and return the migration id."""
+    user_id = None
+    try:
+        with rt.uow(read_only=True) as uow:
+            user_id = lookup.acting_user(rt, uow.session).id
+            _, migration, _ = _receiver(rt, uow.session, code_text, rejecting=rejecting)
+            return migration.id
+    except _NoOffer:
+        assert user_id is not None
+        with rt.uow() as uow:
+            uow.session.add(FailedRedeem(user_id=user_id, at=rt.now()))
+            uow.commit()
+        raise
+
+
+# -- where each administration goes ------------------------------------------------------------
+
+
+@dataclass
+class _Link:
+    item: MigrationItem
+    connection: AccountingSystem
+    code: str
+
+
+def _link_options(s: Session, environment: Environment, package: str) -> list[AccountingSystem]:
+    return list(s.scalars(select(AccountingSystem).where(
+        AccountingSystem.environment_id == environment.id, AccountingSystem.package == package)
+        .order_by(AccountingSystem.id)))
+
+
+def _item_view(item: MigrationItem) -> dict[str, Any]:
+    return {"administration_id": item.administration_id, "code": item.source_code, "name": item.name,
+            "package": item.package, "email": item.source_email}
+
+
+def _option_view(s: Session, connection: AccountingSystem) -> dict[str, Any]:
+    entries = s.execute(select(CatalogueEntry.code, CatalogueEntry.name).where(
+        CatalogueEntry.accounting_system_id == connection.id).order_by(CatalogueEntry.code)).all()
+    return {"id": connection.id, "name": connection.name,
+            "catalogue": [{"code": c, "name": n} for c, n in entries]}
+
+
+def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationItem],
+                links: Sequence[tuple[str, str, str | None]], target: Environment,
+                ask: Questions | None) -> list[_Link]:
+    explicit: dict[int, tuple[str, str | None]] = {}
+    for reference, connection_id, code in links:
+        item = item_in(items, reference)
+        if item not in chosen:
+            raise UsageProblem(f"--link names {admin_label(item)}, which is not taken (see --select)")
+        if item.id in explicit:
+            raise UsageProblem(f"--link names {admin_label(item)} twice")
+        explicit[item.id] = (connection_id, code)
+    plans: list[_Link] = []
+    for item in chosen:
+        admin = item.administration
+        package = admin.accounting_system.package
+        if item.id in explicit:
+            connection_id, code = explicit[item.id]
+            connection = lookup.accounting_system(s, connection_id)
+            code = code or admin.code
+        else:
+            options = _link_options(s, target, package)
+            if not options:
+                raise Refused(f"environment {target.code} has no {package_label(package)} connection "
+                              f"for {admin_label(item)}: add one first (the package never changes)")
+            matching = [c for c in options if s.scalar(select(CatalogueEntry.id).where(
+                CatalogueEntry.accounting_system_id == c.id, CatalogueEntry.code == admin.code,
+                CatalogueEntry.name == admin.name))]
+            if len(matching) == 1:
+                connection, code = matching[0], admin.code
+            elif ask is not None:
+                connection_id, code = ask.link(_item_view(item), [_option_view(s, c) for c in options])
+                connection = lookup.accounting_system(s, connection_id)
+            else:
+                why = (f"{len(matching)} connections have {admin.code} {admin.name} in their catalogue"
+                       if matching else f"no connection has {admin.code} {admin.name} in its catalogue")
+                names = ", ".join(c.id for c in (matching or options))
+                raise UsageProblem(f"say where {admin_label(item)} goes with --link "
+                                   f"{item.source_code}=CONNECTION[:CODE] ({why}; "
+                                   f"{package_label(package)} connections: {names})")
+        check_link(s, admin, connection, code, target)
+        for other in plans:
+            if (other.connection.id, other.code) == (connection.id, code):
+                raise Refused(f"{admin_label(other.item)} and {admin_label(item)} are both linked to "
+                              f"code {code} of connection {connection.id}")
+            if (other.code, other.item.administration.name) == (code, admin.name):
+                raise Refused(f"{admin_label(other.item)} and {admin_label(item)} would both be "
+                              f"{code} {admin.name} in {target.code}")
+        plans.append(_Link(item, connection, code))
+    return plans
+
+
+# -- redeem -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Decision:
+    user: User
+    migration: Migration
+    digest: str
+    target: Environment
+    plans: list[_Link]
+    left: list[MigrationItem]
+
+
+def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_: Sequence[str],
+            links: Sequence[tuple[str, str, str | None]], ask: Questions | None,
+            lock: bool) -> _Decision:
+    """Every check of a redeem, in the contract's order; asks what is missing when it may."""
+    now = rt.now()
+    fee = rt.settings.fee
+    user, migration, digest = _receiver(rt, s, code_text, rejecting=False, lock=lock)
+    target = user.environment
+    items = items_of(s, migration)
+    offered = [i for i in items if item_status(i, now) == "offered"]
+    if not accept_terms and not (ask and ask.accept_terms(str(fee), len(offered), target.code)):
+        raise Refused(f"accept the terms and the costs ({fee} per administration, invoiced to "
+                      f"{target.code}) with --accept-terms")
+    if select_:
+        chosen: list[MigrationItem] = []
+        for reference in select_:
+            item = item_in(items, reference)
+            if item not in offered:
+                raise Refused(f"{admin_label(item)} is {item_status(item, now)}, not offered")
+            if item not in chosen:
+                chosen.append(item)
+    elif ask is not None:
+        wanted = set(ask.select([_item_view(i) for i in offered]))
+        chosen = [i for i in offered if i.administration_id in wanted]
+    else:
+        chosen = offered
+    if not chosen:
+        raise UsageProblem("take at least one administration with --select, or use --reject")
+    plans = _plan_links(s, chosen, items, links, target, ask)
+    return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen])
+
+
+def _documents(s: Session, administration_id: int) -> tuple[int, int]:
+    count, size = s.execute(select(func.count(Document.id), func.coalesce(func.sum(Document.size), 0))
+                            .where(Document.administration_id == administration_id)).one()
+    return int(count), int(size)
+
+
+def redeem(
+    rt: Runtime,
+    code_text: str,
+    *,
+    accept_terms: bool,
+    select_: Sequence[str] = (),
+    links: Sequence[tuple[str, str, str | None]] = (),
+    reason: str | None = None,
+    dry_run: bool = False,
+    ask: Questions | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    _check_reason(reason)
+    require_mail_settings(rt)
+    migration_id = _find_offer(rt, code_text, rejecting=False)
+    if ask is not None:
+        # Questions first, in a read-only pass: nobody waits on a lock while a person thinks.
+        with rt.uow(read_only=True) as uow:
+            asked = _decide(rt, uow.session, code_text, accept_terms, select_, links, ask, lock=False)
+            accept_terms = True
+            select_ = [str(p.item.administration_id) for p in asked.plans]
+            links = [(str(p.item.administration_id), p.connection.id, p.code) for p in asked.plans]
+    if dry_run:
+        with rt.uow(read_only=True) as uow:
+            decision = _decide(rt, uow.session, code_text, accept_terms, select_, links, None, lock=False)
+            return Outcome(_dry_run(uow.session, decision, rt))
+    # Held from before the checks until the transfer ends: a concurrent redeem of the same
+    # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
+    with TransferLock(rt, migration_id):
+        outcome = _take(rt, code_text, accept_terms, select_, links, reason)
+        outcome.delivery.merge(_transfer(rt, migration_id, progress))
+    outcome.payload = _redeem_payload(rt, migration_id)
+    return outcome
+
+
+def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
+    target = decision.target
+    rows = [{"administration_id": p.item.administration_id, "administration": p.item.name,
+             "status": "offered", "action": "take", "accounting_system": p.connection.id,
+             "code": p.code, "email": administration_email(target.code, p.code),
+             **dict(zip(("documents", "bytes"), _documents(s, p.item.administration_id), strict=True))}
+            for p in decision.plans]
+    rows += [{"administration_id": i.administration_id, "administration": i.name,
+              "status": "offered", "action": "reject",
+              "accounting_system": i.source_accounting_system_id, "code": i.source_code,
+              "email": i.source_email,
+              **dict(zip(("documents", "bytes"), _documents(s, i.administration_id), strict=True))}
+             for i in decision.left]
+    return {"dry_run": True, "migration_id": decision.migration.id, "status": "offered",
+            "fee": str(rt.settings.fee), "items": rows}
+
+
+def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str],
+          links: Sequence[tuple[str, str, str | None]], reason: str | None) -> Outcome:
+    now = rt.now()
+    fee = rt.settings.fee
+    with rt.uow() as uow:
+        s = uow.session
+        d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True)
+        # The administrations' rows are held too: no document joins an archive that is about
+        # to move (archive add and load take the same lock).
+        s.execute(select(Administration.id).where(
+            Administration.id.in_([p.item.administration_id for p in d.plans])).with_for_update())
+        spent = s.execute(update(Transfercode).where(
+            Transfercode.code_sha256 == d.digest, Transfercode.spent_at.is_(None),
+            Transfercode.replaced_at.is_(None), Transfercode.expires_at > now)
+            .values(spent_at=now)).rowcount
+        if spent != 1:
+            raise Refused("this transfercode was used by someone else a moment ago")
+        migration = d.migration
+        migration.redeemed_at = now
+        migration.redeemed_by_id = d.user.id
+        migration.target_environment_id = d.target.id
+        for plan in d.plans:
+            documents, size = _documents(s, plan.item.administration_id)
+            taken = s.execute(update(MigrationItem).where(
+                MigrationItem.id == plan.item.id, MigrationItem.status == "offered")
+                .values(status="in_progress", phase="copying",
+                        target_accounting_system_id=plan.connection.id, target_code=plan.code,
+                        target_email=administration_email(d.target.code, plan.code),
+                        documents_total=documents, bytes_total=size)
+                .execution_options(synchronize_session=False)).rowcount
+            if taken != 1:
+                raise Refused(f"{admin_label(plan.item)} was revoked a moment ago")
+            s.add(Charge(environment_id=d.target.id, item_id=plan.item.id, currency=fee.currency,
+                         amount_cents=fee.cents, created_at=now))
+            audit.record(s, at=now, actor=d.user.email, action="redeem",
+                         administration_id=plan.item.administration_id, migration_id=migration.id,
+                         environment=d.target.code, accounting_system=plan.connection.id,
+                         code=plan.code, fee=str(fee))
+        mail_ids = [queue_mail(rt, s, mails.started(
+            migration_id=migration.id, sender=party(migration.created_by), receiver=party(d.user),
+            target=env_label(d.target), admins=lines([p.item for p in d.plans])), migration.id)]
+        if d.left:
+            mail_ids.append(_reject_left(rt, s, d.user, migration, d.left, reason or "not selected", now))
+        uow.commit()
+    return Outcome({}, Postman(rt).deliver(mail_ids))
+
+
+def _transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
+    try:
+        return transfer(rt, migration_id, rt.settings.user or audit.SYSTEM, progress or NoProgress())
+    except TransferIncomplete as incomplete:
+        raise TransferIncomplete(incomplete.message, payload=_redeem_payload(rt, migration_id)) from None
+
+
+def _check_reason(reason: str | None) -> None:
+    if reason is not None and len(reason) > REASON_LIMIT:
+        raise UsageProblem(f"--reason is {len(reason)} characters; keep it under {REASON_LIMIT}")
+
+
+def _reject_left(rt: Runtime, s: Session, user: User, migration: Migration,
+                 items: Sequence[MigrationItem], reason: str | None, now: datetime) -> int:
+    ids = [i.id for i in items]
+    changed = s.execute(update(MigrationItem).where(
+        MigrationItem.id.in_(ids), MigrationItem.status == "offered")
+        .values(status="rejected", finished_at=now).execution_options(synchronize_session=False)).rowcount
+    if changed != len(ids):
+        raise Refused("the offer changed a moment ago (revoked?): see `basecone-migrate status`")
+    for item in items:
+        audit.record(s, at=now, actor=user.email, action="reject", administration_id=item.administration_id,
+                     migration_id=migration.id, reason=reason)
+    return queue_mail(rt, s, mails.reject(
+        migration_id=migration.id, sender=party(migration.created_by), receiver=party(user),
+        target=env_label(user.environment), admins=lines(items), reason=reason), migration.id)
+
+
+def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = False) -> Outcome:
+    _check_reason(reason)
+    require_mail_settings(rt)
+    now = rt.now()
+    migration_id = _find_offer(rt, code_text, rejecting=True)
+    with rt.uow(read_only=dry_run) as uow:
+        s = uow.session
+        user, migration, digest = _receiver(rt, s, code_text, rejecting=True, lock=not dry_run)
+        offered = [i for i in items_of(s, migration) if item_status(i, now) == "offered"]
+        if dry_run:
+            return Outcome({"dry_run": True, "migration_id": migration_id, "status": "offered",
+                            "items": [{**_item_view(i), "action": "reject"} for i in offered]})
+        spent = s.execute(update(Transfercode).where(
+            Transfercode.code_sha256 == digest, Transfercode.spent_at.is_(None),
+            Transfercode.replaced_at.is_(None)).values(spent_at=now)).rowcount
+        if spent != 1:
+            raise Refused("this transfercode was used by someone else a moment ago")
+        migration.redeemed_at = now
+        migration.redeemed_by_id = user.id
+        migration.target_environment_id = user.environment_id
+        migration.reject_reason = reason or ""
+        mail_id = _reject_left(rt, s, user, migration, offered, reason, now)
+        uow.commit()
+    return Outcome(_redeem_payload(rt, migration_id), Postman(rt).deliver([mail_id]))
+
+
+# -- results and resume --------------------------------------------------------------------------
+
+
+def _result_items(s: Session, migration: Migration, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for item in items_of(s, migration):
+        taken = item.target_accounting_system_id is not None and item.status != "rejected"
+        if taken:
+            target = migration.target_environment
+            assert target is not None
+            documents, size = item.documents_total, item.bytes_total
+            where = (item.target_accounting_system_id, item.target_code,
+                     item.target_email or administration_email(target.code, item.target_code or ""))
+        else:  # not taken: still where it was, with its archive
+            documents, size = _documents(s, item.administration_id)
+            where = (item.source_accounting_system_id, item.source_code, item.source_email)
+        rows.append({
+            "administration_id": item.administration_id,
+            "administration": item.name,
+            "status": item_status(item, now),
+            "accounting_system": where[0],
+            "code": where[1],
+            "email": where[2],
+            "documents": documents,
+            "bytes": size,
+        })
+    return rows
+
+
+def _redeem_payload(rt: Runtime, migration_id: int) -> dict[str, Any]:
+    now = rt.now()
+    with rt.uow(read_only=True) as uow:
+        migration = find_migration(uow.session, migration_id)
+        items = _result_items(uow.session, migration, now)
+        return {"migration_id": migration.id, "status": migration_status([i["status"] for i in items]),
+                "items": items}
+
+
+def resume(rt: Runtime, migration_id: int, progress: Progress | None = None) -> Outcome:
+    """Finish an unfinished transfer: a Superuser of either side may."""
+    require_mail_settings(rt)
+    now = rt.now()
+    with rt.uow(read_only=True) as uow:
+        s = uow.session
+        user = lookup.acting_user(rt, s)
+        migration = find_migration(s, migration_id)
+        parties = {migration.source_environment_id, migration.target_environment_id}
+        if user.role != SUPERUSER or user.environment_id not in parties:
+            offices = " or ".join(e.code for e in (migration.source_environment,
+                                                   migration.target_environment) if e is not None)
+            raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may resume "
+                             f"migration {migration_id}")
+        statuses = [item_status(i, now) for i in items_of(s, migration)]
+    if not any(state in UNFINISHED for state in statuses):
+        if "offered" in statuses:
+            raise Refused(f"migration {migration_id} has not been redeemed yet: there is no "
+                          "transfer to resume")
+        return Outcome(_redeem_payload(rt, migration_id),
+                       warnings=[f"nothing to resume: migration {migration_id} is "
+                                 f"{migration_status(statuses)}"])
+    with TransferLock(rt, migration_id):
+        delivery = _transfer(rt, migration_id, progress)
+    return Outcome(_redeem_payload(rt, migration_id), delivery)
