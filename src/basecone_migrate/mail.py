@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.policy
 import html
+import os
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import OutboxMail
 from basecone_migrate.domain.mails import Mail
+from basecone_migrate.errors import UsageProblem
 from basecone_migrate.runtime import Runtime
+from basecone_migrate.settings import Settings
 
 #: A mail claimed by a process that then died is offered again after this long.
 STALE_CLAIM = timedelta(minutes=10)
@@ -80,105 +83,150 @@ class Delivery:
         self.failed.update(other.failed)
 
 
+def check_settings(settings: Settings) -> None:
+    """Mail settings a command will need, checked before it changes anything (exit 2)."""
+    security = settings.smtp_security
+    settings.smtp_port  # noqa: B018 - parsing is the check
+    sender = settings.mail_from
+    if "@" not in sender or any(c.isspace() for c in sender):
+        raise UsageProblem(f"sender address {sender!r} (from {settings.raw('mail_from').source}) is not "
+                           "an e-mail address")
+    host = settings.smtp_host
+    if host and security == "none" and settings.smtp_user and host not in LOOPBACK:
+        raise UsageProblem(f"BASECONE_MIGRATE_SMTP_SECURITY=none would send the SMTP password in clear "
+                           f"to {host}: use starttls or ssl")
+
+
+class _Transport:
+    """Where mails go: an SMTP connection opened on first use, or the outbox folder."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.client: Any = None
+        self.via: str = ""
+
+    def send(self, row: OutboxMail) -> tuple[str, Path | None]:
+        message = build_message(row, self.rt.now())
+        settings = self.rt.settings
+        if not settings.smtp_host:
+            folder = settings.outbox_dir
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = folder / _file_name(row)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:  # a transfercode is for its recipients only
+                handle.write(bytes(message))
+            return f"file {path}", path
+        if self.client is None:
+            self.client, tls = _connect(self.rt)
+            where = f"{settings.smtp_host}:{_port(settings.smtp_security, settings.smtp_port)}"
+            plain = settings.smtp_security == "starttls" and not tls
+            self.via = f"smtp {where}" + (" (no STARTTLS offered: loopback, unencrypted)" if plain else "")
+        self.client.smtp.send_message(message, to_addrs=[*row.to, *row.cc])
+        return self.via, None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()  # yagmail swallows errors of QUIT
+
+
 class Postman:
+    """Delivers outbox mails, each claimed on its own just before it is sent.
+
+    The claim is a guarded UPDATE that bumps ``attempts``; the result is written back only
+    for that same claim, so a slow sender and a flush that reclaimed a stale mail never
+    both count it, and a delivered mail is never queued again.
+    """
+
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    def _claim(self, ids: list[int] | None) -> list[OutboxMail]:
-        """Mark mails as being sent, in one guarded UPDATE: each mail has one sender."""
-        now = self.rt.now()
-        claimable = or_(
-            OutboxMail.state == "queued",
-            (OutboxMail.state == "sending") & (OutboxMail.claimed_at < now - STALE_CLAIM),
-        )
-        claim = (
-            update(OutboxMail).where(claimable)
-            .values(state="sending", claimed_at=now, attempts=OutboxMail.attempts + 1)
-            .returning(OutboxMail.id)
-        )
+    def _candidates(self, ids: list[int] | None) -> list[int]:
+        query = select(OutboxMail.id).where(self._claimable()).order_by(OutboxMail.id)
         if ids is not None:
-            claim = claim.where(OutboxMail.id.in_(ids))
+            query = query.where(OutboxMail.id.in_(ids))
+        with self.rt.uow(read_only=True) as uow:
+            return list(uow.session.scalars(query))
+
+    def _claimable(self) -> Any:
+        return or_(OutboxMail.state == "queued",
+                   (OutboxMail.state == "sending") & (OutboxMail.claimed_at < self.rt.now() - STALE_CLAIM))
+
+    def _claim(self, mail_id: int) -> OutboxMail | None:
         with self.rt.uow() as uow:
             session = uow.session
-            claimed = list(session.scalars(claim))
-            rows = list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(claimed))
-                                        .order_by(OutboxMail.id)))
+            claimed = session.scalar(
+                update(OutboxMail).where(OutboxMail.id == mail_id, self._claimable())
+                .values(state="sending", claimed_at=self.rt.now(), attempts=OutboxMail.attempts + 1)
+                .returning(OutboxMail.id))
+            if claimed is None:
+                return None  # another process has it
+            row = session.scalar(select(OutboxMail).where(OutboxMail.id == mail_id)
+                                 .execution_options(populate_existing=True))
             uow.commit()
             session.expunge_all()
-            return rows
+            return row
 
-    def _finish(self, row_id: int, *, error: str | None, via: str | None, carries_code: bool) -> None:
+    def _finish(self, row: OutboxMail, *, error: str | None, via: str | None) -> None:
+        values: dict[str, Any]
+        if error is None:
+            values = {"state": "sent", "sent_at": self.rt.now(), "last_error": None, "delivered_via": via}
+            if row.carries_code:
+                values["body"] = None
+        else:
+            values = {"state": "queued", "last_error": error[:2000]}
         with self.rt.uow() as uow:
-            values: dict[str, Any]
-            if error is None:
-                values = {"state": "sent", "sent_at": self.rt.now(), "last_error": None,
-                          "delivered_via": via}
-                if carries_code:
-                    values["body"] = None
-            else:
-                values = {"state": "queued", "last_error": error[:2000]}
-            uow.session.execute(update(OutboxMail).where(OutboxMail.id == row_id).values(**values))
+            uow.session.execute(update(OutboxMail).where(
+                OutboxMail.id == row.id, OutboxMail.state == "sending",
+                OutboxMail.attempts == row.attempts).values(**values))
             uow.commit()
 
     def deliver(self, ids: list[int] | None = None) -> Delivery:
-        """Deliver the given queued mails (or every queued one); never raises for SMTP trouble."""
-        if ids is not None and not ids:
-            return Delivery()
-        rows = self._claim(ids)
+        """Deliver the given queued mails (or every queued one); never raises: what cannot be
+        delivered stays queued with its error."""
         result = Delivery()
-        if not rows:
+        if ids is not None and not ids:
             return result
-        settings = self.rt.settings
-        if settings.smtp_host:
-            self._send_smtp(rows, result)
-        else:
-            folder = settings.outbox_dir
-            folder.mkdir(parents=True, exist_ok=True)
-            for row in rows:
-                path = folder / _file_name(row)
-                path.write_bytes(bytes(build_message(row, self.rt.now())))
-                self._finish(row.id, error=None, via=f"file {path}", carries_code=row.carries_code)
-                result.sent.append(row.id)
-                result.written.append(path)
-        return result
-
-    def _send_smtp(self, rows: list[OutboxMail], result: Delivery) -> None:
-        settings = self.rt.settings
-        via = f"smtp {settings.smtp_host}:{_port(settings.smtp_security, settings.smtp_port)}"
+        transport = _Transport(self.rt)
         try:
-            client = _connect(self.rt)
-        except Exception as exc:  # noqa: BLE001 - any failure leaves the mails queued
-            for row in rows:
-                self._finish(row.id, error=_describe(exc), via=None, carries_code=row.carries_code)
-                result.failed[row.id] = _describe(exc)
-            return
-        try:
-            for row in rows:
+            candidates = self._candidates(ids)
+            for position, mail_id in enumerate(candidates):
+                row = self._claim(mail_id)
+                if row is None:
+                    continue
                 try:
-                    client.smtp.send_message(build_message(row, self.rt.now()),
-                                            to_addrs=[*row.to, *row.cc])
-                except Exception as exc:  # noqa: BLE001
-                    self._finish(row.id, error=_describe(exc), via=None, carries_code=row.carries_code)
+                    via, path = transport.send(row)
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the mail queued
+                    self._finish(row, error=_describe(exc), via=None)
                     result.failed[row.id] = _describe(exc)
-                else:
-                    self._finish(row.id, error=None, via=via, carries_code=row.carries_code)
-                    result.sent.append(row.id)
+                    if transport.client is None and self.rt.settings.smtp_host:
+                        # No connection: the others would wait for the same timeout. Leave them.
+                        for other in candidates[position + 1:]:
+                            result.failed[other] = _describe(exc)
+                        break
+                    continue
+                self._finish(row, error=None, via=via)
+                result.sent.append(row.id)
+                if path is not None:
+                    result.written.append(path)
+        except Exception as exc:  # noqa: BLE001 - the change is committed; the mail can wait
+            result.failed[0] = _describe(exc)
         finally:
-            client.close()  # yagmail swallows errors of QUIT
+            transport.close()
+        return result
 
 
 def _port(security: str, port: int | None) -> int:
     return port or {"ssl": 465, "starttls": 587, "none": 25}[security]
 
 
-def _connect(rt: Runtime) -> Any:
-    """A yagmail client with an open, authenticated SMTP connection (``client.smtp``).
+def _connect(rt: Runtime) -> tuple[Any, bool]:
+    """A yagmail client with an open, authenticated SMTP connection (``client.smtp``), and
+    whether the connection is encrypted.
 
     Keep the client while sending: yagmail closes the connection when it is collected.
-
-    STARTTLS and the login are done here, with certificate checks (yagmail's own
-    STARTTLS does not verify the server). ``starttls`` requires the server to offer
-    STARTTLS, except on the loopback interface where there is no wire to protect.
+    STARTTLS and the login are done here, with certificate checks (yagmail's own STARTTLS
+    does not verify the server). ``starttls`` requires the server to offer STARTTLS, except
+    on the loopback interface where there is no wire to protect.
     """
     import yagmail
 
@@ -195,24 +243,26 @@ def _connect(rt: Runtime) -> Any:
     )
     client.login()  # connects; skip_login: authentication follows below
     smtp = client.smtp
+    tls = security == "ssl"
     if security == "starttls":
         smtp.ehlo()
         if smtp.has_extn("starttls"):
             smtp.starttls(context=context)
             smtp.ehlo()
+            tls = True
         elif settings.smtp_host not in LOOPBACK:
-            smtp.close()
+            client.close()
             raise RuntimeError(f"{settings.smtp_host} does not offer STARTTLS; set "
                                "BASECONE_MIGRATE_SMTP_SECURITY=ssl or none")
     if settings.smtp_user:
         password = settings.smtp_password().value
         if not password:
-            smtp.close()
+            client.close()
             raise RuntimeError(
                 f"no SMTP password for {settings.smtp_user}: store it in the keyring (service "
                 "'basecone-migrate') or set BASECONE_MIGRATE_SMTP_PASSWORD")
         smtp.login(settings.smtp_user, password)
-    return client
+    return client, tls
 
 
 def _describe(exc: BaseException) -> str:

@@ -158,3 +158,83 @@ def test_the_program_delivers_from_its_own_process(
     assert result.returncode == 0, result.stderr
     [mail] = smtp.messages
     assert mail.message["To"] == TINA
+
+
+def test_bad_mail_settings_refuse_before_anything_changes(
+    env_vars: dict[str, str], loaded: dict[str, Any], state: Any
+) -> None:
+    cli = Cli(env_vars)
+    code = make_offer(cli, "1001")["transfercode"]
+    snapshot = state.take()
+    cases = [
+        ({"smtp_security": "bogus"}, "SMTP security 'bogus' (from env BASECONE_MIGRATE_SMTP_SECURITY) is "
+                                     "not valid: expected one of starttls, ssl, none"),
+        ({"smtp_port": "abc"}, "SMTP port 'abc' (from env BASECONE_MIGRATE_SMTP_PORT) is not valid: "
+                               "expected a port number"),
+        ({"mail_from": "nobody"}, "sender address 'nobody' (from env BASECONE_MIGRATE_MAIL_FROM) is not an "
+                                  "e-mail address"),
+        ({"smtp_host": "mail.example.org", "smtp_security": "none", "smtp_user": "mailer",
+          "smtp_password": "x"},
+         "BASECONE_MIGRATE_SMTP_SECURITY=none would send the SMTP password in clear to "
+         "mail.example.org: use starttls or ssl"),
+    ]
+    for settings, message in cases:
+        for args in (["--as", SUE, "offer", "1002", "--to", TINA, "--accept-terms", "--confirm-checklist"],
+                     ["--as", TINA, "redeem", code, "--accept-terms"],
+                     ["--as", SUE, "revoke", "1"], ["expire"], ["mail", "flush"]):
+            result = cli(*args, **settings)
+            assert (result.exit_code, result.error) == (2, f"Error: {message}"), args
+            assert state.take() == snapshot, args
+
+
+def test_an_outbox_that_cannot_be_written_leaves_the_mail_queued(
+    env_vars: dict[str, str], loaded: dict[str, Any], isolated_environment: Path
+) -> None:
+    data = isolated_environment / "data" / "basecone-migrate"
+    data.mkdir(parents=True)
+    (data / "outbox").write_text("a file where the folder should be")
+    cli = Cli(env_vars)
+    result = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms", "--json")
+    assert result.exit_code == 0
+    assert result.json()["transfercode"]  # the sender still sees the code
+    assert result.stderr.startswith("Warning: 1 mail(s) could not be sent (")
+    [row] = cli.ok("mail", "list", "--json").json()
+    assert (row["state"], row["attempts"]) == ("queued", 1)
+    (data / "outbox").unlink()
+    assert cli.ok("mail", "flush", "--json").json()["sent"] == [row["id"]]
+
+
+def test_mail_files_and_the_default_database_are_private(
+    cli: Cli, loaded: dict[str, Any], isolated_environment: Path
+) -> None:
+    cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+    folder = isolated_environment / "data" / "basecone-migrate" / "outbox"
+    [path] = folder.iterdir()
+    assert (folder.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o700, 0o600)
+    Cli({})("env", "list")  # the embedded default database
+    database = isolated_environment / "data" / "basecone-migrate" / "basecone-migrate.db"
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_late_result_never_requeues_a_mail_another_process_delivered(
+    env_vars: dict[str, str], loaded: dict[str, Any], db_url: str
+) -> None:
+    from sqlalchemy import update
+
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.runtime import Runtime
+    from basecone_migrate.settings import Settings
+
+    Cli(env_vars)("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms",
+                  smtp_host="127.0.0.1", smtp_port="1", smtp_security="none")  # stays queued
+    rt = Runtime(Settings.load({}, env_vars))
+    slow = Postman(rt)._claim(1)  # a slow sender takes it ...
+    assert slow is not None
+    with rt.uow() as uow:  # ... someone reclaims it as stale and delivers it
+        uow.session.execute(update(OutboxMail).values(state="sent", last_error=None,
+                                                      attempts=OutboxMail.attempts + 1))
+        uow.commit()
+    Postman(rt)._finish(slow, error="timed out", via=None)  # the slow one gives up, too late
+    [row] = outbox(db_url)
+    assert (row.state, row.last_error) == ("sent", None)
+    rt.close()

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from basecone_migrate.cli import context
-from basecone_migrate.cli.context import JsonOption
+from basecone_migrate.cli.context import AsOption, JsonOption
 
 mail_app = typer.Typer(help="Mails waiting in the outbox, and their delivery.", no_args_is_help=True)
 
@@ -21,13 +21,17 @@ def mail_list(
     state: Annotated[str | None, typer.Option(metavar="STATE", help="queued, sending or sent.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most recent first.")] = 100,
     json: JsonOption = False,
+    as_: AsOption = None,
 ) -> None:
-    """The outbox: recipients, subject, state, attempts, last error (never a body)."""
+    """The outbox, most recent first.
+
+    Recipients, subject, state, attempts, last error; never a body.
+    """
     from basecone_migrate.cli.output import when
     from basecone_migrate.mail import mail_rows
 
-    cli = context.get(ctx, json=json)
-    with cli.runtime.uow() as uow:
+    cli = context.get(ctx, json=json, as_=as_)
+    with cli.runtime.uow(read_only=True) as uow:
         rows = mail_rows(uow.session, state, limit)
     cli.out.emit(rows, lambda: cli.out.table(
         [("id", "right"), "created", "event", "to", "cc", "subject", "state", ("tries", "right"),
@@ -38,11 +42,15 @@ def mail_list(
 
 
 @mail_app.command("flush")
-def mail_flush(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Deliver every queued mail (each exactly once); failures stay queued."""
-    from basecone_migrate.mail import Postman
+def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
+    """Deliver every queued mail, each once.
 
-    cli = context.get(ctx, json=json)
+    What cannot be delivered stays queued.
+    """
+    from basecone_migrate.mail import Postman, check_settings
+
+    cli = context.get(ctx, json=json, as_=as_)
+    check_settings(cli.settings)
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written]}
