@@ -31,7 +31,10 @@ def link(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Re-link an administration in its environment (kind 3), re-code it (2), or both (5)."""
+    """Re-link or re-code in one environment.
+
+    Another connection (kind 3), a new code (kind 2), or both (kind 5).
+    """
     from basecone_migrate.services.links import link as link_administration
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -70,14 +73,20 @@ def _access(ctx: typer.Context, admin: str, users: list[str], json: bool, as_: s
 @access_app.command("grant")
 def access_grant(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
                  json: JsonOption = False, as_: AsOption = None) -> None:
-    """Give users of the administration's environment access to it (Superusers only)."""
+    """Give users access to an administration.
+
+    Superusers of its environment only, for users of that environment.
+    """
     _access(ctx, admin, user, json, as_, grant=True)
 
 
 @access_app.command("revoke")
 def access_revoke(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
                   json: JsonOption = False, as_: AsOption = None) -> None:
-    """Take access away (Superusers of the administration's environment only)."""
+    """Take access away.
+
+    Superusers of the administration's environment only.
+    """
     _access(ctx, admin, user, json, as_, grant=False)
 
 
@@ -107,7 +116,10 @@ def audit(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Every state change: when, who, what, which administration and migration, details."""
+    """Every state change, oldest first.
+
+    When, who, what, which administration and migration, and details.
+    """
     from basecone_migrate.cli.output import when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import audit as audit_log
@@ -119,7 +131,7 @@ def audit(
         start = parse_instant(since) if since else None
     except ValueError:
         raise UsageProblem(f"--since {since!r} is not a date or an ISO-8601 instant") from None
-    with cli.runtime.uow() as uow:
+    with cli.runtime.uow(read_only=True) as uow:
         admin_id = lookup.administration_for(cli.runtime, uow.session, admin).id if admin else None
         rows = audit_log.entries(uow.session, administration_id=admin_id, migration_id=migration,
                                  since=start, limit=limit)

@@ -32,7 +32,8 @@ def report(cli: CLI, outcome: "Outcome") -> None:
         cli.out.note(f"Mail written to {path} (no SMTP host set)")
     if delivery.failed:
         errors = sorted(set(delivery.failed.values()))
-        cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
+        count = len([i for i in delivery.failed if i])
+        cli.out.warn(f"{count} mail(s) could not be sent ({'; '.join(errors)}): they "
                      "stay queued; retry with `basecone-migrate mail flush`")
 
 
@@ -60,7 +61,10 @@ def offer(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Offer administrations to another environment: makes and mails a transfercode."""
+    """Offer administrations to another environment.
+
+    Makes a transfercode, prints it once and mails it to the recipients.
+    """
     from basecone_migrate.cli.output import when
     from basecone_migrate.cli.prompts import questions_for
     from basecone_migrate.services import migrations
@@ -97,7 +101,7 @@ def list_(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """The migration overview of your environment: offered and received administrations."""
+    """The migration overview: offered, received."""
     from basecone_migrate.cli.output import when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import migrations
@@ -142,7 +146,10 @@ def revoke(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Withdraw an offer (or one administration of it); the recipients get a mail."""
+    """Withdraw an offer, or one administration.
+
+    The recipients get a mail.
+    """
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -156,7 +163,10 @@ def revoke(
 
 def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
            as_: AsOption = None) -> None:
-    """Issue a new transfercode for an offer and mail it again; the old code stops working."""
+    """Mail a new transfercode for an offer.
+
+    The old code stops working. An offer that expired is offered again.
+    """
     from basecone_migrate.cli.output import when
     from basecone_migrate.services import migrations
 
@@ -201,7 +211,10 @@ def redeem(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Take (or --reject) the administrations a transfercode offers, and move their archives."""
+    """Take (or reject) what a transfercode offers.
+
+    Then the archives move, with progress bars at a terminal.
+    """
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.prompts import questions_for
     from basecone_migrate.errors import UsageProblem
@@ -250,7 +263,10 @@ def status(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Per administration: state, documents and bytes done of total, timings, error."""
+    """Transfer status per administration.
+
+    State, documents and bytes done of total, timings, error.
+    """
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -280,7 +296,10 @@ def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
 
 def resume(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
            as_: AsOption = None) -> None:
-    """Finish an interrupted transfer; documents already copied and verified are not copied again."""
+    """Finish a transfer that did not finish.
+
+    Documents already copied and verified are not copied again.
+    """
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.services import migrations
 
@@ -297,11 +316,14 @@ def resume(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = 
     cli.out.emit(p, lambda: _render_items(cli, p["items"], f"Migration {p['migration_id']}: {p['status']}"))
 
 
-def expire(ctx: typer.Context, json: JsonOption = False) -> None:
-    """For cron: mark every offer past its expiry as expired and tell each sender once."""
+def expire(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
+    """For cron: expire offers past their expiry.
+
+    Each sender gets one mail.
+    """
     from basecone_migrate.services import migrations
 
-    cli = context.get(ctx, json=json)
+    cli = context.get(ctx, json=json, as_=as_)
     outcome = migrations.expire(cli.runtime)
     report(cli, outcome)
     count = outcome.payload["expired"]

@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
 
 
 def show_config(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
-    """Show each effective setting and where it came from (secrets masked)."""
+    """Show every setting and where it came from.
+
+    Secrets are masked.
+    """
     cli = context.get(ctx, json=json, as_=as_)
     rows = cli.settings.describe()
     payload = {
@@ -56,12 +59,16 @@ def show_config(ctx: typer.Context, json: JsonOption = False, as_: AsOption = No
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Create or migrate the schema (Alembic). The default SQLite file does this on first use."""
-    from basecone_migrate.db.engine import make_engine, upgrade
+def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
+    """Create or migrate the schema (Alembic).
 
-    cli = context.get(ctx, json=json)
-    engine = make_engine(cli.settings.db_url)
+    The default SQLite file does this on first use.
+    """
+    from basecone_migrate.db.engine import upgrade
+    from basecone_migrate.runtime import open_engine
+
+    cli = context.get(ctx, json=json, as_=as_)
+    engine = open_engine(cli.settings)
     try:
         before, after = upgrade(engine)
         url = engine.url.render_as_string(hide_password=True)
@@ -79,9 +86,9 @@ def load(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Upsert environments, users, connections, administrations and documents from a JSON file.
+    """Upsert the world from a JSON file.
 
-    One transaction: a malformed file changes nothing. Loading it again changes nothing.
+    Environments, users, connections, administrations and documents. One transaction: a malformed file changes nothing. Loading it again changes nothing.
     Document paths are relative to the file.
     """
     from basecone_migrate.services.world import load_world
@@ -103,12 +110,12 @@ def load(
 
 
 @env_app.command("list")
-def env_list(ctx: typer.Context, json: JsonOption = False) -> None:
-    """List the environments with their plan, archive root and size."""
+def env_list(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
+    """List environments: plan, archive root, size."""
     from basecone_migrate.cli.output import human_size
     from basecone_migrate.services import overview
 
-    cli = context.get(ctx, json=json)
+    cli = context.get(ctx, json=json, as_=as_)
     rows = overview.environments(cli.runtime)
     cli.out.emit(rows, lambda: cli.out.table(
         ["office", "name", "plan", ("admins", "right"), ("users", "right"),
@@ -134,11 +141,12 @@ def admin_list(
     ctx: typer.Context,
     env: Annotated[str | None, typer.Option(metavar="CODE", help="Only this office.")] = None,
     json: JsonOption = False,
+    as_: AsOption = None,
 ) -> None:
-    """List administrations with their connection, e-mail address and archive size."""
+    """List administrations: link, e-mail, archive."""
     from basecone_migrate.services import overview
 
-    cli = context.get(ctx, json=json)
+    cli = context.get(ctx, json=json, as_=as_)
     rows = overview.administrations(cli.runtime, env)
     cli.out.emit(rows, lambda: render_administrations(
         cli, rows, f"Administrations of {env}" if env else "Administrations"))
@@ -148,7 +156,10 @@ def admin_list(
 def admin_show(
     ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
 ) -> None:
-    """Show one administration: link, e-mail address, users with access, workflows."""
+    """Show one administration in full.
+
+    Its link, mail address (and earlier ones), users with access, workflows.
+    """
     from basecone_migrate.services import overview
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -183,7 +194,10 @@ def archive_add(
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
-    """Copy files into an administration's archive (hashed while copied; duplicates kept once)."""
+    """Copy files into an administration's archive.
+
+    Each is hashed while it is copied; identical content is kept once.
+    """
     from basecone_migrate.cli.output import human_size
     from basecone_migrate.services import archive
 
@@ -216,7 +230,10 @@ def archive_list(
 def archive_verify(
     ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
 ) -> None:
-    """Re-hash every stored document; exit 1 when one is missing or different."""
+    """Re-hash every stored document.
+
+    Exit 1 when one is missing or different.
+    """
     from basecone_migrate.errors import BaseconeError
     from basecone_migrate.services import archive
 
@@ -248,7 +265,10 @@ def demo(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Build a self-contained demo workspace and walk through it (never touches your data)."""
+    """Run a whole migration in a demo workspace.
+
+    The workspace is a folder of its own: your data is never touched.
+    """
     from basecone_migrate.cli.demo import run_demo
 
     cli = context.get(ctx, json=json)
