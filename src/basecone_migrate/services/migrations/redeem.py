@@ -60,6 +60,17 @@ class _NoOffer(Refused):
     """The code opens no offer: refused, and counted towards the lock-out."""
 
 
+class _Unfinished(Refused):
+    """The code was redeemed and its transfer was not finished when we looked (not a guess:
+    not counted). `_find_offer` says which: running, interrupted, or just finished."""
+
+    def __init__(self, migration_id: int, when: str) -> None:
+        super().__init__(f"this transfercode was redeemed on {when}; see "
+                         f"`basecone-migrate status {migration_id}`")
+        self.migration_id = migration_id
+        self.when = when
+
+
 def locked_until(s: Session, user_id: int, now: datetime) -> datetime | None:
     recent = list(s.scalars(select(FailedRedeem.at).where(
         FailedRedeem.user_id == user_id, FailedRedeem.at > now - 2 * FAILED_CODE_WINDOW)
@@ -93,12 +104,7 @@ def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
     if code.spent_at is not None or migration.redeemed_at is not None:
         when = f"{migration.redeemed_at or code.spent_at:%Y-%m-%d}"
         if migration.reject_reason is None and any(i.status in UNFINISHED for i in items):
-            # Not a guess: someone is back for a transfer that is running or was interrupted.
-            if TransferLock(rt, migration.id).is_running():
-                raise Refused(f"this transfercode was redeemed on {when} and its transfer is running "
-                              f"now: follow it with `basecone-migrate status {migration.id}`")
-            raise Refused(f"this transfercode was redeemed on {when} and its transfer did not finish: "
-                          f"run `basecone-migrate resume {migration.id}`")
+            raise _Unfinished(migration.id, when)  # not a guess: see _find_offer
         how = "rejected" if migration.reject_reason is not None else "redeemed"
         raise _NoOffer(f"this transfercode was already used: the offer was {how} on {when}")
     statuses = {item_status(i, now) for i in items}
@@ -144,6 +150,23 @@ def _find_offer(rt: Runtime, code_text: str, *, rejecting: bool) -> int:
             uow.session.add(FailedRedeem(user_id=user_id, at=rt.now()))
             uow.commit()
         raise
+    except _Unfinished as unfinished:
+        raise _explain_unfinished(rt, unfinished) from None
+
+
+def _explain_unfinished(rt: Runtime, unfinished: _Unfinished) -> Refused:
+    """Running, interrupted, or finished a moment ago? Asked in this order, outside the
+    transaction that saw it unfinished (a read snapshot would not see it finish)."""
+    mid, when = unfinished.migration_id, unfinished.when
+    if TransferLock(rt, mid).is_running():
+        return Refused(f"this transfercode was redeemed on {when} and its transfer is running now: "
+                       f"follow it with `basecone-migrate status {mid}`")
+    with rt.uow(read_only=True) as uow:
+        still = any(i.status in UNFINISHED for i in items_of(uow.session, find_migration(uow.session, mid)))
+    if still:
+        return Refused(f"this transfercode was redeemed on {when} and its transfer did not finish: "
+                       f"run `basecone-migrate resume {mid}`")
+    return Refused(f"this transfercode was already used: the offer was redeemed on {when}")
 
 
 # -- where each administration goes ------------------------------------------------------------
