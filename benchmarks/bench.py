@@ -8,7 +8,8 @@
 The transfer benchmark generates documents of 50-500 KB (random bytes) on the disk that
 holds --work (default: a temporary folder), loads them as one administration, then:
 
-1. moves it to an environment on the same filesystem (rename): documents per second;
+1. moves it to an environment on the same filesystem (rename) and back, three times:
+   documents per second, the median move;
 2. in alternating rounds, copies those files to /dev/shm with `cp -r`, with `rsync -a`,
    and with the engine's own copy phase (the same code and thread pool, hashing and
    verifying every document); the medians are compared;
@@ -147,7 +148,7 @@ def _move(env: dict[str, str], sender: str, receiver: str) -> dict[str, float]:
     [item] = json.loads(status)["items"]
     assert item["status"] == "completed", item
     timings = item["timings"]
-    return {"copy": timings["copy"], "clean_up": timings["clean_up"],
+    return {"copy": timings["copy"], "switch": timings["switch"], "clean_up": timings["clean_up"],
             "total": sum(timings.values()), "wall": wall, "peak_mb": peak / 1024, "mode": item["mode"]}
 
 
@@ -217,7 +218,11 @@ def bench_transfer(documents: int, work: Path | None, repeat: int) -> dict[str, 
         shutil.rmtree(base / "world")
         size = sum(p.stat().st_size for p in (base / "archive" / "DISK1" / "1").iterdir())
 
-        rename = _move(env, "a@bench.example", "b@bench.example")
+        # Three moves on one filesystem, there and back (a single move is one sample).
+        renames = [_move(env, *pair) for pair in (("a@bench.example", "b@bench.example"),
+                                                  ("b@bench.example", "a@bench.example"),
+                                                  ("a@bench.example", "b@bench.example"))]
+        rename = sorted(renames, key=lambda r: r["total"])[1]
         copies = _interleaved(base / "archive" / "DISK2", shm, repeat)
         mv_s = _mv_reference(base / "archive" / "DISK2" / "1", base / "mv-scratch", shm)
         stream = _move(env, "b@bench.example", "c@bench.example")
@@ -234,8 +239,10 @@ def bench_transfer(documents: int, work: Path | None, repeat: int) -> dict[str, 
     cp_s, rsync_s, ours_s = copies["cp"], copies["rsync"], copies["ours"]
     rate = documents / rename["total"]
     print(f"  {documents} documents, {size / 1e9:.2f} GB; each figure after `sync`")
-    print(f"  same filesystem, {rename['mode']}:         {rename['total']:6.3f} s  {rate:8,.0f} documents/s"
-          "  (target >= 20,000/s)")
+    print(f"  same filesystem, {rename['mode']}, median of 3 moves: {rename['total']:6.3f} s  "
+          f"{rate:8,.0f} documents/s  (target >= 20,000/s)")
+    print(f"    renames {rename['copy']:.3f} s (committed to disk), switch {rename['switch']:.3f} s, "
+          f"clean-up {rename['clean_up']:.3f} s")
     print(f"  disk -> /dev/shm, alternating rounds, median of {repeat}:")
     print(f"    cp -r                             {cp_s:6.3f} s  {mbps(cp_s)}")
     print(f"    rsync -a                          {rsync_s:6.3f} s  {mbps(rsync_s)}")
@@ -246,11 +253,12 @@ def bench_transfer(documents: int, work: Path | None, repeat: int) -> dict[str, 
     print(f"    ours                              {stream['total']:6.3f} s  {mbps(stream['total'])}  "
           f"{stream['total'] / mv_s:.2f}x mv  (copy {stream['copy']:.3f} s, removing the source "
           f"{stream['clean_up']:.3f} s)")
-    print(f"  peak memory of the redeem process:  {max(rename['peak_mb'], stream['peak_mb']):.0f} MB"
+    print(f"  peak memory of the redeem process:  {max(r['peak_mb'] for r in [*renames, stream]):.0f} MB"
           "  (target < 100 MB)")
+    peak = max([r["peak_mb"] for r in renames] + [stream["peak_mb"]])
     return {"rename_docs_per_s": rate, "cp_s": cp_s, "rsync_s": rsync_s, "copy_s": ours_s,
             "copy_vs_cp": ours_s / cp_s, "mv_s": mv_s, "move_s": stream["total"],
-            "peak_rss_mb": max(rename["peak_mb"], stream["peak_mb"])}
+            "peak_rss_mb": peak}
 
 
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {

@@ -323,6 +323,24 @@ class Archive:
             return os.stat(self.root).st_dev == os.stat(other.root).st_dev
         return self.fs is other.fs
 
+    def rename_many(self, other: Archive, administration_id: int,
+                    keys: list[str]) -> Iterator[tuple[str, OSError | None]]:
+        """Rename one administration's documents into ``other`` (both local, one filesystem):
+        the folders are resolved once, each key is checked, one system call per document."""
+        source = self._join(str(administration_id))
+        target = other._folder(administration_id)
+        prefix = f"{administration_id}/"
+        for key in keys:
+            if not (key.startswith(prefix) and _KEY.fullmatch(key)):
+                raise ValueError(f"not a document key of administration {administration_id}: {key!r}")
+            name = key[len(prefix):]
+            try:
+                os.rename(os.path.join(source, name), os.path.join(target, name))
+            except OSError as exc:
+                yield key, exc
+            else:
+                yield key, None
+
     def move_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
         """Rename (local) or server-side move (one object store) into ``other``.
 
@@ -377,6 +395,20 @@ class Archive:
         if not self.is_local:
             return  # an object store's PUT is durable when it returns
         _syncfs(self.root)
+
+    def sync_folder(self, administration_id: int) -> None:
+        """Make renames into or out of an administration's folder durable: an fsync of the
+        folder commits them, without flushing everything else on the filesystem."""
+        if not self.is_local:
+            return
+        try:
+            descriptor = os.open(self._join(str(administration_id)), os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _syncfs(path: str) -> None:

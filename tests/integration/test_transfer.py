@@ -106,7 +106,7 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, calls:
 
 
 CRASH_POINTS = [
-    ("mid-copy, renaming", "same", Archive, "move_to", 150),
+    ("mid-copy, renaming", "same", os, "rename", 150),
     ("mid-copy, streaming", "other", Archive, "copy_to", 150),
     ("before the switch", "other", engine_module._ItemTransfer, "switch", 0),
     ("after the switch, before clean-up", "other", engine_module._ItemTransfer, "clean_up", 0),

@@ -146,3 +146,25 @@ def test_a_refused_rename_between_mounts_streams_instead(
     source.move_to(target, stored.key, stored.sha256, bytearray(4))
     assert target.checksum(stored.key) == (7, stored.sha256)
     assert source.exists(stored.key)  # removed by the transfer's clean-up, after the switch
+
+
+def test_sync_folder_commits_a_folder_and_ignores_a_missing_one(archive: Archive) -> None:
+    stored = archive.write(io.BytesIO(b"x"), 9)
+    archive.sync_folder(9)  # an fsync of the folder (nothing to do on an object store)
+    archive.sync_folder(10)  # no folder: nothing to make durable
+    assert archive.exists(stored.key)
+
+
+def test_rename_many_moves_one_administrations_documents(tmp_path: Path) -> None:
+    source, target = Archive(str(tmp_path / "a")), Archive(str(tmp_path / "b"))
+    one, two = (source.write(io.BytesIO(data), 4) for data in (b"one", b"two"))
+    source.remove(two.key)  # gone: reported, not raised
+
+    results = dict(source.rename_many(target, 4, [one.key, two.key]))
+
+    assert results[one.key] is None and target.exists(one.key) and not source.exists(one.key)
+    assert isinstance(results[two.key], FileNotFoundError)
+    with pytest.raises(ValueError, match="not a document key of administration 4"):
+        list(source.rename_many(target, 4, ["5/" + "a" * 64]))
+    with pytest.raises(ValueError):
+        list(source.rename_many(target, 4, ["4/../../etc"]))

@@ -256,7 +256,10 @@ class _ItemTransfer:
             batch.flush()
             raise
         batch.flush()
-        if not problems:  # renames are metadata, and must reach the disk before the switch too
+        if not problems and rename:  # renames are metadata: commit both folders' entries
+            plan.target.sync_folder(plan.administration_id)
+            plan.source.sync_folder(plan.administration_id)
+        elif not problems:  # streamed bytes must be on disk before the switch relies on them
             plan.target.make_durable()
         return problems
 
@@ -269,8 +272,16 @@ class _ItemTransfer:
         check_first = plan.resumed  # only a resumed run can find documents already there
         if rename:
             buffer = new_buffer()
-            for doc in todo:
-                yield doc, rename_one(plan.source, plan.target, doc, check_first, buffer)
+            if check_first or not (plan.source.is_local and plan.target.is_local):
+                for doc in todo:
+                    yield doc, rename_one(plan.source, plan.target, doc, check_first, buffer)
+                return
+            by_key = {doc.key: doc for doc in todo}
+            renamed = plan.source.rename_many(plan.target, plan.administration_id, list(by_key))
+            for key, error in renamed:  # the common case: one rename each, nothing else
+                doc = by_key[key]
+                yield doc, (None if error is None else
+                            rename_one(plan.source, plan.target, doc, check_first, buffer))
             return
         yield from stream_all(plan.source, plan.target, todo, check_first)
 
