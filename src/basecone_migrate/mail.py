@@ -76,11 +76,14 @@ class Delivery:
     sent: list[int] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    #: Why delivery stopped before it could try each mail (they all stay queued).
+    trouble: str | None = None
 
     def merge(self, other: Delivery) -> None:
         self.sent += other.sent
         self.written += other.written
         self.failed.update(other.failed)
+        self.trouble = self.trouble or other.trouble
 
 
 def check_settings(settings: Settings) -> None:
@@ -209,7 +212,7 @@ class Postman:
                 if path is not None:
                     result.written.append(path)
         except Exception as exc:  # noqa: BLE001 - the change is committed; the mail can wait
-            result.failed[0] = _describe(exc)
+            result.trouble = _describe(exc)
         finally:
             transport.close()
         return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import itertools
 import os
 import posixpath
@@ -72,21 +73,6 @@ def copy_hashing(source: IO[bytes], target: IO[bytes], buffer: bytearray) -> tup
         written = target.write(chunk) or 0
         while written < count:  # a raw file may take part of a chunk
             written += target.write(chunk[written:]) or 0
-        size += count
-    return size, digest.hexdigest()
-
-
-def _copy_descriptor(source: int, target: int, buffer: bytearray) -> tuple[int, str]:
-    """copy_hashing for raw descriptors (no file objects on the hot path)."""
-    digest = hashlib.sha256()
-    view = memoryview(buffer)
-    size = 0
-    while count := os.readv(source, [view]):
-        chunk = view[:count]
-        digest.update(chunk)
-        written = os.write(target, chunk)
-        while written < count:
-            written += os.write(target, chunk[written:])
         size += count
     return size, digest.hexdigest()
 
@@ -375,8 +361,9 @@ class Archive:
         temporary: str | None = None
         try:
             temporary, target = other._create_temporary(int(key.split("/", 1)[0]))
-            try:
-                size, digest = _copy_descriptor(source, target, buffer)
+            try:  # raw, unbuffered wrappers: each read and write is one system call
+                size, digest = copy_hashing(io.FileIO(source, closefd=False),
+                                            io.FileIO(target, "w", closefd=False), buffer)
             finally:
                 os.close(target)
             if digest != sha256:

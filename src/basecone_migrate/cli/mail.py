@@ -47,17 +47,14 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
 
     What cannot be delivered stays queued.
     """
+    from basecone_migrate.cli.migrate import report_delivery
     from basecone_migrate.mail import Postman, check_settings
 
     cli = context.get(ctx, json=json, as_=as_)
     check_settings(cli.settings)
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
-               "written": [str(p) for p in delivery.written]}
-    for path in delivery.written:
-        cli.out.note(f"Mail written to {path} (no SMTP host set)")
-    if delivery.failed:
-        cli.out.warn(f"{len(delivery.failed)} mail(s) still not delivered: "
-                     f"{'; '.join(sorted(set(delivery.failed.values())))}")
+               "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}
+    report_delivery(cli, delivery, flushing=True)
     cli.out.emit(payload, lambda: cli.out.line(
         f"Sent {len(delivery.sent)} mail(s); {len(delivery.failed)} still queued."))

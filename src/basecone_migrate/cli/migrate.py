@@ -9,6 +9,7 @@ from basecone_migrate.cli import context
 from basecone_migrate.cli.context import CLI, AsOption, JsonOption
 
 if TYPE_CHECKING:
+    from basecone_migrate.mail import Delivery
     from basecone_migrate.services.migrations import Outcome
 
 DryRunOption = Annotated[
@@ -27,13 +28,20 @@ def report(cli: CLI, outcome: "Outcome") -> None:
     """Warnings and where the mails went, on stderr."""
     for warning in outcome.warnings:
         cli.out.warn(warning)
-    delivery = outcome.delivery
+    report_delivery(cli, outcome.delivery)
+
+
+def report_delivery(cli: CLI, delivery: "Delivery", flushing: bool = False) -> None:
+    """Where the mails went, and what could not be delivered (it stays queued)."""
     for path in delivery.written:
         cli.out.note(f"Mail written to {path} (no SMTP host set)")
-    if delivery.failed:
-        errors = sorted(set(delivery.failed.values()))
-        count = len([i for i in delivery.failed if i])
-        cli.out.warn(f"{count} mail(s) could not be sent ({'; '.join(errors)}): they "
+    errors = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
+    if not errors:
+        return
+    if flushing:
+        cli.out.warn(f"{len(delivery.failed)} mail(s) still not delivered: {'; '.join(errors)}")
+    else:
+        cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
                      "stay queued; retry with `basecone-migrate mail flush`")
 
 

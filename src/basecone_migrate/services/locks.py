@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from basecone_migrate.errors import Refused
 from basecone_migrate.runtime import Runtime
@@ -56,7 +57,7 @@ class TransferLock:
     def try_acquire(self) -> bool:
         if self._postgres:
             # A connection of its own, outside the pool, with keepalives.
-            self._engine = create_engine(self.rt.engine.url, poolclass=_null_pool(),
+            self._engine = create_engine(self.rt.engine.url, poolclass=NullPool,
                                          connect_args=_KEEPALIVES)
             connection = self._engine.connect()
             if connection.dialect.server_version_info >= (14,):
@@ -126,12 +127,6 @@ class TransferLock:
             self.release()
             return False
         return True
-
-
-def _null_pool() -> Any:
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def _flock_held(path: Path) -> bool | None:

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
@@ -109,7 +110,7 @@ class _Plan:
     def same_root(self) -> bool:
         return self.source.url == self.target.url
 
-    @property
+    @cached_property  # creates the roots and stats both: once per plan is enough
     def by_rename(self) -> bool:
         """Rename (or server-side move) when both roots share a filesystem; else stream."""
         return self.same_root or self.source.shares_filesystem_with(self.target)
