@@ -101,3 +101,29 @@ def test_an_outdated_postgresql_schema_is_upgraded_only_on_purpose(make_pg_datab
     assert result.error == (
         f"Error: the database schema is at revision 0000, this tool needs {SCHEMA_HEAD}: run "
         "`basecone-migrate db upgrade` (or upgrade basecone-migrate if it is newer)")
+
+
+def test_a_read_only_unit_of_work_sees_one_snapshot(db_url: str, cli: Cli, loaded: Any) -> None:
+    """A check that reads several tables must not see another transaction commit half-way
+    (PostgreSQL's READ COMMITTED would: redeem racing a redeem once read as "revoked")."""
+    from sqlalchemy import select, update
+
+    from basecone_migrate.db.models import Environment
+    from basecone_migrate.runtime import Runtime
+    from basecone_migrate.settings import Settings
+
+    rt = Runtime(Settings.load({"db": db_url}, {}))
+    try:
+        with rt.uow(read_only=True) as reading:
+            first = reading.session.scalar(select(Environment.name).where(Environment.code == "BOOK"))
+            with rt.uow() as writing:
+                writing.session.execute(update(Environment).where(Environment.code == "BOOK")
+                                        .values(name="Renamed"))
+                writing.commit()
+            again = reading.session.execute(
+                select(Environment.name).where(Environment.code == "BOOK")).scalar()
+        with rt.uow(read_only=True) as later:
+            after = later.session.scalar(select(Environment.name).where(Environment.code == "BOOK"))
+    finally:
+        rt.close()
+    assert (first, again, after) == ("Bookwise", "Bookwise", "Renamed")

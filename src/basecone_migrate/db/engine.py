@@ -154,5 +154,16 @@ class UnitOfWork:
 
 
 def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-    return sessionmaker(bind, expire_on_commit=False)
+    """Sessions for writing, or for reading one consistent snapshot.
+
+    A read-only transaction on PostgreSQL is REPEATABLE READ: every statement sees the
+    database as of the first one, as a SQLite read transaction in WAL mode does. Under
+    READ COMMITTED a check that reads a code, then its offer, then its items could see a
+    redeem commit half-way and report the offer as something it never was.
+    """
+    if not read_only:
+        return sessionmaker(engine, expire_on_commit=False)
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return sessionmaker(engine.execution_options(**options), expire_on_commit=False)
