@@ -51,3 +51,10 @@ class NotAllowed(BaseconeError):
 
 class TransferIncomplete(BaseconeError):
     exit_code = ExitCode.INCOMPLETE
+
+
+class Undelivered(BaseconeError):
+    """Mail that stays queued after `mail flush`: exit 5, like an unfinished transfer, so that
+    cron notices something is left to do."""
+
+    exit_code = ExitCode.INCOMPLETE

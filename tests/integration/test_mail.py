@@ -238,3 +238,24 @@ def test_a_late_result_never_requeues_a_mail_another_process_delivered(
     [row] = outbox(db_url)
     assert (row.state, row.last_error) == ("sent", None)
     rt.close()
+
+
+def test_flush_exits_5_while_mail_stays_queued_and_0_once_all_is_delivered(
+    env_vars: dict[str, str], loaded: dict[str, Any]
+) -> None:
+    server = SmtpServer()  # nobody listens yet
+    cli = Cli({**env_vars, **server.env})
+    cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+
+    down = cli("mail", "flush")
+    assert down.exit_code == 5
+    assert down.stdout == "Sent 0 mail(s); 1 still queued.\n"
+    assert down.error.startswith("Error: 1 mail(s) stay queued: ConnectionRefusedError")
+    server.start()
+    try:
+        up = cli("mail", "flush", "--json")
+        idle = cli("mail", "flush", "--json")
+    finally:
+        server.stop()
+    assert (up.exit_code, up.json()["sent"], up.stderr) == (0, [1], "")
+    assert (idle.exit_code, idle.json()["sent"]) == (0, [])

@@ -45,9 +45,9 @@ def mail_list(
 def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
     """Deliver every queued mail, each once.
 
-    What cannot be delivered stays queued.
+    What cannot be delivered stays queued, and the exit status is 5 (for cron to notice).
     """
-    from basecone_migrate.cli.migrate import report_delivery
+    from basecone_migrate.errors import Undelivered
     from basecone_migrate.mail import Postman, check_settings
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -55,6 +55,12 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}
-    report_delivery(cli, delivery, flushing=True)
+    for path in delivery.written:
+        cli.out.note(f"Mail written to {path} (no SMTP host set)")
     cli.out.emit(payload, lambda: cli.out.line(
         f"Sent {len(delivery.sent)} mail(s); {len(delivery.failed)} still queued."))
+    if delivery.failed or delivery.trouble:
+        reasons = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
+        count = f"{len(delivery.failed)} mail(s) stay" if delivery.failed else "mail stays"
+        raise Undelivered(f"{count} queued: {'; '.join(reasons)} (`basecone-migrate mail list` "
+                          "shows each; flush again once that is fixed)")

@@ -31,18 +31,15 @@ def report(cli: CLI, outcome: "Outcome") -> None:
     report_delivery(cli, outcome.delivery)
 
 
-def report_delivery(cli: CLI, delivery: "Delivery", flushing: bool = False) -> None:
+def report_delivery(cli: CLI, delivery: "Delivery") -> None:
     """Where the mails went, and what could not be delivered (it stays queued)."""
     for path in delivery.written:
         cli.out.note(f"Mail written to {path} (no SMTP host set)")
     errors = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
     if not errors:
         return
-    if flushing:
-        cli.out.warn(f"{len(delivery.failed)} mail(s) still not delivered: {'; '.join(errors)}")
-    else:
-        cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
-                     "stay queued; retry with `basecone-migrate mail flush`")
+    cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
+                 "stay queued; retry with `basecone-migrate mail flush`")
 
 
 def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
