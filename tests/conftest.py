@@ -376,6 +376,7 @@ class Received:
     sender: str
     recipients: list[str]
     message: Any  # email.message.EmailMessage
+    encrypted: bool = False  # delivered over TLS (after STARTTLS)
 
     @property
     def text(self) -> str:
@@ -387,11 +388,13 @@ class Received:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1, keeping every message it accepts."""
+    """aiosmtpd on 127.0.0.1, keeping every message it accepts; with ``tls_context`` it
+    offers STARTTLS with that certificate and accepts mail only after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_context: Any = None) -> None:
         import socket
 
+        self.tls_context = tls_context
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -410,10 +413,13 @@ class SmtpServer:
             async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
                 server.messages.append(Received(
                     envelope.mail_from, list(envelope.rcpt_tos),
-                    email.message_from_bytes(envelope.content, policy=email.policy.default)))
+                    email.message_from_bytes(envelope.content, policy=email.policy.default),
+                    encrypted=_session.ssl is not None))
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        tls = ({"tls_context": self.tls_context, "require_starttls": True}
+               if self.tls_context is not None else {})
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **tls)
         self.controller.start()
 
     def stop(self) -> None:

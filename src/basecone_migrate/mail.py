@@ -94,6 +94,7 @@ def check_settings(settings: Settings) -> None:
     if "@" not in sender or any(c.isspace() for c in sender):
         raise UsageProblem(f"sender address {sender!r} (from {settings.raw('mail_from').source}) is not "
                            "an e-mail address")
+    settings.smtp_ca_file  # noqa: B018 - a CA file that is not there is reported now
     host = settings.smtp_host
     if host and security == "none" and settings.smtp_user and host not in LOOPBACK:
         raise UsageProblem(f"BASECONE_MIGRATE_SMTP_SECURITY=none would send the SMTP password in clear "
@@ -120,10 +121,8 @@ class _Transport:
                 handle.write(bytes(message))
             return f"file {path}", path
         if self.client is None:
-            self.client, tls = _connect(self.rt)
-            where = f"{settings.smtp_host}:{_port(settings.smtp_security, settings.smtp_port)}"
-            plain = settings.smtp_security == "starttls" and not tls
-            self.via = f"smtp {where}" + (" (no STARTTLS offered: loopback, unencrypted)" if plain else "")
+            self.client = _connect(self.rt)
+            self.via = f"smtp {settings.smtp_host}:{_port(settings.smtp_security, settings.smtp_port)}"
         self.client.smtp.send_message(message, to_addrs=[*row.to, *row.cc])
         return self.via, None
 
@@ -183,6 +182,15 @@ class Postman:
                 OutboxMail.attempts == row.attempts).values(**values))
             uow.commit()
 
+    def _note_failure(self, ids: list[int], error: str) -> None:
+        """Why mails that were not tried stay queued (they keep their attempt count)."""
+        if not ids:
+            return
+        with self.rt.uow() as uow:
+            uow.session.execute(update(OutboxMail).where(
+                OutboxMail.id.in_(ids), OutboxMail.state == "queued").values(last_error=error[:2000]))
+            uow.commit()
+
     def deliver(self, ids: list[int] | None = None) -> Delivery:
         """Deliver the given queued mails (or every queued one); never raises: what cannot be
         delivered stays queued with its error."""
@@ -202,9 +210,11 @@ class Postman:
                     self._finish(row, error=_describe(exc), via=None)
                     result.failed[row.id] = _describe(exc)
                     if transport.client is None and self.rt.settings.smtp_host:
-                        # No connection: the others would wait for the same timeout. Leave them.
-                        for other in candidates[position + 1:]:
-                            result.failed[other] = _describe(exc)
+                        # No connection: the others would wait for the same timeout. Leave
+                        # them queued, each saying why (`mail list` shows it).
+                        rest = candidates[position + 1:]
+                        self._note_failure(rest, _describe(exc))
+                        result.failed.update(dict.fromkeys(rest, _describe(exc)))
                         break
                     continue
                 self._finish(row, error=None, via=via)
@@ -222,20 +232,30 @@ def _port(security: str, port: int | None) -> int:
     return port or {"ssl": 465, "starttls": 587, "none": 25}[security]
 
 
-def _connect(rt: Runtime) -> tuple[Any, bool]:
-    """A yagmail client with an open, authenticated SMTP connection (``client.smtp``), and
-    whether the connection is encrypted.
+class NoStartTLS(Exception):
+    """``starttls`` was asked for and the server does not offer it: nothing is sent."""
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Certificates are always checked: against the system's CAs, or the CA file given by
+    ``BASECONE_MIGRATE_SMTP_CA_FILE`` (for a relay with a certificate of a private CA)."""
+    ca_file = settings.smtp_ca_file
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _connect(rt: Runtime) -> Any:
+    """A yagmail client with an open, authenticated SMTP connection (``client.smtp``).
 
     Keep the client while sending: yagmail closes the connection when it is collected.
     STARTTLS and the login are done here, with certificate checks (yagmail's own STARTTLS
-    does not verify the server). ``starttls`` requires the server to offer STARTTLS, except
-    on the loopback interface where there is no wire to protect.
+    does not verify the server). ``starttls`` means STARTTLS or nothing, on every host:
+    a server that does not offer it gets no mail (plain text only with ``none``).
     """
     import yagmail
 
     settings = rt.settings
     security = settings.smtp_security
-    context = ssl.create_default_context()
+    context = tls_context(settings) if security != "none" else None
     extra: dict[str, Any] = {"timeout": 30}
     if security == "ssl":
         extra["context"] = context
@@ -246,17 +266,20 @@ def _connect(rt: Runtime) -> tuple[Any, bool]:
     )
     client.login()  # connects; skip_login: authentication follows below
     smtp = client.smtp
-    tls = security == "ssl"
     if security == "starttls":
         smtp.ehlo()
-        if smtp.has_extn("starttls"):
-            smtp.starttls(context=context)
-            smtp.ehlo()
-            tls = True
-        elif settings.smtp_host not in LOOPBACK:
+        if not smtp.has_extn("starttls"):
             client.close()
-            raise RuntimeError(f"{settings.smtp_host} does not offer STARTTLS; set "
-                               "BASECONE_MIGRATE_SMTP_SECURITY=ssl or none")
+            raise NoStartTLS(
+                f"{settings.smtp_host} does not offer STARTTLS, so nothing was sent in clear "
+                "text (BASECONE_MIGRATE_SMTP_SECURITY=starttls); enable STARTTLS on the server, "
+                "use ssl, or set none for a relay on a trusted network")
+        try:
+            smtp.starttls(context=context)
+        except BaseException:
+            client.close()
+            raise
+        smtp.ehlo()
     if settings.smtp_user:
         password = settings.smtp_password().value
         if not password:
@@ -265,7 +288,7 @@ def _connect(rt: Runtime) -> tuple[Any, bool]:
                 f"no SMTP password for {settings.smtp_user}: store it in the keyring (service "
                 "'basecone-migrate') or set BASECONE_MIGRATE_SMTP_PASSWORD")
         smtp.login(settings.smtp_user, password)
-    return client, tls
+    return client
 
 
 def _describe(exc: BaseException) -> str:

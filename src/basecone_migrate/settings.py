@@ -42,6 +42,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("smtp_host", "SMTP host"),
     Spec("smtp_port", "SMTP port"),
     Spec("smtp_security", "SMTP security"),
+    Spec("smtp_ca_file", "SMTP CA certificates (PEM file)"),
     Spec("smtp_user", "SMTP login"),
     Spec("smtp_password", "SMTP password", secret=True, in_file=False),
     Spec("mail_from", "sender address"),
@@ -247,6 +248,17 @@ class Settings:
         if value not in SMTP_SECURITY:
             raise self._invalid("smtp_security", "expected one of " + ", ".join(SMTP_SECURITY))
         return value
+
+    @cached_property
+    def smtp_ca_file(self) -> Path | None:
+        """CA certificates that SMTP servers are checked against instead of the system's."""
+        value = self._resolved["smtp_ca_file"].value
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise self._invalid("smtp_ca_file", "no such file (a PEM file of CA certificates)")
+        return path
 
     @property
     def smtp_user(self) -> str | None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select
 
 from basecone_migrate.db.models import OutboxMail
@@ -238,6 +239,91 @@ def test_a_late_result_never_requeues_a_mail_another_process_delivered(
     [row] = outbox(db_url)
     assert (row.state, row.last_error) == ("sent", None)
     rt.close()
+
+
+# -- STARTTLS means STARTTLS ---------------------------------------------------------------
+
+
+def test_starttls_sends_nothing_to_a_server_that_does_not_offer_it(
+    env_vars: dict[str, str], loaded: dict[str, Any], smtp: SmtpServer, db_url: str
+) -> None:
+    env = {**env_vars, **smtp.env}
+    del env["BASECONE_MIGRATE_SMTP_SECURITY"]  # the default: starttls
+    cli = Cli(env)
+
+    offered = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms", "--json")
+    revoked = cli("--as", SUE, "revoke", "1", "--json")
+    flushed = cli("mail", "flush", "--json")
+
+    refusal = ("NoStartTLS: 127.0.0.1 does not offer STARTTLS, so nothing was sent in clear text "
+               "(BASECONE_MIGRATE_SMTP_SECURITY=starttls); enable STARTTLS on the server, use ssl, "
+               "or set none for a relay on a trusted network")
+    assert offered.exit_code == revoked.exit_code == 0  # the changes stand; the mails wait
+    assert offered.stderr == f"Warning: 1 mail(s) could not be sent ({refusal}): they stay queued; " \
+                             "retry with `basecone-migrate mail flush`\n"
+    assert smtp.messages == []  # not one byte of a mail went out in clear text
+    assert (flushed.exit_code, flushed.error) == (
+        5, f"Error: 2 mail(s) stay queued: {refusal} (`basecone-migrate mail list` shows each; "
+           "flush again once that is fixed)")
+    assert flushed.json() == {"sent": [], "failed": {"1": refusal, "2": refusal}, "written": [],
+                              "trouble": None}
+    rows = cli.ok("mail", "list", "--json").json()
+    assert [(r["id"], r["state"], r["last_error"]) for r in rows] == [
+        (2, "queued", refusal), (1, "queued", refusal)]
+    assert all(row.body for row in outbox(db_url))  # kept, to be sent once it can be
+
+    plain = cli.ok("mail", "flush", "--json", smtp_security="none").json()  # said on purpose
+    assert plain["sent"] == [1, 2] and len(smtp.messages) == 2
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> Any:
+    import trustme
+
+    return trustme.CA()
+
+
+def _starttls_server(ca: Any) -> SmtpServer:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return SmtpServer(tls_context=context)
+
+
+def test_starttls_checks_the_server_certificate_and_trusts_a_given_ca_file(
+    env_vars: dict[str, str], loaded: dict[str, Any], certificate_authority: Any, tmp_path: Path
+) -> None:
+    server = _starttls_server(certificate_authority)
+    server.start()
+    try:
+        env = {**env_vars, **server.env, "BASECONE_MIGRATE_SMTP_SECURITY": "starttls"}
+        cli = Cli(env)
+        offered = cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms", "--json")
+        assert "CERTIFICATE_VERIFY_FAILED" in offered.stderr  # a self-signed CA is not trusted
+        assert server.messages == []
+        [row] = cli.ok("mail", "list", "--json").json()
+        assert row["state"] == "queued" and "certificate verify failed" in row["last_error"]
+
+        ca_file = tmp_path / "ca.pem"
+        certificate_authority.cert_pem.write_to_path(str(ca_file))
+        flushed = cli.ok("mail", "flush", "--json", smtp_ca_file=str(ca_file)).json()
+    finally:
+        server.stop()
+    assert flushed["sent"] == [row["id"]]
+    [mail] = server.messages
+    assert mail.encrypted and offered.json()["transfercode"] in mail.text
+
+
+def test_a_ca_file_that_is_not_there_is_a_usage_error(env_vars: dict[str, str], loaded: dict[str, Any],
+                                                      state: Any, tmp_path: Path) -> None:
+    snapshot = state.take()
+    result = Cli(env_vars)("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms",
+                           smtp_ca_file=str(tmp_path / "nope.pem"))
+    assert (result.exit_code, result.error) == (
+        2, f"Error: SMTP CA certificates (PEM file) '{tmp_path / 'nope.pem'}' (from env "
+           "BASECONE_MIGRATE_SMTP_CA_FILE) is not valid: no such file (a PEM file of CA certificates)")
+    assert state.take() == snapshot
 
 
 def test_flush_exits_5_while_mail_stays_queued_and_0_once_all_is_delivered(
