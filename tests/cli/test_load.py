@@ -190,3 +190,73 @@ def test_environment_storage_may_be_its_own_root(
     assert envs["BOOK"]["storage"] == str(storage / "BOOK")
     assert len(list((tmp_path / "acme-archive").rglob("*.*"))) == 0  # keys have no extension
     assert len([p for p in (tmp_path / "acme-archive").rglob("*") if p.is_file()]) == 4
+
+
+# -- the world file is seed data: it never undoes a migration ---------------------------------
+
+
+def test_reloading_after_a_move_keeps_the_administration_where_it_went(
+    cli: Cli, world_dir: Path, world: dict[str, Any], storage: Path, db_url: str
+) -> None:
+    from tests.conftest import SUE, TINA, make_offer
+
+    path = write_world(world_dir, world)
+    cli.ok("load", path)
+    code = make_offer(cli, "1001")["transfercode"]
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:7001")
+    database, files = snapshot_database(db_url), snapshot_files(storage)
+
+    result = cli.ok("load", path, "--json")
+
+    assert result.json()["administrations"] == {"created": 0, "updated": 0, "unchanged": 4}
+    assert result.json()["documents"] == {"added": 0, "already_present": 1}  # 1002's only
+    assert result.stderr == (
+        "Warning: environments[0].administrations[0]: ACME/1001 Bakkerij Jansen was moved to BOOK "
+        "(now BOOK/7001, id 1); left as it is, with its documents, users and workflows\n")
+    assert snapshot_database(db_url) == database
+    assert snapshot_files(storage) == files
+    assert [a["code"] for a in cli.ok("admin", "list", "--env", "ACME", "--json").json()] == [
+        "1002", "3001"]
+    assert cli.ok("--as", SUE, "admin", "show", "7001", "--as", TINA, "--json").json()["environment"] == "BOOK"
+
+
+def test_reloading_after_a_new_code_or_connection_keeps_the_new_link(
+    cli: Cli, world_dir: Path, world: dict[str, Any], db_url: str
+) -> None:
+    from tests.conftest import SUE
+
+    path = write_world(world_dir, world)
+    cli.ok("load", path)
+    cli.ok("--as", SUE, "link", "1001", "--system", "acme-tw2")  # kind 3: same code elsewhere
+    cli.ok("--as", SUE, "link", "1002", "--code", "1099")  # kind 2: now ACME/1099
+    database = snapshot_database(db_url)
+
+    result = cli.ok("load", path)
+
+    assert result.stderr == (
+        "Warning: environments[0].administrations[0]: ACME/1001 Bakkerij Jansen was re-linked to "
+        "acme-tw2 by `link`; it stays linked there\n"
+        "Warning: environments[0].administrations[1]: ACME/1002 Garage Smit was re-coded to "
+        "1099 (id 2); left as it is, with its documents, users and workflows\n")
+    assert snapshot_database(db_url) == database
+    admins = {a["id"]: (a["code"], a["accounting_system"])
+              for a in cli.ok("admin", "list", "--env", "ACME", "--json").json()}
+    assert admins == {1: ("1001", "acme-tw2"), 2: ("1099", "acme-tw"), 3: ("3001", "acme-snel")}
+
+
+def test_a_new_administration_may_take_a_code_given_up_under_another_name(
+    cli: Cli, world_dir: Path, world: dict[str, Any]
+) -> None:
+    from tests.conftest import SUE
+
+    cli.ok("load", write_world(world_dir, world))
+    cli.ok("--as", SUE, "link", "1001", "--code", "1099")
+    world["environments"][0]["administrations"].append(
+        {"code": "1001", "name": "Nieuw BV", "accounting_system": "acme-tw"})
+    del world["environments"][0]["administrations"][0]  # the file now says what the office has
+
+    report = cli.ok("load", write_world(world_dir, world), "--json").json()
+
+    assert report["administrations"]["created"] == 1
+    codes = {(a["code"], a["name"]) for a in cli.ok("admin", "list", "--env", "ACME", "--json").json()}
+    assert ("1001", "Nieuw BV") in codes and ("1099", "Bakkerij Jansen") in codes

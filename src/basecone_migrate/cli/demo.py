@@ -62,7 +62,7 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
         out.note(f"Demo workspace: {folder}")
         step("1. Load a world: three offices, connections of several packages, documents")
         world = demo.write_world(folder / "world", documents)
-        summary["load"] = load_world(sue, world)
+        summary["load"], _ = load_world(sue, world)
         summary["environments"] = overview.environments(sue)
         if not out.json_mode:
             render_administrations(cli, overview.administrations(sue), "Administrations")

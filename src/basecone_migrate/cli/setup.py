@@ -88,13 +88,17 @@ def load(
 ) -> None:
     """Upsert the world from a JSON file.
 
-    Environments, users, connections, administrations and documents. One transaction: a malformed file changes nothing. Loading it again changes nothing.
-    Document paths are relative to the file.
+    Environments, users, connections, administrations and documents. One transaction: a
+    malformed file changes nothing. Loading it again changes nothing, and an administration
+    that was moved, re-coded or re-linked since keeps its place. Document paths are relative
+    to the file.
     """
     from basecone_migrate.services.world import load_world
 
     cli = context.get(ctx, json=json, as_=as_)
-    report = load_world(cli.runtime, world)
+    report, notes = load_world(cli.runtime, world)
+    for note in notes:  # in both modes: the file and the database disagree, and the database won
+        cli.out.warn(note)
 
     def render() -> None:
         cli.out.table(

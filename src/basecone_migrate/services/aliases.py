@@ -43,5 +43,10 @@ def route(session: Session, address: str) -> Administration | None:
             func.upper(Environment.code) == office.upper(), Administration.code == code))
         if live is not None:
             return live
+    return routed_alias(session, address)
+
+
+def routed_alias(session: Session, address: str) -> Administration | None:
+    """The administration an earlier address of it (an alias) reaches, if any."""
     alias = session.scalar(select(Alias).where(func.lower(Alias.email) == address.strip().lower()))
     return session.get(Administration, alias.administration_id) if alias else None

@@ -25,6 +25,7 @@ from basecone_migrate.db.models import (
     Access,
     AccountingSystem,
     Administration,
+    AuditEntry,
     CatalogueEntry,
     Document,
     Environment,
@@ -33,6 +34,7 @@ from basecone_migrate.db.models import (
     WorkflowAuthoriser,
 )
 from basecone_migrate.domain.addresses import normalise_address
+from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit
@@ -175,6 +177,7 @@ class _Loader:
         self.counts: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.documents_count: Counter[str] = Counter()
         self.stored: list[tuple[Archive, str]] = []  # documents written by this load
+        self.notes: list[str] = []  # why something in the file was left as it is
 
     def fail(self, error: type[BaseconeError], where: str, message: str) -> BaseconeError:
         return error(f"{self.path}: {where}: {message}")
@@ -282,7 +285,8 @@ class _Loader:
                             f"{user.environment.code}, not {environment.code}")
         return user
 
-    def administration(self, where: str, environment: Environment, admin: AdministrationIn) -> _Target:
+    def administration(self, where: str, environment: Environment,
+                       admin: AdministrationIn) -> _Target | None:
         system = self.session.get(AccountingSystem, admin.accounting_system)
         if system is None:
             raise self.fail(NotFound, f"{where}.accounting_system",
@@ -310,11 +314,24 @@ class _Loader:
         matches = list(self.session.scalars(select(Administration).where(
             Administration.environment_id == environment.id, Administration.code == admin.code)))
         existing = next((a for a in matches if a.name == admin.name), None) or next(iter(matches), None)
+        if existing is None:
+            moved = self._moved_away(environment, admin)
+            if moved is not None:  # seed data does not undo a migration
+                self.counts["administrations"]["unchanged"] += 1
+                self.notes.append(f"{where}: {environment.code}/{admin.code} {admin.name} was "
+                                  f"{moved}; left as it is, with its documents, users and workflows")
+                return None
+        relinked = existing is not None and existing.accounting_system_id != system.id and \
+            self._relinked(existing)
+        if relinked:
+            self.notes.append(f"{where}: {environment.code}/{admin.code} {admin.name} was re-linked "
+                              f"to {existing.accounting_system_id} by `link`; it stays linked there")
         model = self._upsert(
             "administrations", existing,
             lambda: Administration(environment_id=environment.id, accounting_system_id=system.id,
                                    code=admin.code, name=admin.name),
-            name=admin.name, accounting_system_id=system.id,
+            name=admin.name,
+            accounting_system_id=existing.accounting_system_id if relinked else system.id,
         )
         self.session.flush()
 
@@ -343,6 +360,24 @@ class _Loader:
                     listed.add(user.id)
                     self.counts["authorisers"]["created"] += 1
         return _Target(model, documents, existing is None)
+
+    def _moved_away(self, environment: Environment, admin: AdministrationIn) -> str | None:
+        """How the file's administration left this place (another office, or a new code),
+        found by its old mail address, which stays an alias of it; None if it never did."""
+        from basecone_migrate.services import aliases
+
+        now = aliases.routed_alias(self.session, administration_email(environment.code, admin.code))
+        if now is None or now.name != admin.name:
+            return None
+        if now.environment_id != environment.id:
+            return f"moved to {now.environment.code} (now {now.environment.code}/{now.code}, id {now.id})"
+        return f"re-coded to {now.code} (id {now.id})"
+
+    def _relinked(self, existing: Administration) -> bool:
+        """Whether `link` or a move linked it where it is: then the tool, not the file, owns it."""
+        return self.session.scalar(select(AuditEntry.id).where(
+            AuditEntry.administration_id == existing.id,
+            AuditEntry.action.in_(("link", "transfer_complete"))).limit(1)) is not None
 
     # -- documents ---------------------------------------------------------------
 
@@ -405,8 +440,10 @@ class _Loader:
         targets: list[tuple[_Target, Environment]] = []
         for i, (env_in, environment) in enumerate(zip(world.environments, environments, strict=True)):
             for j, admin in enumerate(env_in.administrations):
-                where = f"environments[{i}].administrations[{j}]"
-                targets.append((self.administration(where, environment, admin), environment))
+                target = self.administration(f"environments[{i}].administrations[{j}]", environment,
+                                             admin)
+                if target is not None:
+                    targets.append((target, environment))
         self.session.flush()
         for target, environment in targets:
             self.documents(target, environment)
@@ -426,7 +463,8 @@ class _Loader:
             archive.remove(key)
 
 
-def load_world(rt: Runtime, path: Path) -> dict[str, Any]:
+def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Load the file; returns the counts per kind and why anything was left as it is."""
     path = Path(path)
     world = parse_world(path)
     with rt.uow() as uow:
@@ -448,7 +486,7 @@ def load_world(rt: Runtime, path: Path) -> dict[str, Any]:
         except BaseException:
             loader.discard_stored()
             raise
-    return report
+    return report, loader.notes
 
 
 def _constraint(exc: IntegrityError) -> str:
