@@ -76,11 +76,17 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
 def _read_config(path: Path) -> dict[str, str]:
     import tomllib
 
+    from basecone_migrate.domain.text import unstorable
+    from basecone_migrate.files import UnreadableFile, read_regular
+
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        return {}
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
+    except UnreadableFile as exc:
+        if exc.reason == "no such file":
+            return {}
+        raise UsageProblem(f"config file {path}: {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise UsageProblem(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageProblem(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, str] = {}
@@ -91,6 +97,9 @@ def _read_config(path: Path) -> dict[str, str]:
             raise UsageProblem(f"config file {path}: unknown setting {key!r} (known: {known})")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise UsageProblem(f"config file {path}: {key} must be a string or a number")
+        problem = unstorable(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise UsageProblem(f"config file {path}: {key} {problem}")
         values[key] = str(value)
     return values
 

@@ -235,7 +235,11 @@ class Archive:
         return Stored(key, size, sha256)
 
     def put_file(self, local_path: str | os.PathLike[str], administration_id: int) -> Stored:
-        with open(local_path, "rb", buffering=0) as source:
+        """Copy a regular file in (``UnreadableFile`` for anything else); an OSError from
+        here on is the archive's side."""
+        from basecone_migrate.files import open_regular
+
+        with open(open_regular(local_path), "rb", buffering=0) as source:
             return self.write(source, administration_id)
 
     def remove_all(self, keys: list[str], threads: int = 4) -> None:

@@ -85,7 +85,9 @@ _register()
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+    from basecone_migrate.domain.text import one_line
+
+    sys.stderr.write(f"Error: {one_line(message)}\n")
     sys.stderr.flush()
 
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or bool(os.environ.get("BASECONE_MIGRATE_DEBUG"))
     command = get_command(app)
     try:
+        _check_arguments(args)
         result = command.main(args=args, prog_name="basecone-migrate", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except BaseconeError as exc:
@@ -134,6 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _error(f"{_describe(exc)} (run with --debug for the traceback)")
         return ExitCode.INTERNAL
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Text no database can store and no file name can hold is a usage error up front:
+    bytes that are not UTF-8 (the shell passes them as surrogates) and NUL characters."""
+    from basecone_migrate.domain.text import printable, unstorable
+    from basecone_migrate.errors import UsageProblem
+
+    for arg in args:
+        problem = unstorable(arg)
+        if problem is not None:
+            hint = " (check the terminal's or the script's encoding)" if "UTF-8" in problem else ""
+            raise UsageProblem(f"argument {printable(arg)!r} {problem}{hint}")
 
 
 def _describe(exc: Exception) -> str:

@@ -112,7 +112,8 @@ def audit(
                                                   help="Only this migration.")] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN",
                                               help="From this UTC date or instant (2026-03-01, 2026-03-01T09:00Z).")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, oldest first.")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000,
+                                       help="At most this many rows, oldest first.")] = 1000,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -133,6 +134,8 @@ def audit(
         raise UsageProblem(f"--since {since!r} is not a date or an ISO-8601 instant") from None
     with cli.runtime.uow(read_only=True) as uow:
         admin_id = lookup.administration_for(cli.runtime, uow.session, admin).id if admin else None
+        if migration is not None:
+            lookup.migration(uow.session, migration)  # exit 3 for one that never existed
         rows = audit_log.entries(uow.session, administration_id=admin_id, migration_id=migration,
                                  since=start, limit=limit)
 

@@ -102,7 +102,8 @@ def list_(
     offered: Annotated[bool, typer.Option("--offered", help="Only what you offered.")] = False,
     received: Annotated[bool, typer.Option("--received", help="Only what you received.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per section.")] = 100,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many rows per section.")] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=2**31 - 1,
+                                        help="Skip this many rows per section.")] = 0,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:

@@ -94,7 +94,9 @@ class Output:
             self.err_console.print(text, markup=False)
 
     def warn(self, text: str) -> None:
-        sys.stderr.write(f"Warning: {text}\n")
+        from basecone_migrate.domain.text import one_line
+
+        sys.stderr.write(f"Warning: {one_line(text)}\n")
         sys.stderr.flush()
 
     def table(

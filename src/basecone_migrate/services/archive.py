@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from basecone_migrate.db.models import Administration, Document
 from basecone_migrate.errors import Refused, UsageProblem
+from basecone_migrate.files import UnreadableFile, check_regular, os_reason
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.storage import Archive, Stored, new_buffer
@@ -39,8 +40,10 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
     from basecone_migrate.services.migrations import refuse_while_moving
 
     for file in files:
-        if not file.is_file():
-            raise UsageProblem(f"{file}: no such file")
+        try:
+            check_regular(file)
+        except UnreadableFile as exc:
+            raise UsageProblem(f"{file}: {exc.reason}") from None
     with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         refuse_while_moving(uow.session, admin, "add documents")
@@ -52,8 +55,10 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
         for file in files:
             try:
                 stored.append((file, archive.put_file(file, admin_id)))
+            except UnreadableFile as exc:
+                raise Refused(f"cannot read {file}: {exc.reason}") from None
             except OSError as exc:
-                raise Refused(f"cannot read {file}: {exc.strerror or exc}") from None
+                raise Refused(f"cannot write to the archive {archive.url}: {os_reason(exc)}") from None
         with rt.uow() as uow:
             session = uow.session
             admin = session.scalar(select(Administration).where(Administration.id == admin_id)

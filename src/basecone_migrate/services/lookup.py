@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -9,6 +11,7 @@ from basecone_migrate.db.models import (
     AccountingSystem,
     Administration,
     Environment,
+    Migration,
     MigrationItem,
     User,
 )
@@ -18,6 +21,16 @@ from basecone_migrate.runtime import Runtime
 
 #: Ids are 32-bit integers on PostgreSQL: a larger number names nothing.
 MAX_ID = 2**31 - 1
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """The id a reference spells (ASCII digits, within range), else None: a number beyond
+    any id is a name that names nothing, never an overflow in the driver."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 NO_ACTING_USER = (
     "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"
@@ -67,6 +80,18 @@ def environment_by_code(session: Session, code: str) -> Environment:
     return environment
 
 
+def migration(session: Session, migration_id: int, *, lock: bool = False) -> Migration:
+    """A migration by id; ``lock`` takes its row for the transaction (PostgreSQL), so the
+    sender's and the receiver's commands on one offer happen one after the other."""
+    query = select(Migration).where(Migration.id == migration_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = session.scalar(query) if 0 < migration_id <= MAX_ID else None
+    if found is None:
+        raise NotFound(f"no migration {migration_id} (see `basecone-migrate list`)")
+    return found
+
+
 def accounting_system(session: Session, connection_id: str) -> AccountingSystem:
     found = session.get(AccountingSystem, connection_id.strip())
     if found is None:
@@ -91,15 +116,16 @@ def administration(session: Session, reference: str, within: Environment | None)
         return routed
     if reference.lower().startswith("id:"):
         number = reference[3:].strip()
-        found = (session.get(Administration, int(number))
-                 if number.isdigit() and int(number) <= MAX_ID else None)
+        found_id = parse_id(number)
+        found = session.get(Administration, found_id) if found_id is not None else None
         if found is None:
             raise NotFound(f"no administration with id {number}")
         return found
 
     candidates: dict[int, Administration] = {}
-    if reference.isdigit() and int(reference) <= MAX_ID:
-        by_id = session.get(Administration, int(reference))
+    reference_id = parse_id(reference)
+    if reference_id is not None:
+        by_id = session.get(Administration, reference_id)
         if by_id is not None:
             candidates[by_id.id] = by_id
     query = select(Administration).where(Administration.code == reference)

@@ -35,7 +35,9 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import administration_email
+from basecone_migrate.domain.text import unstorable
 from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
+from basecone_migrate.files import UnreadableFile, check_regular, open_regular, os_reason
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit
 from basecone_migrate.storage import Archive
@@ -48,6 +50,14 @@ Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S(.*\S)?$")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = unstorable(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(f"the text {problem}")
+        return value
 
 
 class CatalogueEntryIn(_Model):
@@ -130,12 +140,12 @@ def place(location: tuple[Any, ...]) -> str:
 
 
 def parse_world(path: Path) -> WorldIn:
+    from basecone_migrate.files import read_regular
+
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageProblem(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageProblem(f"{path} is a folder, not a world file") from None
+        raw = read_regular(path)
+    except UnreadableFile as exc:
+        raise UsageProblem(f"{path}: {exc.reason}") from None
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -300,10 +310,15 @@ class _Loader:
         for k, document in enumerate(admin.documents):
             file = Path(document.path)
             file = file if file.is_absolute() else self.base / file
-            if not file.is_file():
-                raise self.fail(NotFound, f"{where}.documents[{k}]",
-                                f"document file {document.path!r} not found (paths are relative "
-                                f"to {self.base})")
+            try:
+                check_regular(file)
+            except UnreadableFile as exc:
+                if exc.reason == "no such file":
+                    raise self.fail(NotFound, f"{where}.documents[{k}]",
+                                    f"document file {document.path!r} not found (paths are "
+                                    f"relative to {self.base})") from None
+                raise self.fail(UsageProblem, f"{where}.documents[{k}]",
+                                f"document file {document.path!r}: {exc.reason}") from None
             documents.append((f"{where}.documents[{k}]", file, document.filename or file.name))
         members = [self._member(f"{where}.users[{k}]", environment, email)
                    for k, email in enumerate(admin.users)]
@@ -405,15 +420,18 @@ class _Loader:
         now = self.rt.now()
         for where, file, filename in target.documents:
             try:
-                if (filename, file.stat().st_size) in by_name_size:
+                if (filename, check_regular(file).st_size) in by_name_size:
                     # Probably loaded before: confirm by reading, without copying.
-                    with open(file, "rb", buffering=0) as handle:
+                    with open(open_regular(file), "rb", buffering=0) as handle:
                         if hash_stream(handle, buffer)[1] in known:
                             self.documents_count["already_present"] += 1
                             continue
                 stored = archive.put_file(file, admin.id)
+            except UnreadableFile as exc:
+                raise self.fail(Refused, where, f"cannot read {file}: {exc.reason}") from None
             except OSError as exc:
-                raise self.fail(Refused, where, f"cannot read {file}: {exc.strerror or exc}") from None
+                raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
+                                f"{os_reason(exc)}") from None
             if stored.sha256 in known:
                 self.documents_count["already_present"] += 1
                 continue

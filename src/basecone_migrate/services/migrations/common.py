@@ -24,8 +24,8 @@ from basecone_migrate.domain import mails
 from basecone_migrate.errors import NotFound, Refused
 from basecone_migrate.mail import Delivery, check_settings, queue
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import audit
-from basecone_migrate.services.lookup import MAX_ID, admin_label
+from basecone_migrate.services import audit, lookup
+from basecone_migrate.services.lookup import admin_label
 
 
 @dataclass
@@ -97,18 +97,6 @@ def refuse_while_moving(session: Session, admin: Administration, to_do: str) -> 
 # -- lookups ----------------------------------------------------------------------------------
 
 
-def find_migration(session: Session, migration_id: int, *, lock: bool = False) -> Migration:
-    """A migration by id; ``lock`` takes its row for the transaction (PostgreSQL), so the
-    sender's and the receiver's commands on one offer happen one after the other."""
-    query = select(Migration).where(Migration.id == migration_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.scalar(query) if 0 < migration_id <= MAX_ID else None
-    if found is None:
-        raise NotFound(f"no migration {migration_id} (see `basecone-migrate list`)")
-    return found
-
-
 def items_of(session: Session, migration: Migration) -> list[MigrationItem]:
     return list(session.scalars(select(MigrationItem).where(
         MigrationItem.migration_id == migration.id).order_by(MigrationItem.id)
@@ -118,9 +106,9 @@ def items_of(session: Session, migration: Migration) -> list[MigrationItem]:
 def item_in(items: Sequence[MigrationItem], reference: str) -> MigrationItem:
     """An item of this migration by administration id or by the code it was offered under."""
     reference = reference.strip()
-    number = reference[3:] if reference.lower().startswith("id:") else reference
+    number = lookup.parse_id(reference[3:] if reference.lower().startswith("id:") else reference)
     for item in items:
-        if number.isdigit() and item.administration_id == int(number):
+        if number is not None and item.administration_id == number:
             return item
     for item in items:
         if item.source_code == reference:

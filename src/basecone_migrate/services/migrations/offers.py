@@ -42,7 +42,6 @@ from basecone_migrate.services.migrations.common import (
     Questions,
     env_label,
     expire_items,
-    find_migration,
     item_in,
     item_status,
     items_of,
@@ -266,7 +265,7 @@ def _check_recipients(s: Session, addresses: Sequence[str], source: Environment)
 
 def _sender_side(rt: Runtime, s: Session, migration_id: int, to_do: str) -> tuple[User, Migration]:
     user = lookup.acting_user(rt, s)
-    migration = find_migration(s, migration_id, lock=True)
+    migration = lookup.migration(s, migration_id, lock=True)
     lookup.require_superuser(user, migration.source_environment, to_do)
     return user, migration
 

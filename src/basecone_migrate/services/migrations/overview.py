@@ -19,7 +19,6 @@ from basecone_migrate.services import lookup
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.migrations.common import (
     effective_status,
-    find_migration,
     item_status,
     items_of,
     migration_status,
@@ -203,7 +202,7 @@ def status(rt: Runtime, migration_id: int | None = None, limit: int = 20) -> Any
     with rt.uow(read_only=True) as uow:
         s = uow.session
         if migration_id is not None:
-            return _status_view(rt, s, find_migration(s, migration_id), now)
+            return _status_view(rt, s, lookup.migration(s, migration_id), now)
         query = select(Migration).order_by(Migration.created_at.desc(), Migration.id.desc()).limit(limit)
         user = lookup.optional_acting_user(rt, s)
         if user is not None:

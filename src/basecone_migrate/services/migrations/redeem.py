@@ -36,7 +36,6 @@ from basecone_migrate.services.migrations.common import (
     Outcome,
     Questions,
     env_label,
-    find_migration,
     item_in,
     item_status,
     items_of,
@@ -96,7 +95,7 @@ def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
     if code is None:
         raise _NoOffer("unknown transfercode: check it against the mail (case, spaces and dashes "
                        "do not matter)")
-    migration = find_migration(s, code.migration_id, lock=lock)
+    migration = lookup.migration(s, code.migration_id, lock=lock)
     if code.replaced_at is not None:
         raise _NoOffer(f"this transfercode was replaced by a new one on {code.replaced_at:%Y-%m-%d}: "
                        "use the code from the latest mail")
@@ -162,7 +161,7 @@ def _explain_unfinished(rt: Runtime, unfinished: _Unfinished) -> Refused:
         return Refused(f"this transfercode was redeemed on {when} and its transfer is running now: "
                        f"follow it with `basecone-migrate status {mid}`")
     with rt.uow(read_only=True) as uow:
-        still = any(i.status in UNFINISHED for i in items_of(uow.session, find_migration(uow.session, mid)))
+        still = any(i.status in UNFINISHED for i in items_of(uow.session, lookup.migration(uow.session, mid)))
     if still:
         return Refused(f"this transfercode was redeemed on {when} and its transfer did not finish: "
                        f"run `basecone-migrate resume {mid}`")
@@ -484,7 +483,7 @@ def _result_items(s: Session, migration: Migration, now: datetime) -> list[dict[
 def _redeem_payload(rt: Runtime, migration_id: int) -> dict[str, Any]:
     now = rt.now()
     with rt.uow(read_only=True) as uow:
-        migration = find_migration(uow.session, migration_id)
+        migration = lookup.migration(uow.session, migration_id)
         items = _result_items(uow.session, migration, now)
         return {"migration_id": migration.id, "status": migration_status([i["status"] for i in items]),
                 "items": items}
@@ -497,7 +496,7 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None) -> 
     with rt.uow(read_only=True) as uow:
         s = uow.session
         user = lookup.acting_user(rt, s)
-        migration = find_migration(s, migration_id)
+        migration = lookup.migration(s, migration_id)
         parties = {migration.source_environment_id, migration.target_environment_id}
         if user.role != SUPERUSER or user.environment_id not in parties:
             offices = " or ".join(e.code for e in (migration.source_environment,

@@ -1,0 +1,32 @@
+"""Text that no database column or file name can hold."""
+
+from __future__ import annotations
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL character, or a lone surrogate: bytes that were
+    not UTF-8), else None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text"
+    return None
+
+
+def printable(text: str) -> str:
+    """``text`` as it can be shown in a message, whatever it holds."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def one_line(text: str) -> str:
+    """``text`` safe for one line of a terminal or a log: control characters, line and
+    paragraph separators (which ``splitlines`` and terminals act on) are shown escaped."""
+    import unicodedata
+
+    if text.isprintable():
+        return text
+    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
+                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
