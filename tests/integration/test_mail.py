@@ -85,7 +85,7 @@ def test_two_flushes_at_once_deliver_each_mail_once(
         runs = [subprocess.Popen(command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for _ in range(3)]
         for run in runs:
-            assert run.wait(timeout=60) == 0
+            assert run.wait(timeout=60) == 0, run.stderr.read()
     finally:
         server.stop()
     assert len(server.messages) == 3

@@ -114,6 +114,9 @@ def audit(
                                               help="From this UTC date or instant (2026-03-01, 2026-03-01T09:00Z).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000,
                                        help="At most this many rows, oldest first.")] = 1000,
+    after: Annotated[int | None, typer.Option(
+        metavar="ID", min=0, max=2**31 - 1,
+        help="Continue after this row (the last id of the previous page).")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -137,7 +140,7 @@ def audit(
         if migration is not None:
             lookup.migration(uow.session, migration)  # exit 3 for one that never existed
         rows = audit_log.entries(uow.session, administration_id=admin_id, migration_id=migration,
-                                 since=start, limit=limit)
+                                 since=start, limit=limit, after=after)
 
     def describe(details: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in details.items() if k not in ("summary",))[:160]

@@ -104,6 +104,9 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per section.")] = 100,
     offset: Annotated[int, typer.Option(min=0, max=2**31 - 1,
                                         help="Skip this many rows per section.")] = 0,
+    after: Annotated[str | None, typer.Option(
+        metavar="CURSOR", help="Continue one section after this cursor (offered_next or "
+                               "received_next of the previous page).")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -119,10 +122,10 @@ def list_(
         raise UsageProblem(f"--status must be one of {', '.join(STATUSES)}, not {status_!r}")
     result = migrations.list_migrations(cli.runtime, search=search, status=status_,
                                         offered=not received, received=not offered,
-                                        limit=limit, offset=offset)
+                                        limit=limit, offset=offset, after=after)
 
     def render() -> None:
-        if "offered" in result:
+        if not received and (not after or result["offered_next"] or result["offered"]):
             cli.out.table(
                 [("migration", "right"), "date", "administration", "e-mail", "recipients", "expires",
                  "transfercode", "status"],
@@ -130,16 +133,18 @@ def list_(
                   r["administration_email"], ", ".join(r["recipients"]), when(r["expires_at"]),
                   r["transfercode_hint"], r["status"]) for r in result["offered"]],
                 title="Offered", empty="nothing offered")
-        if "received" in result:
+        if not offered and (not after or result["received_next"] or result["received"]):
             cli.out.table(
                 [("migration", "right"), "date", "administration", "from", "accounting system", "status"],
                 [(r["migration_id"], when(r["created_at"]), r["administration"], r["source_environment"],
                   r["accounting_system"], r["status"]) for r in result["received"]],
                 title="Received", empty="nothing received")
         for section in ("offered", "received"):
-            shown, total = len(result.get(section, [])), result.get(f"{section}_total", 0)
-            if total > shown:
-                cli.out.note(f"{section}: showing {shown} of {total} (use --limit and --offset)")
+            shown, total = len(result[section]), result[f"{section}_total"]
+            more = "" if result[f"{section}_total_exact"] else "more than "
+            if result[f"{section}_next"]:
+                cli.out.note(f"{section}: showing {shown} of {more}{total}; next page: "
+                             f"--after {result[f'{section}_next']}")
 
     cli.out.emit(result, render)
 
@@ -266,6 +271,10 @@ def status(
     ctx: typer.Context,
     migration: Annotated[int | None, typer.Argument(metavar="[MIGRATION]",
                                                     help="Migration id (default: recent ones).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000,
+                                       help="Without MIGRATION: this many, newest first.")] = 20,
+    after: Annotated[int | None, typer.Option(
+        metavar="MIGRATION", help="Without MIGRATION: continue below this one.")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -273,10 +282,13 @@ def status(
 
     State, documents and bytes done of total, timings, error.
     """
+    from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
-    result = migrations.status(cli.runtime, migration)
+    if migration is not None and after is not None:
+        raise UsageProblem("--after pages the list of recent migrations: leave out MIGRATION")
+    result = migrations.status(cli.runtime, migration, limit=limit, after=after)
     views = [result] if migration is not None else result
     cli.out.emit(result, lambda: _render_status(cli, views))
 

@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -40,6 +39,21 @@ NAMING_CONVENTION = {
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+# Indexes with dialect options keep them in ``info`` and get them only when DDL is made
+# (db/migrations, db/ddl.py): a ``postgresql_where=`` here would import the PostgreSQL
+# dialect on every start, SQLite included (about 30 ms).
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """A partial index (``WHERE``), on both databases."""
+    return Index(name, *columns, unique=unique, info={"where": where})
+
+
+def trigram_index(name: str, column: str) -> Index:
+    """A ``pg_trgm`` GIN index for ``LIKE '%text%'``; PostgreSQL only."""
+    return Index(name, column, info={"postgresql_only": True, "trigram": True})
 
 
 class Base(DeclarativeBase):
@@ -188,6 +202,8 @@ class AuditEntry(Base):
     """Append-only: nothing in the tool updates or deletes these rows."""
 
     __tablename__ = "audit_log"
+    # `audit --since` reads oldest first from an instant: (at, id) serves the order and the bound.
+    __table_args__ = (Index("ix_audit_log_at_id", "at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime]
@@ -197,8 +213,6 @@ class AuditEntry(Base):
     migration_id: Mapped[int | None] = mapped_column(index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-
-Index("ix_audit_log_at", AuditEntry.at)
 
 
 # -- cross-environment migrations (kinds 1 and 4) ---------------------------------------
@@ -214,12 +228,16 @@ class Migration(Base):
     """One offer: administrations of one environment, offered to recipients with one code."""
 
     __tablename__ = "migrations"
+    __table_args__ = (
+        # The overview's two sections and `status`, newest first, one page at a time.
+        Index("ix_migrations_source_created", "source_environment_id", "created_at"),
+        Index("ix_migrations_target_created", "target_environment_id", "created_at"),
+        Index("ix_migrations_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    source_environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
-    target_environment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("environments.id"), index=True
-    )
+    source_environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    target_environment_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]  # of the current transfercode
@@ -266,22 +284,16 @@ class MigrationItem(Base):
     __table_args__ = (
         CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
         CheckConstraint("phase IS NULL OR phase IN ('copying', 'switched')", name="phase"),
-        Index(
-            "uq_migration_items_open_administration",
-            "administration_id",
-            unique=True,
-            postgresql_where=text(f"status IN {OPEN_STATUSES!r}"),
-            sqlite_where=text(f"status IN {OPEN_STATUSES!r}"),
-        ),
+        partial_index("uq_migration_items_open_administration", "administration_id", unique=True,
+                      where=f"status IN {OPEN_STATUSES!r}"),
         # A move that is redeemed but not finished has claimed its target link.
-        Index(
-            "uq_migration_items_claimed_link",
-            "target_accounting_system_id",
-            "target_code",
-            unique=True,
-            postgresql_where=text(f"status IN {UNFINISHED_STATUSES!r}"),
-            sqlite_where=text(f"status IN {UNFINISHED_STATUSES!r}"),
-        ),
+        partial_index("uq_migration_items_claimed_link", "target_accounting_system_id",
+                      "target_code", unique=True, where=f"status IN {UNFINISHED_STATUSES!r}"),
+        # `expire` finds the offers still open without reading the history.
+        partial_index("ix_migration_items_offered", "migration_id", where="status = 'offered'"),
+        # `list --search`: trigram indexes on PostgreSQL (SQLite scans the narrow columns).
+        trigram_index("ix_migration_items_search_offered", "search_offered"),
+        trigram_index("ix_migration_items_search_received", "search_received"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -310,6 +322,9 @@ class MigrationItem(Base):
     mode: Mapped[str | None] = mapped_column(String(10))  # rename or stream
     # Seconds spent per phase (copy, switch, clean_up), summed over runs.
     timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    # What `list --search` matches, lower-case (services/migrations/search.py keeps them).
+    search_offered: Mapped[str] = mapped_column(Text, default="", server_default="")
+    search_received: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     migration: Mapped[Migration] = relationship()
     administration: Mapped[Administration] = relationship()

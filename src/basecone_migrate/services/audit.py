@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import AuditEntry
@@ -37,15 +37,30 @@ def record(
 
 
 def entries(session: Session, *, administration_id: int | None = None, migration_id: int | None = None,
-            since: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """The log in the order it was written (the story of an administration reads top-down)."""
-    query = select(AuditEntry).order_by(AuditEntry.id).limit(limit)
+            since: datetime | None = None, limit: int = 1000,
+            after: int | None = None) -> list[dict[str, Any]]:
+    """The log in the order it was written (the story of an administration reads top-down).
+
+    Pages by key: ``after`` is the id of the last row of the previous page. From an instant
+    (``since``) the rows come in time order, which the (at, id) index serves.
+    """
+    query = select(AuditEntry).limit(limit)
     if administration_id is not None:
         query = query.where(AuditEntry.administration_id == administration_id)
     if migration_id is not None:
         query = query.where(AuditEntry.migration_id == migration_id)
-    if since is not None:
-        query = query.where(AuditEntry.at >= since)
+    if since is None:
+        query = query.order_by(AuditEntry.id)
+        if after is not None:
+            query = query.where(AuditEntry.id > after)
+    else:
+        query = query.where(AuditEntry.at >= since).order_by(AuditEntry.at, AuditEntry.id)
+        last = session.get(AuditEntry, after) if after else None
+        if after is not None and last is None:
+            query = query.where(AuditEntry.id > after)  # no such row: nothing after it
+        elif last is not None:
+            query = query.where(or_(AuditEntry.at > last.at,
+                                    and_(AuditEntry.at == last.at, AuditEntry.id > last.id)))
     return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
              "administration_id": e.administration_id, "migration_id": e.migration_id,
              "details": e.details} for e in session.scalars(query)]

@@ -14,12 +14,21 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _include(obj, name, type_, reflected, compare_to, *, dialect: str) -> bool:
+    """Indexes the models mark PostgreSQL-only (trigram) do not exist on SQLite."""
+    if type_ == "index" and not reflected and obj.info.get("postgresql_only"):
+        return dialect == "postgresql"
+    return True
+
+
 def _configure_and_run(connection) -> None:
+    dialect = connection.dialect.name
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect == "sqlite",
         compare_type=True,
+        include_object=lambda *args: _include(*args, dialect=dialect),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import (
     OPEN_STATUSES,
     Administration,
+    AuditEntry,
     Environment,
     Migration,
     MigrationItem,
@@ -24,7 +25,7 @@ from basecone_migrate.domain import mails
 from basecone_migrate.errors import NotFound, Refused
 from basecone_migrate.mail import Delivery, check_settings, queue
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import audit, lookup
+from basecone_migrate.services import lookup
 from basecone_migrate.services.lookup import admin_label
 
 
@@ -150,40 +151,101 @@ def require_mail_settings(rt: Runtime) -> None:
 
 # -- expiry -----------------------------------------------------------------------------------
 
+#: Stale offers are expired a few senders at a time: about this many items per transaction.
+EXPIRE_BATCH = 5000
+#: Ids per IN list (SQLite allows 32,766 bound values).
+IN_CHUNK = 5000
+
+
+def _chunks(values: Sequence[int], size: int = IN_CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _stale(now: datetime) -> Any:
+    """Offers past their expiry that `expire` has not marked yet (the partial index on
+    ``status = 'offered'`` serves it; the history is never read)."""
+    return (select(MigrationItem.id)
+            .join(Migration, Migration.id == MigrationItem.migration_id)
+            .where(MigrationItem.status == "offered", Migration.expires_at <= now))
+
+
+def stale_senders(session: Session, now: datetime) -> list[tuple[int, int]]:
+    """(sender id, stale items) for every sender with an offer to expire, by sender."""
+    return [(sender, count) for sender, count in session.execute(
+        select(Migration.created_by_id, func.count())
+        .select_from(MigrationItem).join(Migration, Migration.id == MigrationItem.migration_id)
+        .where(MigrationItem.status == "offered", Migration.expires_at <= now)
+        .group_by(Migration.created_by_id).order_by(Migration.created_by_id))]
+
+
+def sender_groups(senders: Sequence[tuple[int, int]], size: int = EXPIRE_BATCH) -> list[list[int]]:
+    """Senders packed into groups of about ``size`` items; a sender is never split, so each
+    gets one mail."""
+    groups: list[list[int]] = []
+    count = size
+    for sender, items in senders:
+        if count + items > size:
+            groups.append([])
+            count = 0
+        groups[-1].append(sender)
+        count += items
+    return groups
+
 
 def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
-                 administration_ids: Sequence[int] | None = None) -> tuple[int, list[int]]:
-    """Mark offered items past their expiry as expired, in one guarded statement.
+                 administration_ids: Sequence[int] | None = None,
+                 senders: Sequence[int] | None = None) -> tuple[int, list[int]]:
+    """Mark offered items past their expiry as expired: one guarded UPDATE ... RETURNING,
+    the audit rows with one INSERT ... SELECT, one mail per sender from the returned rows.
 
-    Each sender gets one mail for what expired. Returns (items expired, mail ids). With
-    ``administration_ids``, only those administrations' offers (so a new offer or a link
-    is not blocked by an old offer that cron has not expired yet).
+    Scoped to ``administration_ids`` (an offer or a link expires what blocks it) or to
+    ``senders`` (cron, one group at a time). Two runs at once mark each item once: the
+    UPDATE only takes rows still ``offered``, and each run mails what it took. Returns
+    (items expired, mail ids).
     """
-    stale = select(Migration.id).where(Migration.expires_at <= now)
-    statement = (update(MigrationItem)
-                 .where(MigrationItem.status == "offered", MigrationItem.migration_id.in_(stale))
-                 .values(status="expired", finished_at=now)
-                 .returning(MigrationItem.id, MigrationItem.migration_id, MigrationItem.administration_id)
-                 .execution_options(synchronize_session=False))
+    stale = _stale(now)
     if administration_ids is not None:
-        statement = statement.where(MigrationItem.administration_id.in_(administration_ids))
-    expired = session.execute(statement).all()
-    per_migration: dict[int, list[int]] = defaultdict(list)
-    for item_id, migration_id, administration_id in expired:
-        per_migration[migration_id].append(item_id)
-        audit.record(session, at=now, actor=actor, action="expire", administration_id=administration_id,
-                     migration_id=migration_id)
-    by_sender: dict[int, list[tuple[Migration, list[MigrationItem]]]] = defaultdict(list)
-    for migration_id, item_ids in sorted(per_migration.items()):
-        migration = session.get(Migration, migration_id)
-        assert migration is not None
-        found = [session.get(MigrationItem, i) for i in sorted(item_ids)]
-        by_sender[migration.created_by_id].append((migration, [i for i in found if i is not None]))
+        stale = stale.where(MigrationItem.administration_id.in_(administration_ids))
+    if senders is not None:
+        stale = stale.where(Migration.created_by_id.in_(senders))
+    expired = session.execute(
+        update(MigrationItem)
+        .where(MigrationItem.id.in_(stale.scalar_subquery()), MigrationItem.status == "offered")
+        .values(status="expired", finished_at=now)
+        .returning(MigrationItem.id, MigrationItem.migration_id, MigrationItem.name,
+                   MigrationItem.source_code, MigrationItem.package, MigrationItem.source_email)
+        .execution_options(synchronize_session=False)).all()
+    if not expired:
+        return 0, []
+    ids = sorted(row.id for row in expired)
+    for chunk in _chunks(ids):
+        session.execute(insert(AuditEntry).from_select(
+            ["at", "actor", "action", "administration_id", "migration_id", "details"],
+            select(literal(now, AuditEntry.at.type), literal(actor), literal("expire"),
+                   MigrationItem.administration_id, MigrationItem.migration_id,
+                   literal({}, AuditEntry.details.type))
+            .where(MigrationItem.id.in_(chunk)).order_by(MigrationItem.id)))
+    by_migration: dict[int, list[mails.AdminLine]] = defaultdict(list)
+    for row in sorted(expired, key=lambda r: r.id):
+        by_migration[row.migration_id].append(
+            mails.AdminLine(row.name, row.source_code, row.package, row.source_email))
+    migration_ids = sorted(by_migration)
+    owners: dict[int, int] = {}
+    to: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(migration_ids):
+        owners.update(session.execute(select(Migration.id, Migration.created_by_id)
+                                      .where(Migration.id.in_(chunk))).all())
+        for mid, email in session.execute(select(Recipient.migration_id, Recipient.email)
+                                          .where(Recipient.migration_id.in_(chunk))
+                                          .order_by(Recipient.email)):
+            to[mid].append(email)
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(set(owners.values()))))}
     mail_ids = []
-    for offers in by_sender.values():
-        sender = offers[0][0].created_by
+    for sender_id in sorted(set(owners.values())):
+        offers = [mid for mid in migration_ids if owners[mid] == sender_id]
         mail_ids.append(queue_mail(rt, session, mails.expired(
-            sender=party(sender),
-            offers=[(m.id, ", ".join(recipients_of(session, m)), lines(items)) for m, items in offers]),
-            offers[0][0].id if len(offers) == 1 else None))
+            sender=party(people[sender_id]),
+            offers=[(mid, ", ".join(to[mid]), by_migration[mid]) for mid in offers]),
+            offers[0] if len(offers) == 1 else None))
     return len(expired), mail_ids

@@ -33,10 +33,11 @@ from basecone_migrate.domain.rules import (
     package_label,
 )
 from basecone_migrate.errors import Refused, UsageProblem
-from basecone_migrate.mail import Postman
+from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.lookup import admin_label
+from basecone_migrate.services.migrations import search
 from basecone_migrate.services.migrations.common import (
     Outcome,
     Questions,
@@ -52,6 +53,8 @@ from basecone_migrate.services.migrations.common import (
     queue_mail,
     recipients_of,
     require_mail_settings,
+    sender_groups,
+    stale_senders,
 )
 
 #: Rule 5: more than this many in one offer is allowed, with a warning.
@@ -204,6 +207,7 @@ def offer(
         except IntegrityError:
             raise Refused("one of these administrations was offered by someone else a moment ago: "
                           "see `basecone-migrate list`") from None
+        search.refresh(s, migration.id)
         for item in items:
             audit.record(s, at=now, actor=user.email, action="offer",
                          administration_id=item.administration_id, migration_id=migration.id,
@@ -336,6 +340,7 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
                                              Transfercode.spent_at.is_(None))
                   .values(replaced_at=now))
         code = _new_code(s, migration, now)
+        search.refresh(s, migration.id)  # a new expiry and code hint
         recipients = recipients_of(s, migration)
         for item in again:
             audit.record(s, at=now, actor=user.email, action="resend",
@@ -351,10 +356,21 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
 
 
 def expire(rt: Runtime) -> Outcome:
-    """Mark every offer past its expiry as expired: one statement; safe to run at any time."""
-    require_mail_settings(rt)
-    with rt.uow() as uow:
-        count, mail_ids = expire_items(rt, uow.session, rt.now(), actor=audit.CRON)
-        uow.commit()
-    return Outcome({"expired": count}, Postman(rt).deliver(mail_ids))
+    """Mark every offer past its expiry as expired; safe to run at any time, and at once.
 
+    A few senders at a time (about EXPIRE_BATCH items), each group in its own transaction
+    with its audit rows and mails, so memory and SQLite's write lock stay short whatever
+    the count; each sender gets one mail.
+    """
+    require_mail_settings(rt)
+    now = rt.now()
+    with rt.uow(read_only=True) as uow:
+        groups = sender_groups(stale_senders(uow.session, now))
+    count, delivery = 0, Delivery()
+    for group in groups:
+        with rt.uow() as uow:
+            expired, mail_ids = expire_items(rt, uow.session, now, actor=audit.CRON, senders=group)
+            uow.commit()
+        count += expired
+        delivery.merge(Postman(rt).deliver(mail_ids))
+    return Outcome({"expired": count}, delivery)

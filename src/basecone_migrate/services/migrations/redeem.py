@@ -32,6 +32,7 @@ from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.links import check_link
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.lookup import admin_label
+from basecone_migrate.services.migrations import search
 from basecone_migrate.services.migrations.common import (
     Outcome,
     Questions,
@@ -388,6 +389,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
                          administration_id=plan.item.administration_id, migration_id=migration.id,
                          environment=d.target.code, accounting_system=plan.connection.id,
                          code=plan.code, fee=str(fee))
+        search.refresh(s, migration.id)  # a receiver and connections to find them by
         mail_ids = [queue_mail(rt, s, mails.started(
             migration_id=migration.id, sender=party(migration.created_by), receiver=party(d.user),
             target=env_label(d.target), admins=lines([p.item for p in d.plans])), migration.id)]
@@ -446,6 +448,7 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
         migration.redeemed_by_id = user.id
         migration.target_environment_id = user.environment_id
         migration.reject_reason = reason or ""
+        search.refresh(s, migration.id)
         mail_id = _reject_left(rt, s, user, migration, offered, reason, now)
         uow.commit()
     return Outcome(_redeem_payload(rt, migration_id), Postman(rt).deliver([mail_id]))
