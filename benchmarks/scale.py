@@ -55,8 +55,11 @@ def _insert(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         connection.execute(insert(table), rows[start:start + CHUNK])
 
 
-def build(url: str, items: int, seed: int = 7) -> dict[str, Any]:
-    """Fill an empty database at the current schema; returns what the measurements need."""
+def build(url: str, items: int, seed: int = 7, offices: int = OFFICES,
+          big_admins: int = BIG_ADMINS) -> dict[str, Any]:
+    """Fill an empty database at the current schema; returns what the measurements need.
+
+    tests/integration/test_plans.py builds a smaller one (fewer offices) to EXPLAIN on."""
     from sqlalchemy import text
 
     from basecone_migrate.db import models as m
@@ -73,7 +76,7 @@ def build(url: str, items: int, seed: int = 7) -> dict[str, Any]:
         envs, users, systems, admins = [], [], [], []
         admin_of_office: list[list[int]] = []
         admin_id = 0
-        for n in range(OFFICES):
+        for n in range(offices):
             code = "BIG" if n == 0 else f"O{n:04d}"
             envs.append({"id": n + 1, "code": code, "name": f"Office {code}", "plan": "premium",
                          "storage": None})
@@ -82,7 +85,7 @@ def build(url: str, items: int, seed: int = 7) -> dict[str, Any]:
             systems.append({"id": f"{code.lower()}-tw", "environment_id": n + 1,
                             "package": "twinfield", "name": f"Twinfield {code}"})
             mine = []
-            for k in range(BIG_ADMINS if n == 0 else ADMINS_PER_OFFICE):
+            for k in range(big_admins if n == 0 else ADMINS_PER_OFFICE):
                 admin_id += 1
                 mine.append(admin_id)
                 admins.append({"id": admin_id, "environment_id": n + 1,
@@ -100,7 +103,7 @@ def build(url: str, items: int, seed: int = 7) -> dict[str, Any]:
 
         def add(office: int, pair: list[int], created: datetime, status_of: Any) -> None:
             mid = len(migrations) + 1
-            target = rng.randrange(OFFICES - 1)
+            target = rng.randrange(offices - 1)
             target += target >= office
             taken = status_of in ("completed",)
             migrations.append({
@@ -147,7 +150,7 @@ def build(url: str, items: int, seed: int = 7) -> dict[str, Any]:
         stale = len(rows)
         # History: closed migrations, a fifth of them from the large office.
         while len(migrations) < migrations_wanted:
-            office = 0 if rng.random() < 0.2 else rng.randrange(1, OFFICES)
+            office = 0 if rng.random() < 0.2 else rng.randrange(1, offices)
             pair = rng.sample(admin_of_office[office], 2)
             add(office, pair, NOW - timedelta(days=rng.randint(60, 1100), seconds=rng.randint(0, 86400)),
                 rng.choice(statuses))

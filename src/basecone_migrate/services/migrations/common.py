@@ -193,6 +193,22 @@ def sender_groups(senders: Sequence[tuple[int, int]], size: int = EXPIRE_BATCH) 
     return groups
 
 
+def expire_statement(now: datetime, administration_ids: Sequence[int] | None = None,
+                     senders: Sequence[int] | None = None) -> Any:
+    """The guarded UPDATE ... RETURNING of `expire_items` (tests EXPLAIN it)."""
+    stale = _stale(now)
+    if administration_ids is not None:
+        stale = stale.where(MigrationItem.administration_id.in_(administration_ids))
+    if senders is not None:
+        stale = stale.where(Migration.created_by_id.in_(senders))
+    return (update(MigrationItem)
+            .where(MigrationItem.id.in_(stale.scalar_subquery()), MigrationItem.status == "offered")
+            .values(status="expired", finished_at=now)
+            .returning(MigrationItem.id, MigrationItem.migration_id, MigrationItem.name,
+                       MigrationItem.source_code, MigrationItem.package, MigrationItem.source_email)
+            .execution_options(synchronize_session=False))
+
+
 def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
                  administration_ids: Sequence[int] | None = None,
                  senders: Sequence[int] | None = None) -> tuple[int, list[int]]:
@@ -204,18 +220,7 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     UPDATE only takes rows still ``offered``, and each run mails what it took. Returns
     (items expired, mail ids).
     """
-    stale = _stale(now)
-    if administration_ids is not None:
-        stale = stale.where(MigrationItem.administration_id.in_(administration_ids))
-    if senders is not None:
-        stale = stale.where(Migration.created_by_id.in_(senders))
-    expired = session.execute(
-        update(MigrationItem)
-        .where(MigrationItem.id.in_(stale.scalar_subquery()), MigrationItem.status == "offered")
-        .values(status="expired", finished_at=now)
-        .returning(MigrationItem.id, MigrationItem.migration_id, MigrationItem.name,
-                   MigrationItem.source_code, MigrationItem.package, MigrationItem.source_email)
-        .execution_options(synchronize_session=False)).all()
+    expired = session.execute(expire_statement(now, administration_ids, senders)).all()
     if not expired:
         return 0, []
     ids = sorted(row.id for row in expired)
