@@ -65,12 +65,23 @@ def make_engine(url: str) -> Engine:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The Alembic revision the database is at, or None when it has no schema yet."""
+    """The Alembic revision the database is at, or None when it has no schema yet.
+
+    One query, on every start: Alembic itself is loaded only to upgrade.
+    """
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     with engine.connect() as connection:
         connection = connection.execution_options(**{READ_ONLY: True})
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        try:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError) as exc:
+            # No such table (SQLite: OperationalError, PostgreSQL: UndefinedTable); anything
+            # else (a locked file, a lost server) is not "no schema".
+            undefined = getattr(exc.orig, "sqlstate", None) == "42P01"
+            if undefined or "no such table: alembic_version" in str(exc.orig):
+                return None
+            raise
 
 
 def _has_tables(engine: Engine) -> bool:

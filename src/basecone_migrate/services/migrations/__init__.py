@@ -12,15 +12,38 @@ transfer, by a lock that dies with its process.
 - ``overview``: list, status.
 """
 
-from basecone_migrate.services.migrations.common import (
-    Outcome,
-    Questions,
-    open_item,
-    refuse_while_moving,
-)
-from basecone_migrate.services.migrations.offers import expire, offer, resend, revoke
-from basecone_migrate.services.migrations.overview import list_migrations, status
-from basecone_migrate.services.migrations.redeem import redeem, reject, resume
+from __future__ import annotations
 
-__all__ = ["Outcome", "Questions", "expire", "list_migrations", "offer", "open_item", "redeem",
-           "refuse_while_moving", "reject", "resend", "resume", "revoke", "status"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from basecone_migrate.services.migrations.common import (
+        Outcome,
+        Questions,
+        open_item,
+        refuse_while_moving,
+    )
+    from basecone_migrate.services.migrations.offers import expire, offer, resend, revoke
+    from basecone_migrate.services.migrations.overview import list_migrations, status
+    from basecone_migrate.services.migrations.redeem import redeem, reject, resume
+
+#: Each name from the module that holds it, imported when first used: `list` and `status`
+#: never load the transfer engine or the mail stack.
+_HOME = {
+    "Outcome": "common", "Questions": "common", "open_item": "common",
+    "refuse_while_moving": "common",
+    "expire": "offers", "offer": "offers", "resend": "offers", "revoke": "offers",
+    "list_migrations": "overview", "status": "overview",
+    "redeem": "redeem", "reject": "redeem", "resume": "redeem",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import and_, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -23,10 +23,18 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain import mails
 from basecone_migrate.errors import NotFound, Refused
-from basecone_migrate.mail import Delivery, check_settings, queue
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
 from basecone_migrate.services.lookup import admin_label
+
+if TYPE_CHECKING:  # the mail stack (ssl, email) loads only in commands that mail
+    from basecone_migrate.mail import Delivery
+
+
+def _no_delivery() -> Delivery:
+    from basecone_migrate.mail import Delivery
+
+    return Delivery()
 
 
 @dataclass
@@ -34,7 +42,7 @@ class Outcome:
     """What a command did: the payload for --json and tables, mails, warnings."""
 
     payload: Any
-    delivery: Delivery = field(default_factory=Delivery)
+    delivery: Delivery = field(default_factory=_no_delivery)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -139,6 +147,8 @@ def lines(items: Sequence[MigrationItem]) -> list[mails.AdminLine]:
 
 
 def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: int | None) -> int:
+    from basecone_migrate.mail import queue
+
     row = queue(session, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration_id)
     session.flush()
     return row.id
@@ -146,6 +156,8 @@ def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: in
 
 def require_mail_settings(rt: Runtime) -> None:
     """A malformed mail setting refuses the command before it changes anything."""
+    from basecone_migrate.mail import check_settings
+
     check_settings(rt.settings)
 
 
