@@ -86,7 +86,10 @@ def bench_help(repeat: int) -> dict[str, float]:
     return {"help_bare_s": bare_s, "help_ours_s": ours_s, "help_ratio": ratio}
 
 
-def _world(folder: Path, documents: int, shm_root: Path) -> Path:
+def _world(folder: Path, documents: int, shm_root: Path,
+           sizes: tuple[int, int] = (50_000, 500_000)) -> Path:
+    """One administration of ``documents`` random files of ``sizes`` bytes, in DISK1; DISK2
+    shares its filesystem, SHM lives on /dev/shm (benchmarks/memory.py reuses this)."""
     import json
     import random
 
@@ -96,7 +99,7 @@ def _world(folder: Path, documents: int, shm_root: Path) -> Path:
     paths = []
     for n in range(documents):
         path = docs / f"invoice-{n:05d}.pdf"
-        path.write_bytes(os.urandom(rng.randint(50_000, 500_000)))
+        path.write_bytes(os.urandom(rng.randint(*sizes)))
         paths.append(f"docs/{path.name}")
 
     def office(code: str, user: str, storage: str | None) -> dict[str, object]:

@@ -234,13 +234,14 @@ class Archive:
             raise
         return Stored(key, size, sha256)
 
-    def put_file(self, local_path: str | os.PathLike[str], administration_id: int) -> Stored:
+    def put_file(self, local_path: str | os.PathLike[str], administration_id: int,
+                 buffer: bytearray | None = None) -> Stored:
         """Copy a regular file in (``UnreadableFile`` for anything else); an OSError from
-        here on is the archive's side."""
+        here on is the archive's side. Pass a ``buffer`` to reuse one across many files."""
         from basecone_migrate.files import open_regular
 
         with open(open_regular(local_path), "rb", buffering=0) as source:
-            return self.write(source, administration_id)
+            return self.write(source, administration_id, buffer=buffer)
 
     def remove_all(self, keys: list[str], threads: int = 4) -> None:
         """Remove many documents (missing ones are fine): in parallel locally, in bulk remotely."""
@@ -249,8 +250,14 @@ class Archive:
         if self.is_local:
             from concurrent.futures import ThreadPoolExecutor
 
+            def remove(chunk: list[str]) -> None:
+                for key in chunk:
+                    self.remove(key)
+
+            # A thread pool ignores map's chunksize: hand each thread a slice, not a key.
+            size = max(1, -(-len(keys) // threads))
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(self.remove, keys, chunksize=64))
+                list(pool.map(remove, [keys[i:i + size] for i in range(0, len(keys), size)]))
             return
         paths = [self.path(k) for k in keys]
         try:

@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import Cli, State
 
 
@@ -79,9 +81,13 @@ def test_verify_intact_archive(cli: Cli, loaded: dict[str, Any]) -> None:
     assert (result["checked"], result["ok"], result["missing"], result["different"]) == (3, 3, [], [])
 
 
+@pytest.mark.parametrize("batch", [2000, 2], ids=["one round", "rounds of two"])
 def test_verify_reports_missing_and_corrupted_documents(
-    cli: Cli, loaded: dict[str, Any], storage: Path
+    cli: Cli, loaded: dict[str, Any], storage: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> None:
+    from basecone_migrate.services import archive
+
+    monkeypatch.setattr(archive, "VERIFY_BATCH", batch)  # the rows come from the database in rounds
     ident = admin_id(cli, "1001")
     docs = cli.ok("archive", "list", ident, "--json").json()
     (storage / "ACME" / docs[0]["storage_key"]).write_bytes(b"bit rot")

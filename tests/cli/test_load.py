@@ -260,3 +260,56 @@ def test_a_new_administration_may_take_a_code_given_up_under_another_name(
     assert report["administrations"]["created"] == 1
     codes = {(a["code"], a["name"]) for a in cli.ok("admin", "list", "--env", "ACME", "--json").json()}
     assert ("1001", "Nieuw BV") in codes and ("1099", "Bakkerij Jansen") in codes
+
+
+def test_a_load_that_stops_while_copying_keeps_what_it_recorded_and_finishes_on_reload(
+    cli: Cli, world_dir: Path, storage: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents are copied outside the entities' transaction and recorded in batches: a
+    disk that fills up half-way leaves whole batches, no file without its row, and the
+    same file loaded again finishes the job."""
+    import errno
+
+    from basecone_migrate.services import world as world_module
+    from basecone_migrate.storage import Archive
+    from tests.conftest import sample_world
+
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(10):
+        (folder / f"doc-{n}.pdf").write_bytes(f"invoice {n}\n".encode() * 100)
+        paths.append(f"many/doc-{n}.pdf")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    path = write_world(world_dir, world)
+    monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 3)
+    put_file = Archive.put_file
+    calls = {"n": 0}
+
+    def full_disk(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return put_file(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Archive, "put_file", full_disk)
+        stopped = cli("load", path)
+
+    assert stopped.exit_code == 1
+    assert stopped.error == (
+        f"Error: {path}: environments[0].administrations[0].documents[7]: cannot write to the "
+        f"archive {storage / 'ACME'}: no space left on device (6 documents before it are loaded; "
+        "fix this and load the file again to finish)")
+    listed = cli.ok("archive", "list", "1001", "--json").json()
+    assert [d["filename"] for d in listed] == [f"doc-{n}.pdf" for n in range(6)]
+    assert sorted(p.name for p in (storage / "ACME" / "1").iterdir()) == sorted(d["sha256"] for d in listed)
+    [entry] = [e for e in cli.ok("audit", "--json").json() if e["action"] == "load"]
+    assert entry["details"]["summary"]["documents"] == {"added": 6, "already_present": 0}
+
+    report = cli.ok("load", path, "--json").json()
+
+    # The 4 left of 1001, and the document of an administration the first run never reached.
+    assert report["documents"] == {"added": 5, "already_present": 6}
+    assert cli.ok("archive", "verify", "1001", "--json").json()["ok"] == 10

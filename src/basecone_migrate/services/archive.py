@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import local
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import Administration, Document
 from basecone_migrate.errors import Refused, UsageProblem
@@ -51,23 +53,18 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
         archive = rt.archive(admin.environment)
 
     stored: list[tuple[Path, Stored]] = []
+    buffer = new_buffer()
     try:
         for file in files:
             try:
-                stored.append((file, archive.put_file(file, admin_id)))
+                stored.append((file, archive.put_file(file, admin_id, buffer)))
             except UnreadableFile as exc:
                 raise Refused(f"cannot read {file}: {exc.reason}") from None
             except OSError as exc:
                 raise Refused(f"cannot write to the archive {archive.url}: {os_reason(exc)}") from None
         with rt.uow() as uow:
             session = uow.session
-            admin = session.scalar(select(Administration).where(Administration.id == admin_id)
-                                   .with_for_update())
-            assert admin is not None
-            refuse_while_moving(session, admin, "add documents")
-            if admin.environment_id != environment_id:
-                raise Refused(f"administration {admin_id} moved to another environment while its "
-                              "documents were copied: add them again")
+            hold_for_documents(session, admin_id, environment_id, "add documents")
             existing = {d.sha256: d for d in session.scalars(select(Document).where(
                 Document.administration_id == admin_id))}
             results: list[dict[str, Any]] = []
@@ -89,12 +86,27 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
                              documents=[r["id"] for r in added], bytes=sum(r["size"] for r in added))
             uow.commit()
     except BaseException:
-        _discard_unrecorded(rt, archive, admin_id, [d for _, d in stored])
+        discard_unrecorded(rt, archive, admin_id, [d for _, d in stored])
         raise
     return {"administration_id": admin_id, "documents": results}
 
 
-def _discard_unrecorded(rt: Runtime, archive: Archive, admin_id: int, stored: list[Stored]) -> None:
+def hold_for_documents(session: Session, admin_id: int, environment_id: int, to_do: str) -> None:
+    """Before documents copied outside a transaction are recorded: hold the administration's
+    row, so that no move starts before they are in, and refuse when one started or finished
+    meanwhile (the copies are then in the wrong archive)."""
+    from basecone_migrate.services.migrations import refuse_while_moving
+
+    admin = session.scalar(select(Administration).where(Administration.id == admin_id)
+                           .with_for_update())
+    assert admin is not None
+    refuse_while_moving(session, admin, to_do)
+    if admin.environment_id != environment_id:
+        raise Refused(f"administration {admin_id} moved to another environment while its "
+                      f"documents were copied: {to_do} again")
+
+
+def discard_unrecorded(rt: Runtime, archive: Archive, admin_id: int, stored: list[Stored]) -> None:
     """Remove the files a failed add wrote that no document row points at."""
     with rt.uow(read_only=True) as uow:
         recorded = set(uow.session.scalars(select(Document.sha256).where(
@@ -112,13 +124,19 @@ def list_documents(rt: Runtime, reference: str) -> list[dict[str, Any]]:
         return [document_row(d) for d in documents]
 
 
+#: Documents read from the database, and hashed, per round of `verify`.
+VERIFY_BATCH = 2000
+
+
 def verify(rt: Runtime, reference: str) -> dict[str, Any]:
-    """Re-hash every stored document; refused (exit 1) when one is missing or differs."""
+    """Re-hash every stored document; refused (exit 1) when one is missing or differs.
+
+    The rows come in batches by id, each hashed on a small thread pool, so memory holds
+    one batch (and the damage found) whatever the archive's size.
+    """
     with rt.uow(read_only=True) as uow:
         admin = lookup.administration_for(rt, uow.session, reference)
         archive = rt.archive(admin.environment)
-        documents = [document_row(d) for d in uow.session.scalars(select(Document).where(
-            Document.administration_id == admin.id).order_by(Document.id))]
         admin_id, admin_label = admin.id, f"{admin.environment.code}/{admin.code}"
 
     buffers = local()
@@ -128,25 +146,40 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
             buffers.buffer = new_buffer()
         return document, archive.checksum(document["storage_key"], buffers.buffer)
 
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        last = 0
+        while True:
+            with rt.uow(read_only=True) as uow:
+                batch = [document_row(d) for d in uow.session.scalars(
+                    select(Document).where(Document.administration_id == admin_id, Document.id > last)
+                    .order_by(Document.id).limit(VERIFY_BATCH))]
+            if not batch:
+                return
+            yield batch
+            last = batch[-1]["id"]
+
     missing: list[dict[str, Any]] = []
     different: list[dict[str, Any]] = []
+    checked = 0
     with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-        for document, found in pool.map(check, documents):
-            if found is None:
-                missing.append(document)
-            elif found != (document["size"], document["sha256"]):
-                different.append({**document, "found_size": found[0], "found_sha256": found[1]})
+        for batch in batches():
+            for document, found in pool.map(check, batch):
+                if found is None:
+                    missing.append(document)
+                elif found != (document["size"], document["sha256"]):
+                    different.append({**document, "found_size": found[0], "found_sha256": found[1]})
+            checked += len(batch)
     result = {
         "administration_id": admin_id,
-        "checked": len(documents),
-        "ok": len(documents) - len(missing) - len(different),
+        "checked": checked,
+        "ok": checked - len(missing) - len(different),
         "missing": missing,
         "different": different,
     }
     if missing or different:
         raise Refused(
             f"archive of {admin_label} is damaged: {len(missing)} missing and "
-            f"{len(different)} different of {len(documents)} documents "
+            f"{len(different)} different of {checked} documents "
             "(restore them from a backup; `archive list` shows the expected SHA-256)",
             payload=result,
         )

@@ -22,6 +22,7 @@ rename) instead of copied again, so none is lost or doubled.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -59,6 +60,10 @@ _MISMATCH = ("document {}: the source bytes do not match the recorded SHA-256 (r
              "document, then resume)")
 BATCH_DOCUMENTS = 2000
 BATCH_SECONDS = 0.5
+#: Documents read from the database per round: memory holds one round, whatever the size.
+READ_BATCH = 5000
+#: Problems kept word for word (the rest are counted).
+PROBLEMS_KEPT = 20
 RESUMABLE = ("in_progress", "failed")
 
 
@@ -103,8 +108,9 @@ class _Plan:
     resumed: bool
     source: Archive
     target: Archive
-    documents: list[Doc]
-    done: set[int]
+    documents: int  # the archive when the plan was made: its count, bytes and highest id
+    size: int
+    last_id: int
 
     @property
     def same_root(self) -> bool:
@@ -197,62 +203,61 @@ class _ItemTransfer:
             assert item is not None
             migration = item.migration
             resumed = item.started_at is not None
-            documents = [Doc(*row) for row in s.execute(
-                select(Document.id, Document.storage_key, Document.size, Document.sha256)
-                .where(Document.administration_id == item.administration_id)
-                .order_by(Document.id))]
-            done = set(s.scalars(select(TransferProgress.document_id)
-                                 .where(TransferProgress.item_id == item.id)))
+            count, size, last_id = _archive_totals(s, item.administration_id)
             item.status = "in_progress"
             item.error = None
             item.started_at = item.started_at or self.rt.now()
-            item.documents_total = len(documents)
-            item.bytes_total = sum(d.size for d in documents)
+            item.documents_total = count
+            item.bytes_total = size
             audit.record(s, at=self.rt.now(), actor=self.actor, action="transfer_start",
                          administration_id=item.administration_id, migration_id=migration.id,
-                         resumed=resumed, phase=item.phase, documents=len(documents))
+                         resumed=resumed, phase=item.phase, documents=count)
             plan = _Plan(
                 item_id=item.id, migration_id=migration.id,
                 administration_id=item.administration_id, label=label_of(item),
                 phase=item.phase or "copying", resumed=resumed,
                 source=self.rt.archive(migration.source_environment),
                 target=self.rt.archive(migration.target_environment),  # type: ignore[arg-type]
-                documents=documents, done=done,
+                documents=count, size=size, last_id=last_id,
             )
             uow.commit()
         return plan
 
     # -- 1. copy -----------------------------------------------------------------
 
-    def copy(self, plan: _Plan) -> list[str]:
-        """Copy what is not yet at the target; returns the problems (empty when all arrived)."""
+    def copy(self, plan: _Plan) -> _Problems:
+        """Copy what is not yet at the target; returns the problems (none when all arrived)."""
+        problems = _Problems()
         if plan.same_root:  # one root for both offices: nothing to move
-            return []
+            return problems
         rename = plan.by_rename
-        by_id = {d.id: d for d in plan.documents}
-        done = {i for i in plan.done if i in by_id}
-        if plan.resumed:
-            # A crash may have lost what the last run wrote after its last sync:
-            # check the target again rather than trusting the progress rows.
-            lost = [i for i in sorted(done) if not self._arrived(plan, by_id[i], rename)]
-            if lost:
-                done.difference_update(lost)
-                with self.rt.uow() as uow:
-                    uow.session.execute(delete(TransferProgress).where(
-                        TransferProgress.item_id == plan.item_id,
-                        TransferProgress.document_id.in_(lost)))
-                    uow.commit()
-        todo = [d for d in plan.documents if d.id not in done]
-        self.progress.item_started(plan.label, len(plan.documents), sum(d.size for d in plan.documents),
-                                   len(done), sum(by_id[i].size for i in done))
-        batch = _Batch(self.rt, plan.item_id, done, by_id, self.progress)
-        problems: list[str] = []
+        if plan.resumed and not rename:
+            # A crash may have lost what the last run wrote after its last sync: check the
+            # target again rather than trusting the progress rows. (Renames keep no rows:
+            # a resumed rename checks every target anyway.)
+            for done in self._documents(plan, progress=True):
+                lost = [d.id for d in done if not self._arrived(plan, d, rename)]
+                if lost:
+                    with self.rt.uow() as uow:
+                        uow.session.execute(delete(TransferProgress).where(
+                            TransferProgress.item_id == plan.item_id,
+                            TransferProgress.document_id.in_(lost)))
+                        uow.commit()
+        with self.rt.uow(read_only=True) as uow:
+            done_count, done_size = uow.session.execute(
+                select(func.count(), func.coalesce(func.sum(Document.size), 0))
+                .select_from(TransferProgress)
+                .join(Document, Document.id == TransferProgress.document_id)
+                .where(TransferProgress.item_id == plan.item_id)).one()
+        self.progress.item_started(plan.label, plan.documents, plan.size, done_count, done_size)
+        batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=not rename)
         try:
-            for doc, problem in self._move_all(plan, todo, rename):
-                if problem is None:
-                    batch.add(doc)
-                else:
-                    problems.append(problem)
+            for todo in self._documents(plan, progress=False):
+                for doc, problem in self._move_all(plan, todo, rename):
+                    if problem is None:
+                        batch.add(doc)
+                    else:
+                        problems.add(problem)
         except KeyboardInterrupt:
             batch.flush()
             raise
@@ -263,6 +268,27 @@ class _ItemTransfer:
         elif not problems:  # streamed bytes must be on disk before the switch relies on them
             plan.target.make_durable()
         return problems
+
+    def _documents(self, plan: _Plan, progress: bool | None = None) -> Iterator[list[Doc]]:
+        """The plan's documents, READ_BATCH at a time by id, each round in a short read;
+        ``progress`` True: only those recorded as arrived, False: only the others."""
+        last = 0
+        while True:
+            query = (select(Document.id, Document.storage_key, Document.size, Document.sha256)
+                     .where(Document.administration_id == plan.administration_id,
+                            Document.id > last, Document.id <= plan.last_id)
+                     .order_by(Document.id).limit(READ_BATCH))
+            if progress is not None:
+                arrived = (select(TransferProgress.document_id)
+                           .where(TransferProgress.item_id == plan.item_id,
+                                  TransferProgress.document_id == Document.id).exists())
+                query = query.where(arrived if progress else ~arrived)
+            with self.rt.uow(read_only=True) as uow:
+                batch = [Doc(*row) for row in uow.session.execute(query)]
+            if not batch:
+                return
+            yield batch
+            last = batch[-1].id
 
     def _arrived(self, plan: _Plan, doc: Doc, rename: bool) -> bool:
         if rename:
@@ -297,8 +323,8 @@ class _ItemTransfer:
             admin = s.scalar(select(Administration).where(Administration.id == plan.administration_id)
                              .with_for_update())
             assert item is not None and admin is not None
-            present = set(s.scalars(select(Document.id).where(Document.administration_id == admin.id)))
-            if present != {d.id for d in plan.documents}:
+            count, _, last_id = _archive_totals(s, admin.id)
+            if (count, last_id) != (plan.documents, plan.last_id):
                 return False
             migration = item.migration
             target: Environment = migration.target_environment  # type: ignore[assignment]
@@ -327,23 +353,30 @@ class _ItemTransfer:
             if plan.by_rename:
                 self._reconcile(plan)
             else:
-                plan.source.remove_all([d.key for d in plan.documents], IO_THREADS)
+                for documents in self._documents(plan):
+                    plan.source.remove_all([d.key for d in documents], IO_THREADS)
             plan.source.tidy(plan.administration_id)
         plan.target.tidy(plan.administration_id)
 
     def _reconcile(self, plan: _Plan) -> None:
         """A rename leaves nothing behind, unless a run died inside a move that is a copy and
         a delete (an object store) or fell back to a stream: finish those here."""
-        by_key = {d.key: d for d in plan.documents}
         buffer = new_buffer()
-        for key in list(plan.source.keys(plan.administration_id)):
-            doc = by_key.get(key)
-            if doc is None:
-                continue  # not one of this administration's documents: never ours to delete
-            if plan.target.size(key) != doc.size:
-                plan.source.move_to(plan.target, key, doc.sha256, buffer)
-            if plan.target.size(key) == doc.size:
-                plan.source.remove(key)
+        left = iter(list(plan.source.keys(plan.administration_id)))
+        while keys := list(itertools.islice(left, READ_BATCH)):
+            with self.rt.uow(read_only=True) as uow:
+                by_key = {row.storage_key: Doc(*row) for row in uow.session.execute(
+                    select(Document.id, Document.storage_key, Document.size, Document.sha256)
+                    .where(Document.administration_id == plan.administration_id,
+                           Document.storage_key.in_(keys)))}
+            for key in keys:
+                doc = by_key.get(key)
+                if doc is None:
+                    continue  # not one of this administration's documents: never ours to delete
+                if plan.target.size(key) != doc.size:
+                    plan.source.move_to(plan.target, key, doc.sha256, buffer)
+                if plan.target.size(key) == doc.size:
+                    plan.source.remove(key)
 
     def record_timings(self, plan: _Plan, timings: dict[str, float], status: str | None = None,
                        error: str | None = None) -> None:
@@ -391,16 +424,17 @@ class _ItemTransfer:
                 self.mail_ids.append(_queue_completed(self.rt, s, migration).id)
             uow.commit()
 
-    def fail(self, plan: _Plan, problems: list[str], timings: dict[str, float]) -> str:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        if all(p.startswith("document ") for p in problems):
-            error = f"{len(problems)} of {len(plan.documents)} documents did not arrive: {shown}"
+    def fail(self, plan: _Plan, problems: _Problems, timings: dict[str, float]) -> str:
+        kept, count = problems.kept, problems.count
+        shown = "; ".join(kept[:3]) + (f"; and {count - 3} more" if count > 3 else "")
+        if problems.documents_only:
+            error = f"{count} of {plan.documents} documents did not arrive: {shown}"
         else:
             error = shown
         with self.rt.uow() as uow:
             audit.record(uow.session, at=self.rt.now(), actor=self.actor, action="transfer_failed",
                          administration_id=plan.administration_id, migration_id=plan.migration_id,
-                         problems=problems[:20], count=len(problems))
+                         problems=kept, count=count)
             uow.commit()
         self.record_timings(plan, timings, status="failed", error=error[:4000])
         return error
@@ -412,8 +446,8 @@ class _ItemTransfer:
             return self._run(plan, timings)
         except Exception as exc:  # noqa: BLE001 - any failure fails this item, with its reason
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            error = self.fail(plan, [reason if isinstance(exc, _Blocked) else
-                                     f"{type(exc).__name__}: {reason}"], timings)
+            error = self.fail(plan, _Problems.of(reason if isinstance(exc, _Blocked) else
+                                                 f"{type(exc).__name__}: {reason}"), timings)
             self.progress.item_finished(plan.label, "failed", error)
             return "failed"
 
@@ -427,8 +461,7 @@ class _ItemTransfer:
             clock = now
 
         if plan.phase != "copying":  # switched by a run that died: only the clean-up is left
-            size = sum(d.size for d in plan.documents)
-            self.progress.item_started(plan.label, len(plan.documents), size, len(plan.documents), size)
+            self.progress.item_started(plan.label, plan.documents, plan.size, plan.documents, plan.size)
         while plan.phase == "copying":
             problems = self.copy(plan)
             lap("copy")
@@ -446,7 +479,7 @@ class _ItemTransfer:
         self.record_timings(plan, timings)
         self.complete(plan)
         self.progress.item_finished(plan.label, "completed",
-                                    f"{len(plan.documents)} documents")
+                                    f"{plan.documents} documents")
         return "completed"
 
 
@@ -454,15 +487,42 @@ class _Blocked(Exception):
     """The switch cannot be made; the message says why and what to do."""
 
 
-class _Batch:
-    """Documents verified at the target, written to the database in batches."""
+class _Problems:
+    """Why documents did not arrive: the first PROBLEMS_KEPT word for word, all counted."""
 
-    def __init__(self, rt: Runtime, item_id: int, done: set[int], by_id: dict[int, Doc],
-                 progress: Progress) -> None:
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+        self.count = 0
+        self.documents_only = True
+
+    @classmethod
+    def of(cls, problem: str) -> _Problems:
+        problems = cls()
+        problems.add(problem)
+        return problems
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        self.documents_only = self.documents_only and problem.startswith("document ")
+        if len(self.kept) < PROBLEMS_KEPT:
+            self.kept.append(problem)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+class _Batch:
+    """Documents verified at the target, written to the database in batches: a progress
+    row each when streamed (a resume trusts, then re-checks, them), only the counters for
+    renames (a resume checks every target with a `stat` anyway)."""
+
+    def __init__(self, rt: Runtime, item_id: int, done: int, done_size: int, progress: Progress,
+                 rows: bool = True) -> None:
         self.rt = rt
         self.item_id = item_id
         self.done = done
-        self.bytes_done = sum(by_id[i].size for i in done)
+        self.bytes_done = done_size
+        self.rows = rows
         self.pending: list[Doc] = []
         self.progress = progress
         self.last = time.monotonic()
@@ -477,16 +537,26 @@ class _Batch:
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        for doc in pending:
-            self.done.add(doc.id)
-            self.bytes_done += doc.size
+        size = sum(d.size for d in pending)
+        self.done += len(pending)
+        self.bytes_done += size
         with self.rt.uow() as uow:
-            uow.session.execute(insert(TransferProgress),
-                                [{"item_id": self.item_id, "document_id": d.id} for d in pending])
+            if self.rows:
+                uow.session.execute(insert(TransferProgress),
+                                    [{"item_id": self.item_id, "document_id": d.id} for d in pending])
             uow.session.execute(update(MigrationItem).where(MigrationItem.id == self.item_id)
-                                .values(documents_done=len(self.done), bytes_done=self.bytes_done))
+                                .values(documents_done=self.done, bytes_done=self.bytes_done))
             uow.commit()
-        self.progress.advance(len(pending), sum(d.size for d in pending))
+        self.progress.advance(len(pending), size)
+
+
+def _archive_totals(s: Any, administration_id: int) -> tuple[int, int, int]:
+    """(documents, bytes, highest id) of an administration's archive: one aggregate."""
+    count, size, last_id = s.execute(
+        select(func.count(), func.coalesce(func.sum(Document.size), 0),
+               func.coalesce(func.max(Document.id), 0))
+        .where(Document.administration_id == administration_id)).one()
+    return int(count), int(size), int(last_id)
 
 
 def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> Any:

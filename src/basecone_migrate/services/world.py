@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -100,13 +110,28 @@ class WorkflowIn(_Model):
     authorisers: list[Email] = []
 
 
-def _document(value: Any) -> Any:
-    return {"path": value} if isinstance(value, str) else value
+def _storable_text(value: str) -> str:
+    problem = unstorable(value)
+    if problem is not None:
+        raise ValueError(f"the text {problem}")
+    return value
 
 
 class DocumentIn(_Model):
     path: Annotated[str, Field(min_length=1)]
     filename: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+#: The tag of a document given as an object; left out of the places errors name.
+_ENTRY = "document-entry"
+
+# A document is a path, or {"path", "filename"}. Paths stay plain strings: 100,000 documents
+# are then 100,000 small strings, not 100,000 models (about a tenth of the memory).
+DocumentEntry = Annotated[
+    Annotated[Annotated[str, Field(min_length=1), AfterValidator(_storable_text)], Tag("path")]
+    | Annotated[DocumentIn, Tag(_ENTRY)],
+    Discriminator(lambda value: _ENTRY if isinstance(value, dict | DocumentIn) else "path"),
+]
 
 
 class AdministrationIn(_Model):
@@ -115,7 +140,7 @@ class AdministrationIn(_Model):
     accounting_system: Annotated[str, Field(min_length=1, max_length=100)]
     users: list[Email] = []
     workflows: list[WorkflowIn] = []
-    documents: list[Annotated[DocumentIn, BeforeValidator(_document)]] = []
+    documents: list[DocumentEntry] = []
 
 
 class EnvironmentIn(_Model):
@@ -135,6 +160,8 @@ class WorldIn(_Model):
 def place(location: tuple[Any, ...]) -> str:
     text = ""
     for part in location:
+        if part == _ENTRY:
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
@@ -170,12 +197,47 @@ KINDS = ("environments", "users", "accounting_systems", "catalogue_entries",
 
 
 @dataclass
+class _Files:
+    """An administration's documents as the file lists them, read one at a time: a list of
+    100,000 (place, path, filename) tuples would cost more than the rest of the load."""
+
+    where: str  # "environments[0].administrations[0].documents"
+    base: Path
+    entries: list[str | DocumentIn]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[tuple[str, Path, str]]:
+        """(place, file, filename) of each document."""
+        for k, entry in enumerate(self.entries):
+            path, filename = (entry, None) if isinstance(entry, str) else (entry.path, entry.filename)
+            file = Path(path)
+            file = file if file.is_absolute() else self.base / file
+            yield f"{self.where}[{k}]", file, filename or file.name
+
+
+@dataclass
 class _Target:
     """An administration of the file with the documents to load into it."""
 
     model: Administration
-    documents: list[tuple[str, Path, str]]  # (place, path, filename)
+    documents: _Files
     is_new: bool
+
+
+@dataclass
+class _Documents:
+    """What the copy of one administration's documents needs once the entities are in."""
+
+    admin_id: int
+    environment_id: int
+    archive: Archive
+    documents: _Files
+
+
+#: Documents recorded per transaction (one multi-row INSERT each).
+DOCUMENT_BATCH = 1000
 
 
 class _Loader:
@@ -186,7 +248,6 @@ class _Loader:
         self.base = path.parent
         self.counts: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.documents_count: Counter[str] = Counter()
-        self.stored: list[tuple[Archive, str]] = []  # documents written by this load
         self.notes: list[str] = []  # why something in the file was left as it is
 
     def fail(self, error: type[BaseconeError], where: str, message: str) -> BaseconeError:
@@ -306,20 +367,16 @@ class _Loader:
             raise self.fail(Refused, f"{where}.accounting_system",
                             f"accounting system {system.id!r} belongs to environment "
                             f"{system.environment.code}, not {environment.code}")
-        documents = []
-        for k, document in enumerate(admin.documents):
-            file = Path(document.path)
-            file = file if file.is_absolute() else self.base / file
+        documents = _Files(f"{where}.documents", self.base, admin.documents)
+        for (place_of, file, _), entry in zip(documents, admin.documents, strict=True):
+            given = entry if isinstance(entry, str) else entry.path
             try:
                 check_regular(file)
             except UnreadableFile as exc:
                 if exc.reason == "no such file":
-                    raise self.fail(NotFound, f"{where}.documents[{k}]",
-                                    f"document file {document.path!r} not found (paths are "
-                                    f"relative to {self.base})") from None
-                raise self.fail(UsageProblem, f"{where}.documents[{k}]",
-                                f"document file {document.path!r}: {exc.reason}") from None
-            documents.append((f"{where}.documents[{k}]", file, document.filename or file.name))
+                    raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
+                                    f"are relative to {self.base})") from None
+                raise self.fail(UsageProblem, place_of, f"document file {given!r}: {exc.reason}") from None
         members = [self._member(f"{where}.users[{k}]", environment, email)
                    for k, email in enumerate(admin.users)]
         authorisers = [[self._member(f"{where}.workflows[{k}].authorisers[{m}]", environment, email)
@@ -396,53 +453,93 @@ class _Loader:
 
     # -- documents ---------------------------------------------------------------
 
-    def documents(self, target: _Target, environment: Environment) -> None:
-        from basecone_migrate.storage import hash_stream, new_buffer
-
-        if not target.documents:
-            return
-        admin = target.model
+    def hold(self, target: _Target, environment: Environment) -> _Documents | None:
+        """In the entities' transaction: refuse, before anything changes, documents for an
+        administration that is being moved; what to copy once that transaction is in."""
         from basecone_migrate.services.migrations import refuse_while_moving
 
-        # Hold the administration's row: a move cannot start while its documents are added.
+        if not target.documents:
+            return None
+        admin = target.model
         self.session.execute(select(Administration.id).where(Administration.id == admin.id)
                              .with_for_update())
         try:
             refuse_while_moving(self.session, admin, "load its documents")
         except Refused as refused:
-            raise self.fail(Refused, target.documents[0][0].rsplit("[", 1)[0], refused.message) from None
-        archive = self.rt.archive(environment)
-        rows = self.session.execute(select(Document.filename, Document.size, Document.sha256)
-                                    .where(Document.administration_id == admin.id)).all()
+            raise self.fail(Refused, target.documents.where, refused.message) from None
+        return _Documents(admin.id, environment.id, self.rt.archive(environment), target.documents)
+
+    def documents(self, todo: _Documents) -> None:
+        """Copy one administration's documents outside any transaction (one reused buffer),
+        then record them DOCUMENT_BATCH at a time, each batch in a short transaction that
+        holds the administration (so no move starts before they are in). Memory holds one
+        batch, whatever the archive's size."""
+        from basecone_migrate.services.archive import discard_unrecorded, hold_for_documents
+        from basecone_migrate.storage import Stored, hash_stream, new_buffer
+
+        archive = todo.archive
+        with self.rt.uow(read_only=True) as uow:
+            rows = uow.session.execute(select(Document.filename, Document.size, Document.sha256)
+                                       .where(Document.administration_id == todo.admin_id)).all()
         known = {row.sha256 for row in rows}
         by_name_size = {(row.filename, row.size) for row in rows}
+        del rows
         buffer = new_buffer()
         now = self.rt.now()
-        for where, file, filename in target.documents:
-            try:
-                if (filename, check_regular(file).st_size) in by_name_size:
-                    # Probably loaded before: confirm by reading, without copying.
-                    with open(open_regular(file), "rb", buffering=0) as handle:
-                        if hash_stream(handle, buffer)[1] in known:
-                            self.documents_count["already_present"] += 1
-                            continue
-                stored = archive.put_file(file, admin.id)
-            except UnreadableFile as exc:
-                raise self.fail(Refused, where, f"cannot read {file}: {exc.reason}") from None
-            except OSError as exc:
-                raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
-                                f"{os_reason(exc)}") from None
-            if stored.sha256 in known:
-                self.documents_count["already_present"] += 1
-                continue
-            self.stored.append((archive, stored.key))
-            known.add(stored.sha256)
-            self.session.add(Document(administration_id=admin.id, filename=filename,
-                                      size=stored.size, sha256=stored.sha256,
-                                      storage_key=stored.key, added_at=now))
-            self.documents_count["added"] += 1
+        pending: list[tuple[str, Stored]] = []
 
-    def run(self, world: WorldIn) -> None:
+        def record() -> None:
+            if not pending:
+                return
+            with self.rt.uow() as uow:
+                try:
+                    hold_for_documents(uow.session, todo.admin_id, todo.environment_id,
+                                       "load its documents")
+                except Refused as refused:
+                    raise self.fail(Refused, todo.documents.where, refused.message) from None
+                uow.session.execute(insert(Document), [
+                    {"administration_id": todo.admin_id, "filename": filename, "size": stored.size,
+                     "sha256": stored.sha256, "storage_key": stored.key, "added_at": now}
+                    for filename, stored in pending])
+                uow.commit()
+            self.documents_count["added"] += len(pending)
+            pending.clear()
+
+        try:
+            for where, file, filename in todo.documents:
+                try:
+                    if (filename, check_regular(file).st_size) in by_name_size:
+                        # Probably loaded before: confirm by reading, without copying.
+                        with open(open_regular(file), "rb", buffering=0) as handle:
+                            if hash_stream(handle, buffer)[1] in known:
+                                self.documents_count["already_present"] += 1
+                                continue
+                    stored = archive.put_file(file, todo.admin_id, buffer)
+                except UnreadableFile as exc:
+                    raise self.fail(Refused, where, f"cannot read {file}: {exc.reason}"
+                                    + self._loaded_so_far()) from None
+                except OSError as exc:
+                    raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
+                                    f"{os_reason(exc)}" + self._loaded_so_far()) from None
+                if stored.sha256 in known:
+                    self.documents_count["already_present"] += 1
+                    continue
+                known.add(stored.sha256)
+                pending.append((filename, stored))
+                if len(pending) >= DOCUMENT_BATCH:
+                    record()
+            record()
+        except BaseException:
+            discard_unrecorded(self.rt, archive, todo.admin_id, [stored for _, stored in pending])
+            raise
+
+    def _loaded_so_far(self) -> str:
+        added = self.documents_count["added"]
+        return (f" ({added} documents before it are loaded; fix this and load the file again "
+                "to finish)") if added else ""
+
+    def run(self, world: WorldIn) -> list[_Documents]:
+        """Upsert everything but the documents; returns the documents to copy."""
         self.check_duplicates(world)
         # Everything an administration can refer to exists before the first one is read.
         environments = []
@@ -463,9 +560,9 @@ class _Loader:
                 if target is not None:
                     targets.append((target, environment))
         self.session.flush()
-        for target, environment in targets:
-            self.documents(target, environment)
+        copies = [self.hold(target, environment) for target, environment in targets]
         self.session.flush()
+        return [todo for todo in copies if todo is not None]
 
     def report(self) -> dict[str, dict[str, int]]:
         report = {
@@ -476,34 +573,43 @@ class _Loader:
                                for state in ("added", "already_present")}
         return report
 
-    def discard_stored(self) -> None:
-        for archive, key in self.stored:
-            archive.remove(key)
-
 
 def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Load the file; returns the counts per kind and why anything was left as it is."""
+    """Load the file; returns the counts per kind and why anything was left as it is.
+
+    Every check runs first (the file, every document path, the moves in progress); the
+    environments, users, connections and administrations go in one transaction; then the
+    documents are copied outside it and recorded in batches, so a big archive holds
+    neither SQLite's write lock nor the memory for minutes. Loading is an idempotent
+    upsert: a load that stopped while copying is finished by loading the file again.
+    """
     path = Path(path)
     world = parse_world(path)
     with rt.uow() as uow:
         loader = _Loader(rt, uow.session, path.resolve())
         try:
-            loader.run(world)
-            report = loader.report()
-            changed = report["documents"]["added"] or any(
-                counts["created"] or counts["updated"]
-                for kind, counts in report.items() if kind != "documents")
-            if changed:  # a load that changes nothing leaves no trace either
-                audit.record(uow.session, at=rt.now(), actor=rt.settings.user or audit.SYSTEM,
-                             action="load", file=str(path.resolve()), summary=report)
+            copies = loader.run(world)
             uow.commit()
         except IntegrityError as exc:
-            loader.discard_stored()
             raise Refused(f"{path}: conflicts with what the database holds: "
                           f"{_constraint(exc)}") from None
-        except BaseException:
-            loader.discard_stored()
-            raise
+    del world
+    try:
+        for todo in copies:
+            loader.documents(todo)
+    except IntegrityError as exc:  # another load recorded the same document meanwhile
+        raise Refused(f"{path}: conflicts with what the database holds: {_constraint(exc)}; "
+                      "load the file again") from None
+    finally:
+        report = loader.report()
+        changed = report["documents"]["added"] or any(
+            counts["created"] or counts["updated"]
+            for kind, counts in report.items() if kind != "documents")
+        if changed:  # a load that changes nothing leaves no trace either
+            with rt.uow() as uow:
+                audit.record(uow.session, at=rt.now(), actor=rt.settings.user or audit.SYSTEM,
+                             action="load", file=str(path.resolve()), summary=report)
+                uow.commit()
     return report, loader.notes
 
 
