@@ -320,23 +320,74 @@ class Archive:
             return os.stat(self.root).st_dev == os.stat(other.root).st_dev
         return self.fs is other.fs
 
+    def move_folder(self, other: Archive, administration_id: int) -> bool:
+        """Rename one administration's whole folder into ``other`` (both local, one
+        filesystem), when the target has none or an empty one: one system call for the
+        whole archive, made durable by an fsync of both roots. False when it cannot be
+        done that way (then each document is renamed)."""
+        if not (self.is_local and other.is_local):
+            return False
+        source, target = self._join(str(administration_id)), other._join(str(administration_id))
+        try:
+            os.rename(source, target)
+        except OSError:  # no folder here, a non-empty one there, another filesystem...
+            return False
+        self._made.discard(source)
+        other._made.add(target)
+        for root in (other.root, self.root):
+            _fsync_folder(root)
+        return True
+
+    def sizes_of(self, administration_id: int, keys: list[str]) -> Iterator[int | None]:
+        """The size of each document of one administration's folder (None when absent),
+        each looked up relative to the folder, opened once."""
+        try:
+            folder = os.open(self._join(str(administration_id)), os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            for _ in keys:
+                yield None
+            return
+        try:
+            for key in keys:
+                try:
+                    yield os.stat(key.rsplit("/", 1)[1], dir_fd=folder).st_size
+                except FileNotFoundError:
+                    yield None
+        finally:
+            os.close(folder)
+
     def rename_many(self, other: Archive, administration_id: int,
                     keys: list[str]) -> Iterator[tuple[str, OSError | None]]:
         """Rename one administration's documents into ``other`` (both local, one filesystem):
         the folders are resolved once, each key is checked, one system call per document."""
-        source = self._join(str(administration_id))
-        target = other._folder(administration_id)
         prefix = f"{administration_id}/"
         for key in keys:
             if not (key.startswith(prefix) and _KEY.fullmatch(key)):
                 raise ValueError(f"not a document key of administration {administration_id}: {key!r}")
-            name = key[len(prefix):]
-            try:
-                os.rename(os.path.join(source, name), os.path.join(target, name))
-            except OSError as exc:
+        # Names relative to the two folders, opened once: the kernel resolves no path per
+        # document (a third faster than full paths).
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            source = os.open(self._join(str(administration_id)), flags)
+        except OSError as exc:
+            for key in keys:
                 yield key, exc
-            else:
-                yield key, None
+            return
+        try:
+            target = os.open(other._folder(administration_id), flags)
+            try:
+                for key in keys:
+                    name = key[len(prefix):]
+                    try:
+                        os.rename(name, name, src_dir_fd=source, dst_dir_fd=target)
+                    except OSError as exc:
+                        yield key, exc
+                    else:
+                        yield key, None
+            finally:
+                os.close(target)
+        finally:
+            os.close(source)
 
     def move_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
         """Rename (local) or server-side move (one object store) into ``other``.
@@ -397,16 +448,20 @@ class Archive:
     def sync_folder(self, administration_id: int) -> None:
         """Make renames into or out of an administration's folder durable: an fsync of the
         folder commits them, without flushing everything else on the filesystem."""
-        if not self.is_local:
-            return
-        try:
-            descriptor = os.open(self._join(str(administration_id)), os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        if self.is_local:
+            _fsync_folder(self._join(str(administration_id)))
+
+
+def _fsync_folder(path: str) -> None:
+    """Commit a folder's entries (renames into or out of it); a missing folder has none."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _syncfs(path: str) -> None:

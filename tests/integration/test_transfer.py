@@ -106,7 +106,8 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, calls:
 
 
 CRASH_POINTS = [
-    ("mid-copy, renaming", "same", os, "rename", 150),
+    ("mid-copy, renaming", "same", os, "rename", 150),  # document by document
+    ("after renaming the folder", "same", Archive, "sizes_of", 0),  # the whole folder at once
     ("mid-copy, streaming", "other", Archive, "copy_to", 150),
     ("before the switch", "other", engine_module._ItemTransfer, "switch", 0),
     ("after the switch, before clean-up", "other", engine_module._ItemTransfer, "clean_up", 0),
@@ -123,6 +124,8 @@ def test_resume_finishes_a_transfer_that_died_at_any_point(
     monkeypatch.setattr(engine_module, "BATCH_DOCUMENTS", 40)
     monkeypatch.setattr(engine_module, "READ_BATCH", 64)  # documents come from the database in rounds
     monkeypatch.setattr(engine_module, "IO_THREADS", 1)  # the crash lands after exactly `calls`
+    if name == "rename":  # one rename per document, as when the target holds a folder already
+        monkeypatch.setattr(Archive, "move_folder", lambda *_: False)
     world = many_documents(world_dir, 400, size=4_000)
     book_root = storage / "BOOK" if filesystem == "same" else shm
     if filesystem == "other":
@@ -489,3 +492,30 @@ def test_documents_that_join_during_the_copy_move_too(
     assert "late.pdf" in names
     assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 4
     assert not (storage / "ACME" / "1").exists()
+
+
+@pytest.mark.parametrize("target_folder", ["absent", "empty", "holding a file"])
+def test_on_one_filesystem_the_whole_folder_moves_in_one_rename(
+    cli: Cli, world_dir: Path, storage: Path, monkeypatch: pytest.MonkeyPatch, target_folder: str
+) -> None:
+    world = many_documents(world_dir, 300, size=400)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    if target_folder != "absent":
+        (storage / "BOOK" / "1").mkdir(parents=True)
+    if target_folder == "holding a file":
+        (storage / "BOOK" / "1" / "left-by-someone").write_bytes(b"x")
+    code = make_offer(cli, "1001")["transfercode"]
+    renames = []
+    rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda *a, **k: (renames.append(a), rename(*a, **k))[1])
+
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms")
+
+    # One rename for the folder; when the target holds a folder with files, that attempt
+    # fails and each document is renamed.
+    assert len(renames) == (1 + 300 if target_folder == "holding a file" else 1)
+    if target_folder == "holding a file":
+        (storage / "BOOK" / "1" / "left-by-someone").unlink()
+    assert_moved_intact(cli, before, storage / "BOOK", storage / "ACME")
+    assert cli.ok("status", "1", "--json").json()["items"][0]["mode"] == "rename"

@@ -251,8 +251,19 @@ class _ItemTransfer:
                 .where(TransferProgress.item_id == plan.item_id)).one()
         self.progress.item_started(plan.label, plan.documents, plan.size, done_count, done_size)
         batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=not rename)
+        # The fast path of a first run on one filesystem: the whole folder in one rename,
+        # then every document's size checked at the target. When one is not there, the
+        # folder goes back and each document is renamed, so that a failure leaves what it
+        # always left: the missing document's place in the source archive.
+        moved = (rename and not plan.resumed and plan.source.is_local
+                 and plan.source.move_folder(plan.target, plan.administration_id))
+        if moved and not self._all_arrived(plan):
+            plan.target.move_folder(plan.source, plan.administration_id)
+            moved = False
+        if moved:
+            batch.count_all(plan.documents, plan.size)
         try:
-            for todo in self._documents(plan, progress=False):
+            for todo in ([] if moved else self._documents(plan, progress=False)):
                 for doc, problem in self._move_all(plan, todo, rename):
                     if problem is None:
                         batch.add(doc)
@@ -294,6 +305,23 @@ class _ItemTransfer:
         if rename:
             return plan.target.size(doc.key) == doc.size
         return plan.target.checksum(doc.key) == (doc.size, doc.sha256)
+
+    def _all_arrived(self, plan: _Plan) -> bool:
+        """After a folder rename: every document at the target, with its recorded size."""
+        last = 0
+        while True:
+            with self.rt.uow(read_only=True) as uow:
+                rows = uow.session.connection().execute(
+                    select(Document.id, Document.storage_key, Document.size)
+                    .where(Document.administration_id == plan.administration_id,
+                           Document.id > last, Document.id <= plan.last_id)
+                    .order_by(Document.id).limit(READ_BATCH)).all()
+            if not rows:
+                return True
+            sizes = plan.target.sizes_of(plan.administration_id, [key for _, key, _ in rows])
+            if any(size != recorded for (_, _, recorded), size in zip(rows, sizes, strict=True)):
+                return False
+            last = rows[-1][0]
 
     def _move_all(self, plan: _Plan, todo: list[Doc], rename: bool) -> Iterable[tuple[Doc, str | None]]:
         check_first = plan.resumed  # only a resumed run can find documents already there
@@ -531,6 +559,16 @@ class _Batch:
         self.pending.append(doc)
         if len(self.pending) >= BATCH_DOCUMENTS or time.monotonic() - self.last >= BATCH_SECONDS:
             self.flush()
+
+    def count_all(self, documents: int, size: int) -> None:
+        """Everything arrived at once (a folder rename): the counters only."""
+        self.pending.clear()
+        with self.rt.uow() as uow:
+            uow.session.execute(update(MigrationItem).where(MigrationItem.id == self.item_id)
+                                .values(documents_done=documents, bytes_done=size))
+            uow.commit()
+        self.progress.advance(documents - self.done, size - self.bytes_done)
+        self.done, self.bytes_done = documents, size
 
     def flush(self) -> None:
         self.last = time.monotonic()
