@@ -250,7 +250,12 @@ class _ItemTransfer:
                 .join(Document, Document.id == TransferProgress.document_id)
                 .where(TransferProgress.item_id == plan.item_id)).one()
         self.progress.item_started(plan.label, plan.documents, plan.size, done_count, done_size)
-        batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=not rename)
+        # Streamed: each batch is made durable at the target, recorded, then its source
+        # copies are removed in the background while the copy goes on (the clean-up after
+        # the switch only finds what is left).
+        remover = None if rename else _Remover(plan.source, plan.target)
+        batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=not rename,
+                       remover=remover)
         # The fast path of a first run on one filesystem: the whole folder in one rename,
         # then every document's size checked at the target. When one is not there, the
         # folder goes back and each document is renamed, so that a failure leaves what it
@@ -269,10 +274,13 @@ class _ItemTransfer:
                         batch.add(doc)
                     else:
                         problems.add(problem)
+            batch.flush()
         except KeyboardInterrupt:
             batch.flush()
             raise
-        batch.flush()
+        finally:
+            if remover is not None:
+                remover.close()
         if not problems and rename:  # renames are metadata: commit both folders' entries
             plan.target.sync_folder(plan.administration_id)
             plan.source.sync_folder(plan.administration_id)
@@ -545,8 +553,9 @@ class _Batch:
     renames (a resume checks every target with a `stat` anyway)."""
 
     def __init__(self, rt: Runtime, item_id: int, done: int, done_size: int, progress: Progress,
-                 rows: bool = True) -> None:
+                 rows: bool = True, remover: _Remover | None = None) -> None:
         self.rt = rt
+        self.remover = remover
         self.item_id = item_id
         self.done = done
         self.bytes_done = done_size
@@ -578,6 +587,8 @@ class _Batch:
         size = sum(d.size for d in pending)
         self.done += len(pending)
         self.bytes_done += size
+        if self.remover is not None:  # the source copies go next: these must be on disk first
+            self.remover.target.make_durable()
         with self.rt.uow() as uow:
             if self.rows:
                 uow.session.execute(insert(TransferProgress),
@@ -585,7 +596,37 @@ class _Batch:
             uow.session.execute(update(MigrationItem).where(MigrationItem.id == self.item_id)
                                 .values(documents_done=self.done, bytes_done=self.bytes_done))
             uow.commit()
+        if self.remover is not None:
+            self.remover.remove([d.key for d in pending])
         self.progress.advance(len(pending), size)
+
+
+class _Remover:
+    """Removes the source copies of documents already durable at the target and recorded,
+    one batch at a time on a thread of its own, alongside the copy. A failure here is left
+    to the clean-up after the switch, which removes whatever is left and says why not."""
+
+    def __init__(self, source: Archive, target: Archive) -> None:
+        self.source = source
+        self.target = target
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remove")
+        self.running: Any = None
+
+    def remove(self, keys: list[str]) -> None:
+        self._wait()  # one batch in flight: memory stays bounded
+        self.running = self.pool.submit(self.source.remove_all, keys, 2)
+
+    def _wait(self) -> None:
+        if self.running is not None:
+            try:
+                self.running.result()
+            except OSError:
+                pass  # the clean-up tries again, and reports
+            self.running = None
+
+    def close(self) -> None:
+        self._wait()
+        self.pool.shutdown(wait=True)
 
 
 def _archive_totals(s: Any, administration_id: int) -> tuple[int, int, int]:
