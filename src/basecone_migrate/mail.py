@@ -156,14 +156,13 @@ class Postman:
     def _claim(self, mail_id: int) -> OutboxMail | None:
         with self.rt.uow() as uow:
             session = uow.session
-            claimed = session.scalar(
+            # One statement claims the mail and reads it back (as the claim left it).
+            row = session.scalar(
                 update(OutboxMail).where(OutboxMail.id == mail_id, self._claimable())
                 .values(state="sending", claimed_at=self.rt.now(), attempts=OutboxMail.attempts + 1)
-                .returning(OutboxMail.id))
-            if claimed is None:
+                .returning(OutboxMail).execution_options(populate_existing=True))
+            if row is None:
                 return None  # another process has it
-            row = session.scalar(select(OutboxMail).where(OutboxMail.id == mail_id)
-                                 .execution_options(populate_existing=True))
             uow.commit()
             session.expunge_all()
             return row

@@ -8,7 +8,7 @@ settled by row locks and guarded UPDATEs (``... WHERE status = 'offered'``) and,
 transfer, by a lock that dies with its process.
 
 - ``offers``: offer, revoke, resend, expire (the sender's side and cron);
-- ``redeem``: redeem, reject, resume (the receiver's side and the transfer);
+- ``receiving``: redeem, reject, resume (the receiver's side and the transfer);
 - ``overview``: list, status.
 """
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     )
     from basecone_migrate.services.migrations.offers import expire, offer, resend, revoke
     from basecone_migrate.services.migrations.overview import list_migrations, status
-    from basecone_migrate.services.migrations.redeem import redeem, reject, resume
+    from basecone_migrate.services.migrations.receiving import redeem, reject, resume
 
 #: Each name from the module that holds it, imported when first used: `list` and `status`
 #: never load the transfer engine or the mail stack.
@@ -35,10 +35,11 @@ _HOME = {
     "refuse_while_moving": "common",
     "expire": "offers", "offer": "offers", "resend": "offers", "revoke": "offers",
     "list_migrations": "overview", "status": "overview",
-    "redeem": "redeem", "reject": "redeem", "resume": "redeem",
+    "redeem": "receiving", "reject": "receiving", "resume": "receiving",
 }
 
-__all__ = sorted(_HOME)
+__all__ = ["Outcome", "Questions", "expire", "list_migrations", "offer", "open_item", "redeem",
+           "refuse_while_moving", "reject", "resend", "resume", "revoke", "status"]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, case, func, insert, literal, select, update
+from sqlalchemy import and_, case, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import (
@@ -182,37 +182,38 @@ def _stale(now: datetime) -> Any:
             .where(MigrationItem.status == "offered", Migration.expires_at <= now))
 
 
-def stale_senders(session: Session, now: datetime) -> list[tuple[int, int]]:
-    """(sender id, stale items) for every sender with an offer to expire, by sender."""
-    return [(sender, count) for sender, count in session.execute(
-        select(Migration.created_by_id, func.count())
-        .select_from(MigrationItem).join(Migration, Migration.id == MigrationItem.migration_id)
-        .where(MigrationItem.status == "offered", Migration.expires_at <= now)
-        .group_by(Migration.created_by_id).order_by(Migration.created_by_id))]
+def stale_items(session: Session, now: datetime) -> Any:
+    """(sender id, item id) of every offer to expire, by sender then item: one pass over
+    the open offers (the partial index), streamed by the caller."""
+    return (select(Migration.created_by_id, MigrationItem.id)
+            .join(Migration, Migration.id == MigrationItem.migration_id)
+            .where(MigrationItem.status == "offered", Migration.expires_at <= now)
+            .order_by(Migration.created_by_id, MigrationItem.id))
 
 
-def sender_groups(senders: Sequence[tuple[int, int]], size: int = EXPIRE_BATCH) -> list[list[int]]:
-    """Senders packed into groups of about ``size`` items; a sender is never split, so each
-    gets one mail."""
-    groups: list[list[int]] = []
-    count = size
-    for sender, items in senders:
-        if count + items > size:
-            groups.append([])
-            count = 0
-        groups[-1].append(sender)
-        count += items
-    return groups
+def sender_groups(rows: Iterable[tuple[int, int]], size: int = EXPIRE_BATCH) -> Iterator[list[int]]:
+    """Item ids in groups of about ``size``, cut only where the sender changes: a sender is
+    never split, so each gets one mail. Holds one group at a time."""
+    group: list[int] = []
+    last_sender = None
+    for sender, item_id in rows:
+        if sender != last_sender and len(group) >= size:
+            yield group
+            group = []
+        group.append(item_id)
+        last_sender = sender
+    if group:
+        yield group
 
 
 def expire_statement(now: datetime, administration_ids: Sequence[int] | None = None,
-                     senders: Sequence[int] | None = None) -> Any:
+                     item_ids: Sequence[int] | None = None) -> Any:
     """The guarded UPDATE ... RETURNING of `expire_items` (tests EXPLAIN it)."""
     stale = _stale(now)
     if administration_ids is not None:
         stale = stale.where(MigrationItem.administration_id.in_(administration_ids))
-    if senders is not None:
-        stale = stale.where(Migration.created_by_id.in_(senders))
+    if item_ids is not None:
+        stale = stale.where(MigrationItem.id.in_(item_ids))
     return (update(MigrationItem)
             .where(MigrationItem.id.in_(stale.scalar_subquery()), MigrationItem.status == "offered")
             .values(status="expired", finished_at=now)
@@ -223,16 +224,16 @@ def expire_statement(now: datetime, administration_ids: Sequence[int] | None = N
 
 def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
                  administration_ids: Sequence[int] | None = None,
-                 senders: Sequence[int] | None = None) -> tuple[int, list[int]]:
+                 item_ids: Sequence[int] | None = None) -> tuple[int, list[int]]:
     """Mark offered items past their expiry as expired: one guarded UPDATE ... RETURNING,
     the audit rows with one INSERT ... SELECT, one mail per sender from the returned rows.
 
     Scoped to ``administration_ids`` (an offer or a link expires what blocks it) or to
-    ``senders`` (cron, one group at a time). Two runs at once mark each item once: the
+    ``item_ids`` (cron, one group of senders at a time). Two runs at once mark each item once: the
     UPDATE only takes rows still ``offered``, and each run mails what it took. Returns
     (items expired, mail ids).
     """
-    expired = session.execute(expire_statement(now, administration_ids, senders)).all()
+    expired = session.execute(expire_statement(now, administration_ids, item_ids)).all()
     if not expired:
         return 0, []
     ids = sorted(row.id for row in expired)
@@ -258,9 +259,11 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
                                           .order_by(Recipient.email)):
             to[mid].append(email)
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(set(owners.values()))))}
+    by_sender: dict[int, list[int]] = defaultdict(list)
+    for mid in migration_ids:
+        by_sender[owners[mid]].append(mid)
     mail_ids = []
-    for sender_id in sorted(set(owners.values())):
-        offers = [mid for mid in migration_ids if owners[mid] == sender_id]
+    for sender_id, offers in sorted(by_sender.items()):
         mail_ids.append(queue_mail(rt, session, mails.expired(
             sender=party(people[sender_id]),
             offers=[(mid, ", ".join(to[mid]), by_migration[mid]) for mid in offers]),

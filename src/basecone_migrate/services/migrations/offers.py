@@ -39,6 +39,7 @@ from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.migrations import search
 from basecone_migrate.services.migrations.common import (
+    EXPIRE_BATCH,
     Outcome,
     Questions,
     env_label,
@@ -54,7 +55,7 @@ from basecone_migrate.services.migrations.common import (
     recipients_of,
     require_mail_settings,
     sender_groups,
-    stale_senders,
+    stale_items,
 )
 
 #: Rule 5: more than this many in one offer is allowed, with a warning.
@@ -358,19 +359,23 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
 def expire(rt: Runtime) -> Outcome:
     """Mark every offer past its expiry as expired; safe to run at any time, and at once.
 
-    A few senders at a time (about EXPIRE_BATCH items), each group in its own transaction
-    with its audit rows and mails, so memory and SQLite's write lock stay short whatever
-    the count; each sender gets one mail.
+    One streamed read of the stale offers, by sender; a few senders at a time (about
+    EXPIRE_BATCH items) are expired by id in a transaction of their own, with their audit
+    rows and mails, so memory and SQLite's write lock stay short whatever the count; each
+    sender gets one mail. Two runs at once mark each item once: the UPDATE takes only rows
+    still offered.
     """
     require_mail_settings(rt)
     now = rt.now()
-    with rt.uow(read_only=True) as uow:
-        groups = sender_groups(stale_senders(uow.session, now))
     count, delivery = 0, Delivery()
-    for group in groups:
-        with rt.uow() as uow:
-            expired, mail_ids = expire_items(rt, uow.session, now, actor=audit.CRON, senders=group)
-            uow.commit()
-        count += expired
-        delivery.merge(Postman(rt).deliver(mail_ids))
+    with rt.uow(read_only=True) as reading:
+        rows = reading.session.execute(stale_items(reading.session, now),
+                                       execution_options={"yield_per": EXPIRE_BATCH})
+        for group in sender_groups(rows):
+            with rt.uow() as uow:
+                expired, mail_ids = expire_items(rt, uow.session, now, actor=audit.CRON,
+                                                 item_ids=group)
+                uow.commit()
+            count += expired
+            delivery.merge(Postman(rt).deliver(mail_ids))
     return Outcome({"expired": count}, delivery)
