@@ -1,5 +1,6 @@
 """`load WORLD.json`: an idempotent upsert of environments, users, connections,
-administrations, workflows, access and documents, in one transaction.
+administrations, workflows, access and documents: the entities in one transaction, then
+the documents copied outside it and recorded in batches (see `load_world`).
 
 Everything is checked before anything is written. Errors name the exact place in the
 file (``environments[0].administrations[2].accounting_system``). Documents already
