@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import local
@@ -21,7 +21,31 @@ from basecone_migrate.storage import Archive, Stored, new_buffer
 IO_THREADS = 4
 
 
-def document_row(document: Document) -> dict[str, Any]:
+#: The columns of `document_row`.
+DOCUMENT_COLUMNS = (Document.id, Document.filename, Document.size, Document.sha256,
+                    Document.added_at, Document.storage_key)
+
+
+def document_rounds(rt: Runtime, admin_id: int, columns: Sequence[Any], size: int,
+                    *where: Any) -> Iterator[Sequence[Any]]:
+    """An administration's documents by id, ``size`` rows at a time, each round in a short
+    read of its own: memory holds one round, whatever the archive's size. ``columns``
+    start with ``Document.id``; ``where`` narrows them further."""
+    last = 0
+    while True:
+        with rt.uow(read_only=True) as uow:
+            rows = uow.session.connection().execute(
+                select(*columns).where(Document.administration_id == admin_id, Document.id > last,
+                                       *where)
+                .order_by(Document.id).limit(size)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def document_row(document: Any) -> dict[str, Any]:
+    """A document (a model, or a row of DOCUMENT_COLUMNS) as --json shows it."""
     return {
         "id": document.id,
         "filename": document.filename,
@@ -146,23 +170,12 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
             buffers.buffer = new_buffer()
         return document, archive.checksum(document["storage_key"], buffers.buffer)
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
-        last = 0
-        while True:
-            with rt.uow(read_only=True) as uow:
-                batch = [document_row(d) for d in uow.session.scalars(
-                    select(Document).where(Document.administration_id == admin_id, Document.id > last)
-                    .order_by(Document.id).limit(VERIFY_BATCH))]
-            if not batch:
-                return
-            yield batch
-            last = batch[-1]["id"]
-
     missing: list[dict[str, Any]] = []
     different: list[dict[str, Any]] = []
     checked = 0
     with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-        for batch in batches():
+        for rows in document_rounds(rt, admin_id, DOCUMENT_COLUMNS, VERIFY_BATCH):
+            batch = [document_row(row) for row in rows]
             for document, found in pool.map(check, batch):
                 if found is None:
                     missing.append(document)

@@ -51,7 +51,7 @@ def environments(rt: Runtime) -> list[dict[str, Any]]:
         ]
 
 
-def _administration_query():  # noqa: ANN202 - a SQLAlchemy Select
+def _administration_query():
     totals = (
         select(Document.administration_id.label("administration_id"),
                func.count(Document.id).label("documents"),

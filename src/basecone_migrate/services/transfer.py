@@ -52,6 +52,7 @@ from basecone_migrate.errors import TransferIncomplete
 from basecone_migrate.mail import Delivery, Postman, queue
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
+from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
 
 IO_THREADS = 4
@@ -96,6 +97,9 @@ class Doc:
     key: str
     size: int
     sha256: str
+
+
+DOC_COLUMNS = (Document.id, Document.storage_key, Document.size, Document.sha256)
 
 
 @dataclass
@@ -291,23 +295,14 @@ class _ItemTransfer:
     def _documents(self, plan: _Plan, progress: bool | None = None) -> Iterator[list[Doc]]:
         """The plan's documents, READ_BATCH at a time by id, each round in a short read;
         ``progress`` True: only those recorded as arrived, False: only the others."""
-        last = 0
-        while True:
-            query = (select(Document.id, Document.storage_key, Document.size, Document.sha256)
-                     .where(Document.administration_id == plan.administration_id,
-                            Document.id > last, Document.id <= plan.last_id)
-                     .order_by(Document.id).limit(READ_BATCH))
-            if progress is not None:
-                arrived = (select(TransferProgress.document_id)
-                           .where(TransferProgress.item_id == plan.item_id,
-                                  TransferProgress.document_id == Document.id).exists())
-                query = query.where(arrived if progress else ~arrived)
-            with self.rt.uow(read_only=True) as uow:
-                batch = [Doc(*row) for row in uow.session.execute(query)]
-            if not batch:
-                return
-            yield batch
-            last = batch[-1].id
+        where = [Document.id <= plan.last_id]
+        if progress is not None:
+            arrived = (select(TransferProgress.document_id)
+                       .where(TransferProgress.item_id == plan.item_id,
+                              TransferProgress.document_id == Document.id).exists())
+            where.append(arrived if progress else ~arrived)
+        for rows in document_rounds(self.rt, plan.administration_id, DOC_COLUMNS, READ_BATCH, *where):
+            yield [Doc(*row) for row in rows]
 
     def _arrived(self, plan: _Plan, doc: Doc, rename: bool) -> bool:
         if rename:
@@ -316,20 +311,13 @@ class _ItemTransfer:
 
     def _all_arrived(self, plan: _Plan) -> bool:
         """After a folder rename: every document at the target, with its recorded size."""
-        last = 0
-        while True:
-            with self.rt.uow(read_only=True) as uow:
-                rows = uow.session.connection().execute(
-                    select(Document.id, Document.storage_key, Document.size)
-                    .where(Document.administration_id == plan.administration_id,
-                           Document.id > last, Document.id <= plan.last_id)
-                    .order_by(Document.id).limit(READ_BATCH)).all()
-            if not rows:
-                return True
+        for rows in document_rounds(self.rt, plan.administration_id,
+                                    (Document.id, Document.storage_key, Document.size), READ_BATCH,
+                                    Document.id <= plan.last_id):
             sizes = plan.target.sizes_of(plan.administration_id, [key for _, key, _ in rows])
             if any(size != recorded for (_, _, recorded), size in zip(rows, sizes, strict=True)):
                 return False
-            last = rows[-1][0]
+        return True
 
     def _move_all(self, plan: _Plan, todo: list[Doc], rename: bool) -> Iterable[tuple[Doc, str | None]]:
         check_first = plan.resumed  # only a resumed run can find documents already there
@@ -402,9 +390,8 @@ class _ItemTransfer:
         while keys := list(itertools.islice(left, READ_BATCH)):
             with self.rt.uow(read_only=True) as uow:
                 by_key = {row.storage_key: Doc(*row) for row in uow.session.execute(
-                    select(Document.id, Document.storage_key, Document.size, Document.sha256)
-                    .where(Document.administration_id == plan.administration_id,
-                           Document.storage_key.in_(keys)))}
+                    select(*DOC_COLUMNS).where(Document.administration_id == plan.administration_id,
+                                               Document.storage_key.in_(keys)))}
             for key in keys:
                 doc = by_key.get(key)
                 if doc is None:

@@ -127,8 +127,18 @@ def item_in(items: Sequence[MigrationItem], reference: str) -> MigrationItem:
 
 
 def recipients_of(session: Session, migration: Migration) -> list[str]:
-    return list(session.scalars(select(Recipient.email).where(Recipient.migration_id == migration.id)
-                                .order_by(Recipient.email)))
+    return recipients_by_migration(session, [migration.id])[migration.id]
+
+
+def recipients_by_migration(session: Session, migration_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each migration's recipients, by address (an empty list for one with none)."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(migration_ids))):
+        for mid, email in session.execute(select(Recipient.migration_id, Recipient.email)
+                                          .where(Recipient.migration_id.in_(chunk))
+                                          .order_by(Recipient.email)):
+            found[mid].append(email)
+    return found
 
 
 # -- mails ------------------------------------------------------------------------------------
@@ -142,7 +152,8 @@ def env_label(environment: Environment) -> str:
     return f"{environment.name} ({environment.code})"
 
 
-def lines(items: Sequence[MigrationItem]) -> list[mails.AdminLine]:
+def lines(items: Sequence[Any]) -> list[mails.AdminLine]:
+    """Items (or rows with their name, source_code, package and source_email) for a mail."""
     return [mails.AdminLine(i.name, i.source_code, i.package, i.source_email) for i in items]
 
 
@@ -182,12 +193,10 @@ def _stale(now: datetime) -> Any:
             .where(MigrationItem.status == "offered", Migration.expires_at <= now))
 
 
-def stale_items(session: Session, now: datetime) -> Any:
+def stale_items(now: datetime) -> Any:
     """(sender id, item id) of every offer to expire, by sender then item: one pass over
     the open offers (the partial index), streamed by the caller."""
-    return (select(Migration.created_by_id, MigrationItem.id)
-            .join(Migration, Migration.id == MigrationItem.migration_id)
-            .where(MigrationItem.status == "offered", Migration.expires_at <= now)
+    return (_stale(now).with_only_columns(Migration.created_by_id, MigrationItem.id)
             .order_by(Migration.created_by_id, MigrationItem.id))
 
 
@@ -244,20 +253,15 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
                    MigrationItem.administration_id, MigrationItem.migration_id,
                    literal({}, AuditEntry.details.type))
             .where(MigrationItem.id.in_(chunk)).order_by(MigrationItem.id)))
-    by_migration: dict[int, list[mails.AdminLine]] = defaultdict(list)
+    by_migration: dict[int, list[Any]] = defaultdict(list)
     for row in sorted(expired, key=lambda r: r.id):
-        by_migration[row.migration_id].append(
-            mails.AdminLine(row.name, row.source_code, row.package, row.source_email))
+        by_migration[row.migration_id].append(row)
     migration_ids = sorted(by_migration)
     owners: dict[int, int] = {}
-    to: dict[int, list[str]] = defaultdict(list)
     for chunk in _chunks(migration_ids):
         owners.update(session.execute(select(Migration.id, Migration.created_by_id)
                                       .where(Migration.id.in_(chunk))).all())
-        for mid, email in session.execute(select(Recipient.migration_id, Recipient.email)
-                                          .where(Recipient.migration_id.in_(chunk))
-                                          .order_by(Recipient.email)):
-            to[mid].append(email)
+    to = recipients_by_migration(session, migration_ids)
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(set(owners.values()))))}
     by_sender: dict[int, list[int]] = defaultdict(list)
     for mid in migration_ids:
@@ -266,6 +270,6 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     for sender_id, offers in sorted(by_sender.items()):
         mail_ids.append(queue_mail(rt, session, mails.expired(
             sender=party(people[sender_id]),
-            offers=[(mid, ", ".join(to[mid]), by_migration[mid]) for mid in offers]),
+            offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
             offers[0] if len(offers) == 1 else None))
     return len(expired), mail_ids

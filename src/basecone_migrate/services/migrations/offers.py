@@ -369,7 +369,7 @@ def expire(rt: Runtime) -> Outcome:
     now = rt.now()
     count, delivery = 0, Delivery()
     with rt.uow(read_only=True) as reading:
-        rows = reading.session.execute(stale_items(reading.session, now),
+        rows = reading.session.execute(stale_items(now),
                                        execution_options={"yield_per": EXPIRE_BATCH})
         for group in sender_groups(rows):
             with rt.uow() as uow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from basecone_migrate.services.migrations.common import (
     item_status,
     items_of,
     migration_status,
+    recipients_by_migration,
     recipients_of,
 )
 from basecone_migrate.services.migrations.search import HINT_PREFIX
@@ -90,7 +91,8 @@ def list_migrations(rt: Runtime, *, search: str | None = None, status: str | Non
         result: dict[str, Any] = {}
         for section, wanted, rows_of in (("offered", offered, _offered_query),
                                          ("received", received, _received_query)):
-            rows, total, exact, following = [], 0, True, None
+            rows: Sequence[Any] = []
+            total, exact, following = 0, True, None
             if wanted:
                 query = rows_of(environment, now, search, status)
                 rows, total, exact, following = _page(s, query, limit, offset, cursor, section)
@@ -172,7 +174,7 @@ def addressed_to(environment_id: int) -> Any:
 
 
 def _page(s: Session, query: Any, limit: int, offset: int, cursor: Cursor | None,
-          section: str) -> tuple[list[Any], int, bool, str | None]:
+          section: str) -> tuple[Sequence[Any], int, bool, str | None]:
     """One page, newest first, with the total (exact up to COUNT_CAP) and the next cursor."""
     if isinstance(query, Subquery):  # a union: order and filter on its columns
         page = select(query)
@@ -226,12 +228,7 @@ _ROW = {"offered": _offered_row, "received": _received_row}
 
 
 def _add_recipients(s: Session, rows: list[dict[str, Any]]) -> None:
-    found: dict[int, list[str]] = defaultdict(list)
-    wanted = {r["migration_id"] for r in rows}
-    if wanted:
-        for mid, email in s.execute(select(Recipient.migration_id, Recipient.email).where(
-                Recipient.migration_id.in_(wanted)).order_by(Recipient.email)):
-            found[mid].append(email)
+    found = recipients_by_migration(s, (r["migration_id"] for r in rows))
     for row in rows:
         row["recipients"] = found[row["migration_id"]]
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import Environment, Migration, MigrationItem, Recipient
+from basecone_migrate.db.models import Environment, Migration, MigrationItem
 from basecone_migrate.domain import transfercode
 
 #: How the overview shows a transfercode: never more than its last group.
@@ -66,13 +66,14 @@ def texts(item: MigrationItem, migration: Migration, source: str, target: str | 
 
 def refresh(session: Session, migration_id: int) -> None:
     """Rewrite the search columns of one migration's items (a handful of rows)."""
+    from basecone_migrate.services.migrations.common import recipients_of
+
     session.flush()
     migration = session.get(Migration, migration_id)
     assert migration is not None
     codes = dict(session.execute(select(Environment.id, Environment.code).where(
         Environment.id.in_([migration.source_environment_id, migration.target_environment_id or 0]))).all())
-    recipients = list(session.scalars(select(Recipient.email).where(
-        Recipient.migration_id == migration_id).order_by(Recipient.email)))
+    recipients = recipients_of(session, migration)
     items = session.scalars(select(MigrationItem).where(MigrationItem.migration_id == migration_id)
                             .execution_options(populate_existing=True)).all()
     for item in items:

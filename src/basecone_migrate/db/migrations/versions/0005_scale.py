@@ -65,6 +65,7 @@ def _backfill() -> None:
         for r in rows:
             created = stamp.process_result_value(r.created_at, bind.dialect)
             expires = stamp.process_result_value(r.expires_at, bind.dialect)
+            assert created is not None and expires is not None  # NOT NULL columns
             values.append({
                 "row_id": r.id,
                 "offered": offered_text(
