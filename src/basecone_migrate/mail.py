@@ -18,6 +18,7 @@ import html
 import os
 import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -25,7 +26,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, case, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import OutboxMail
@@ -36,6 +37,8 @@ from basecone_migrate.settings import Settings
 
 #: A mail claimed by a process that then died is offered again after this long.
 STALE_CLAIM = timedelta(minutes=10)
+#: Mails claimed in one statement.
+CLAIM_BATCH = 200
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -132,11 +135,17 @@ class _Transport:
 
 
 class Postman:
-    """Delivers outbox mails, each claimed on its own just before it is sent.
+    """Delivers outbox mails, claimed a batch at a time just before they are sent.
 
-    The claim is a guarded UPDATE that bumps ``attempts``; the result is written back only
-    for that same claim, so a slow sender and a flush that reclaimed a stale mail never
-    both count it, and a delivered mail is never queued again.
+    The claim is a guarded UPDATE ... RETURNING that bumps ``attempts``; each result is
+    written back only for that same claim, so a slow sender and a flush that reclaimed a
+    stale mail never both count it, and a delivered mail is never queued again.
+
+    Claiming many mails in one statement duplicates nothing: a claimed mail that is never
+    sent (the process died) is only offered again after ``STALE_CLAIM``. The results are
+    written back after each mail sent over SMTP (a crash re-sends at most that one mail)
+    and after each batch when mails are written as files (writing one again replaces the
+    same file), which is what keeps `expire` of thousands of mails to a few transactions.
     """
 
     def __init__(self, rt: Runtime) -> None:
@@ -153,32 +162,47 @@ class Postman:
         return or_(OutboxMail.state == "queued",
                    (OutboxMail.state == "sending") & (OutboxMail.claimed_at < self.rt.now() - STALE_CLAIM))
 
-    def _claim(self, mail_id: int) -> OutboxMail | None:
+    def _claim(self, mail_ids: Sequence[int]) -> list[OutboxMail]:
+        """Claim those of ``mail_ids`` no other process has, read back as the claim left them."""
         with self.rt.uow() as uow:
             session = uow.session
-            # One statement claims the mail and reads it back (as the claim left it).
-            row = session.scalar(
-                update(OutboxMail).where(OutboxMail.id == mail_id, self._claimable())
+            rows = list(session.scalars(
+                update(OutboxMail).where(OutboxMail.id.in_(mail_ids), self._claimable())
                 .values(state="sending", claimed_at=self.rt.now(), attempts=OutboxMail.attempts + 1)
-                .returning(OutboxMail).execution_options(populate_existing=True))
-            if row is None:
-                return None  # another process has it
+                .returning(OutboxMail).execution_options(populate_existing=True)))
             uow.commit()
             session.expunge_all()
-            return row
+        return sorted(rows, key=lambda row: row.id)
 
-    def _finish(self, row: OutboxMail, *, error: str | None, via: str | None) -> None:
-        values: dict[str, Any]
-        if error is None:
-            values = {"state": "sent", "sent_at": self.rt.now(), "last_error": None, "delivered_via": via}
-            if row.carries_code:
-                values["body"] = None
-        else:
-            values = {"state": "queued", "last_error": error[:2000]}
+    def _finish(self, sent: list[tuple[OutboxMail, str]], failed: list[tuple[OutboxMail, str]],
+                untried: list[OutboxMail], why: str = "") -> None:
+        """Write back, in one transaction, what became of mails this process claimed: sent
+        (the body of a mail with a code erased), failed (queued again with its error), or
+        never tried (queued again as they were, saying why)."""
+        if not (sent or failed or untried):
+            return
+        table = OutboxMail.__table__
+        ours = (table.c.id == bindparam("mail_id"), table.c.attempts == bindparam("claim"),
+                table.c.state == "sending")
         with self.rt.uow() as uow:
-            uow.session.execute(update(OutboxMail).where(
-                OutboxMail.id == row.id, OutboxMail.state == "sending",
-                OutboxMail.attempts == row.attempts).values(**values))
+            connection = uow.session.connection()
+            if sent:
+                connection.execute(
+                    update(table).where(*ours).values(
+                        state="sent", sent_at=self.rt.now(), last_error=None,
+                        delivered_via=bindparam("via"),
+                        body=case((table.c.carries_code, null()), else_=table.c.body)),
+                    [{"mail_id": row.id, "claim": row.attempts, "via": via} for row, via in sent])
+            if failed:
+                connection.execute(
+                    update(table).where(*ours).values(state="queued", last_error=bindparam("error")),
+                    [{"mail_id": row.id, "claim": row.attempts, "error": error[:2000]}
+                     for row, error in failed])
+            if untried:
+                connection.execute(
+                    update(table).where(*ours).values(state="queued", attempts=table.c.attempts - 1,
+                                                      last_error=why[:2000]),
+                    [{"mail_id": row.id, "claim": row.attempts} for row in untried])
             uow.commit()
 
     def _note_failure(self, ids: list[int], error: str) -> None:
@@ -197,29 +221,41 @@ class Postman:
         if ids is not None and not ids:
             return result
         transport = _Transport(self.rt)
+        by_mail = bool(self.rt.settings.smtp_host)  # write back after each mail sent over SMTP
         try:
             candidates = self._candidates(ids)
-            for position, mail_id in enumerate(candidates):
-                row = self._claim(mail_id)
-                if row is None:
-                    continue
+            for start in range(0, len(candidates), CLAIM_BATCH):
+                rows = self._claim(candidates[start:start + CLAIM_BATCH])
+                sent: list[tuple[OutboxMail, str]] = []
+                failed: list[tuple[OutboxMail, str]] = []
                 try:
-                    via, path = transport.send(row)
-                except Exception as exc:  # noqa: BLE001 - any failure leaves the mail queued
-                    self._finish(row, error=_describe(exc), via=None)
-                    result.failed[row.id] = _describe(exc)
-                    if transport.client is None and self.rt.settings.smtp_host:
-                        # No connection: the others would wait for the same timeout. Leave
-                        # them queued, each saying why (`mail list` shows it).
-                        rest = candidates[position + 1:]
-                        self._note_failure(rest, _describe(exc))
-                        result.failed.update(dict.fromkeys(rest, _describe(exc)))
-                        break
-                    continue
-                self._finish(row, error=None, via=via)
-                result.sent.append(row.id)
-                if path is not None:
-                    result.written.append(path)
+                    for position, row in enumerate(rows):
+                        try:
+                            via, path = transport.send(row)
+                        except Exception as exc:  # noqa: BLE001 - any failure leaves the mail queued
+                            failed.append((row, _describe(exc)))
+                            result.failed[row.id] = _describe(exc)
+                            if transport.client is None and by_mail:
+                                # No connection: the others would wait for the same timeout. Leave
+                                # them queued, each saying why (`mail list` shows it).
+                                untried = rows[position + 1:]
+                                self._finish(sent, failed, untried, _describe(exc))
+                                sent, failed = [], []
+                                rest = candidates[start + CLAIM_BATCH:]
+                                self._note_failure(rest, _describe(exc))
+                                result.failed.update(dict.fromkeys([r.id for r in untried] + rest,
+                                                                   _describe(exc)))
+                                return result
+                            continue
+                        sent.append((row, via))
+                        result.sent.append(row.id)
+                        if path is not None:
+                            result.written.append(path)
+                        if by_mail:
+                            self._finish(sent, failed, [])
+                            sent, failed = [], []
+                finally:
+                    self._finish(sent, failed, [])
         except Exception as exc:  # noqa: BLE001 - the change is committed; the mail can wait
             result.trouble = _describe(exc)
         finally:

@@ -229,15 +229,42 @@ def test_a_late_result_never_requeues_a_mail_another_process_delivered(
     Cli(env_vars)("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms",
                   smtp_host="127.0.0.1", smtp_port="1", smtp_security="none")  # stays queued
     rt = Runtime(Settings.load({}, env_vars))
-    slow = Postman(rt)._claim(1)  # a slow sender takes it ...
-    assert slow is not None
+    [slow] = Postman(rt)._claim([1])  # a slow sender takes it ...
     with rt.uow() as uow:  # ... someone reclaims it as stale and delivers it
         uow.session.execute(update(OutboxMail).values(state="sent", last_error=None,
                                                       attempts=OutboxMail.attempts + 1))
         uow.commit()
-    Postman(rt)._finish(slow, error="timed out", via=None)  # the slow one gives up, too late
+    Postman(rt)._finish([], [(slow, "timed out")], [])  # the slow one gives up, too late
+    Postman(rt)._finish([], [], [slow], "no connection")
     [row] = outbox(db_url)
-    assert (row.state, row.last_error) == ("sent", None)
+    assert (row.state, row.last_error, row.attempts) == ("sent", None, 3)
+    rt.close()
+
+
+def test_a_batch_claim_takes_only_what_no_one_else_has(
+    env_vars: dict[str, str], loaded: dict[str, Any], db_url: str
+) -> None:
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.runtime import Runtime
+    from basecone_migrate.settings import Settings
+
+    cli = Cli(env_vars)
+    unreachable = {"smtp_host": "127.0.0.1", "smtp_port": "1", "smtp_security": "none"}
+    for admin in ("1001", "1002"):  # all stay queued
+        assert cli("--as", SUE, "offer", admin, "--to", TINA, "--accept-terms",
+                   "--confirm-checklist", **unreachable).exit_code == 0
+    assert cli("--as", SUE, "revoke", "1", **unreachable).exit_code == 0
+    rt = Runtime(Settings.load({}, env_vars))
+    first = Postman(rt)._claim([2])
+    again = Postman(rt)._claim([1, 2, 3])
+    assert [row.id for row in first] == [2]
+    assert [(row.id, row.attempts) for row in again] == [(1, 2), (3, 2)]
+    # Claimed and never tried (the connection failed first): queued as before, saying why.
+    Postman(rt)._finish([], [], again, "ConnectionRefusedError: [Errno 111] Connection refused")
+    rows = {row.id: row for row in outbox(db_url)}
+    assert [(rows[i].state, rows[i].attempts) for i in (1, 2, 3)] == [
+        ("queued", 1), ("sending", 2), ("queued", 1)]
+    assert rows[1].last_error == "ConnectionRefusedError: [Errno 111] Connection refused"
     rt.close()
 
 
