@@ -98,7 +98,7 @@ def build(url: str, items: int, seed: int = 7, offices: int = OFFICES,
         _insert(c, m.Administration.__table__, admins)
         admin_by_id = {a["id"]: a for a in admins}
 
-        migrations, recipients, rows, audit = [], [], [], []
+        migrations, recipients, rows, searches, audit = [], [], [], [], []
         statuses = ("completed", "revoked", "expired", "rejected")
 
         def add(office: int, pair: list[int], created: datetime, status_of: Any) -> None:
@@ -129,15 +129,15 @@ def build(url: str, items: int, seed: int = 7, offices: int = OFFICES,
                     "finished_at": None if status_of == "offered" else created + timedelta(days=1),
                     "error": None, "mode": None, "timings": None}
                 target_code = envs[target]["code"] if migrations[-1]["target_environment_id"] else None
-                row["search_offered"] = offered_text(
+                searches.append({"item_id": row["id"], "offered": offered_text(
                     migration_id=mid, administration_id=admin, name=a["name"], code=a["code"],
                     email=row["source_email"], created_at=created,
                     expires_at=created + timedelta(days=15), code_hint=migrations[-1]["code_hint"],
-                    target=target_code, recipients=[recipients[-1]["email"]])
-                row["search_received"] = received_text(
+                    target=target_code, recipients=[recipients[-1]["email"]]),
+                    "received": received_text(
                     migration_id=mid, administration_id=admin, name=a["name"], created_at=created,
                     system=row["target_accounting_system_id"] or "twinfield",
-                    source=envs[office]["code"], package="twinfield")
+                    source=envs[office]["code"], package="twinfield")})
                 rows.append(row)
                 audit.append({"at": created, "actor": users[office]["email"], "action": "offer",
                               "administration_id": admin, "migration_id": mid, "details": {}})
@@ -157,6 +157,7 @@ def build(url: str, items: int, seed: int = 7, offices: int = OFFICES,
         _insert(c, m.Migration.__table__, migrations)
         _insert(c, m.Recipient.__table__, recipients)
         _insert(c, m.MigrationItem.__table__, rows)
+        _insert(c, m.MigrationItemSearch.__table__, searches)
         _insert(c, m.AuditEntry.__table__, audit)
         if c.dialect.name == "postgresql":
             for table in ("environments", "users", "administrations", "migrations", "migration_items",

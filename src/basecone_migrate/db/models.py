@@ -291,9 +291,6 @@ class MigrationItem(Base):
                       "target_code", unique=True, where=f"status IN {UNFINISHED_STATUSES!r}"),
         # `expire` finds the offers still open without reading the history.
         partial_index("ix_migration_items_offered", "migration_id", where="status = 'offered'"),
-        # `list --search`: trigram indexes on PostgreSQL (SQLite scans the narrow columns).
-        trigram_index("ix_migration_items_search_offered", "search_offered"),
-        trigram_index("ix_migration_items_search_received", "search_received"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -322,12 +319,28 @@ class MigrationItem(Base):
     mode: Mapped[str | None] = mapped_column(String(10))  # rename or stream
     # Seconds spent per phase (copy, switch, clean_up), summed over runs.
     timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
-    # What `list --search` matches, lower-case (services/migrations/search.py keeps them).
-    search_offered: Mapped[str] = mapped_column(Text, default="", server_default="")
-    search_received: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     migration: Mapped[Migration] = relationship()
     administration: Mapped[Administration] = relationship()
+
+
+class MigrationItemSearch(Base):
+    """What `list --search` matches for one item, lower-case (services/migrations/search.py
+    keeps it). A table of its own: a change of an item's status (`expire`, a transfer) then
+    never writes new entries into the trigram indexes, which cost PostgreSQL three times the
+    update itself."""
+
+    __tablename__ = "migration_item_search"
+    __table_args__ = (
+        # Trigram indexes on PostgreSQL (SQLite scans the narrow columns).
+        trigram_index("ix_migration_item_search_offered", "offered"),
+        trigram_index("ix_migration_item_search_received", "received"),
+    )
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("migration_items.id", ondelete="CASCADE"), primary_key=True)
+    offered: Mapped[str] = mapped_column(Text, default="", server_default="")
+    received: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class TransferProgress(Base):

@@ -17,6 +17,7 @@ from basecone_migrate.db.models import (
     Environment,
     Migration,
     MigrationItem,
+    MigrationItemSearch,
     Recipient,
     User,
 )
@@ -125,7 +126,8 @@ def _filtered(query: Any, column: Any, now: datetime, text: str | None, status: 
     if status:
         query = query.where(status_condition(status, now))
     if text and text.strip():
-        query = query.where(_search_condition(column, text, now))
+        query = (query.join(MigrationItemSearch, MigrationItemSearch.item_id == MigrationItem.id)
+                 .where(_search_condition(column, text, now)))
     return query
 
 
@@ -140,7 +142,7 @@ def _offered_query(environment: Environment, now: datetime, text: str | None,
              .join(Migration, Migration.id == MigrationItem.migration_id)
              .outerjoin(target, target.c.id == Migration.target_environment_id)
              .where(Migration.source_environment_id == environment.id))
-    return _filtered(query, MigrationItem.search_offered, now, text, status)
+    return _filtered(query, MigrationItemSearch.offered, now, text, status)
 
 
 def _received_query(environment: Environment, now: datetime, text: str | None,
@@ -159,7 +161,7 @@ def _received_query(environment: Environment, now: datetime, text: str | None,
                  .join(Migration, Migration.id == MigrationItem.migration_id)
                  .join(source, source.c.id == Migration.source_environment_id)
                  .where(where))
-        return _filtered(query, MigrationItem.search_received, now, text, status)
+        return _filtered(query, MigrationItemSearch.received, now, text, status)
 
     taken = part(Migration.target_environment_id == environment.id)
     addressed = part(and_(Migration.target_environment_id.is_(None),

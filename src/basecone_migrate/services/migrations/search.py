@@ -1,13 +1,13 @@
 """What `list --search` matches, kept in two lower-case columns that an index can serve.
 
-Each migration item carries the text of its row in the sender's overview
-(``search_offered``) and in the receiver's (``search_received``): every field the row
-shows but its status, lower-cased. PostgreSQL serves ``LIKE '%text%'`` on them with
+Each migration item has, in ``migration_item_search``, the text of its row in the sender's
+overview (``offered``) and in the receiver's (``received``): every field the row shows
+but its status, lower-cased. PostgreSQL serves ``LIKE '%text%'`` on them with
 trigram (``pg_trgm``) GIN indexes; SQLite scans one narrow column. The status is matched
 apart, as the statuses whose name holds the text, because an offer past its expiry reads
 as expired before `expire` has run.
 
-The columns are written when the row is made (`offer`) and refreshed whenever a field they
+The texts are written when the row is made (`offer`) and refreshed whenever a field they
 hold changes: a new code and expiry (`resend`), a receiver and a connection (`redeem`,
 `reject`).
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import Environment, Migration, MigrationItem
+from basecone_migrate.db.models import Environment, Migration, MigrationItem, MigrationItemSearch
 from basecone_migrate.domain import transfercode
 
 #: How the overview shows a transfercode: never more than its last group.
@@ -49,14 +49,14 @@ def received_text(*, migration_id: int, administration_id: int, name: str, creat
 
 def texts(item: MigrationItem, migration: Migration, source: str, target: str | None,
           recipients: Sequence[str]) -> dict[str, str]:
-    """Both columns for one item, from its rows as they are now."""
+    """Both texts for one item, from its rows as they are now."""
     return {
-        "search_offered": offered_text(
+        "offered": offered_text(
             migration_id=migration.id, administration_id=item.administration_id, name=item.name,
             code=item.source_code, email=item.source_email, created_at=migration.created_at,
             expires_at=migration.expires_at, code_hint=migration.code_hint, target=target,
             recipients=recipients),
-        "search_received": received_text(
+        "received": received_text(
             migration_id=migration.id, administration_id=item.administration_id, name=item.name,
             created_at=migration.created_at,
             system=item.target_accounting_system_id or item.package, source=source,
@@ -65,7 +65,7 @@ def texts(item: MigrationItem, migration: Migration, source: str, target: str | 
 
 
 def refresh(session: Session, migration_id: int) -> None:
-    """Rewrite the search columns of one migration's items (a handful of rows)."""
+    """Rewrite the search texts of one migration's items (a handful of rows)."""
     from basecone_migrate.services.migrations.common import recipients_of
 
     session.flush()
@@ -76,11 +76,14 @@ def refresh(session: Session, migration_id: int) -> None:
     recipients = recipients_of(session, migration)
     items = session.scalars(select(MigrationItem).where(MigrationItem.migration_id == migration_id)
                             .execution_options(populate_existing=True)).all()
-    for item in items:
-        session.execute(update(MigrationItem).where(MigrationItem.id == item.id).values(
-            **texts(item, migration, codes[migration.source_environment_id],
-                    codes.get(migration.target_environment_id or 0), recipients))
-            .execution_options(synchronize_session=False))
+    if not items:
+        return
+    session.execute(delete(MigrationItemSearch).where(
+        MigrationItemSearch.item_id.in_([item.id for item in items])))
+    session.execute(insert(MigrationItemSearch), [
+        {"item_id": item.id, **texts(item, migration, codes[migration.source_environment_id],
+                                     codes.get(migration.target_environment_id or 0), recipients)}
+        for item in items])
 
 
 def needle(text: str) -> str:

@@ -1,0 +1,69 @@
+"""the search texts in a table of their own
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03 00:40:00
+
+``migration_items.search_offered`` / ``search_received`` move to ``migration_item_search``
+(one row per item, deleted with it), with their trigram indexes on PostgreSQL. A change of
+an item's status is not a HOT update (``status`` is indexed), so with the texts in the row
+every `expire` or transfer wrote a row's worth of trigrams into two GIN indexes: on
+PostgreSQL, expiring 5,000 offers took 560 ms, 170 ms without them.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0006'
+down_revision: str | None = '0005'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _trigram_indexes(table: str, prefix: str, columns: tuple[str, ...], create: bool) -> None:
+    for column in columns:
+        name = f"ix_{table}_{prefix}{column}"
+        if create:
+            op.create_index(name, table, [f"{prefix}{column}"], postgresql_using="gin",
+                            postgresql_ops={f"{prefix}{column}": "gin_trgm_ops"})
+        else:
+            op.drop_index(name, table_name=table)
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.create_table(
+        'migration_item_search',
+        sa.Column('item_id', sa.Integer(), nullable=False),
+        sa.Column('offered', sa.Text(), server_default='', nullable=False),
+        sa.Column('received', sa.Text(), server_default='', nullable=False),
+        sa.ForeignKeyConstraint(['item_id'], ['migration_items.id'],
+                                name=op.f('fk_migration_item_search_item_id_migration_items'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('item_id', name=op.f('pk_migration_item_search')),
+    )
+    op.execute("INSERT INTO migration_item_search (item_id, offered, received) "
+               "SELECT id, search_offered, search_received FROM migration_items")
+    if postgres:
+        _trigram_indexes("migration_items", "search_", ("offered", "received"), create=False)
+        _trigram_indexes("migration_item_search", "", ("offered", "received"), create=True)
+    with op.batch_alter_table('migration_items', schema=None) as batch_op:
+        batch_op.drop_column('search_received')
+        batch_op.drop_column('search_offered')
+
+
+def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    with op.batch_alter_table('migration_items', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('search_offered', sa.Text(), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('search_received', sa.Text(), server_default='', nullable=False))
+    op.execute("UPDATE migration_items SET "
+               "search_offered = (SELECT offered FROM migration_item_search s WHERE s.item_id = migration_items.id), "
+               "search_received = (SELECT received FROM migration_item_search s WHERE s.item_id = migration_items.id) "
+               "WHERE id IN (SELECT item_id FROM migration_item_search)")
+    if postgres:
+        _trigram_indexes("migration_item_search", "", ("offered", "received"), create=False)
+        _trigram_indexes("migration_items", "search_", ("offered", "received"), create=True)
+    op.drop_table('migration_item_search')
