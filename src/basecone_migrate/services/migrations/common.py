@@ -266,10 +266,12 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     by_sender: dict[int, list[int]] = defaultdict(list)
     for mid in migration_ids:
         by_sender[owners[mid]].append(mid)
-    mail_ids = []
-    for sender_id, offers in sorted(by_sender.items()):
-        mail_ids.append(queue_mail(rt, session, mails.expired(
-            sender=party(people[sender_id]),
-            offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
-            offers[0] if len(offers) == 1 else None))
-    return len(expired), mail_ids
+    from basecone_migrate.mail import queue
+
+    queued = [queue(session, mails.expired(
+        sender=party(people[sender_id]),
+        offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
+        sender=rt.settings.mail_from, at=rt.now(), migration_id=offers[0] if len(offers) == 1 else None)
+        for sender_id, offers in sorted(by_sender.items())]
+    session.flush()  # one INSERT for all the mails of these senders
+    return len(expired), [row.id for row in queued]
