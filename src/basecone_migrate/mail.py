@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -52,8 +53,24 @@ def queue(session: Session, mail: Mail, *, sender: str, at: datetime, migration_
     return row
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard registry, but it makes each header's class once: the standard one
+    makes a new class for every header it parses, a third of the time of building a mail
+    (`expire` builds one per sender, thousands)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        if key not in self._made:
+            self._made[key] = super().__getitem__(name)
+        return self._made[key]
+
+
 #: Headers stay on one line up to RFC 5322's limit (folded subjects read back with a space).
-POLICY = email.policy.SMTP.clone(max_line_length=998)
+POLICY = email.policy.SMTP.clone(max_line_length=998, header_factory=_HeaderClasses())
 
 
 def build_message(row: OutboxMail, at: datetime) -> EmailMessage:
