@@ -127,3 +127,58 @@ def test_a_read_only_unit_of_work_sees_one_snapshot(db_url: str, cli: Cli, loade
     finally:
         rt.close()
     assert (first, again, after) == ("Bookwise", "Bookwise", "Renamed")
+
+
+def test_the_search_texts_survive_moving_between_revisions_0005_and_0006(
+    db_url: str, cli: Cli, loaded: Any
+) -> None:
+    """0006 moved the search texts out of `migration_items`; down and up again, an offer
+    is still found by what its row shows, and nothing else changed."""
+    from tests.conftest import SUE, make_offer
+
+    offer = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))
+    search = ("--as", SUE, "list", "--search", "garage smit", "--json")
+    before = cli.ok(*search).json()
+    assert [row["administration"] for row in before["offered"]] == ["Garage Smit"]
+
+    engine = make_engine(db_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    with engine.connect() as connection:
+        assert "migration_item_search" not in inspect(connection).get_table_names()
+        texts = connection.execute(text(
+            "SELECT search_offered FROM migration_items ORDER BY id")).scalars().all()
+    assert len(texts) == 2 and "garage smit" in texts[1] and str(offer["migration_id"]) in texts[1]
+    engine.dispose()
+
+    assert cli.ok("db", "upgrade", "--json").json()["revision"] == SCHEMA_HEAD
+    assert cli.ok(*search).json() == before
+
+
+def test_downgrading_to_0004_and_back_keeps_every_row(db_url: str, cli: Cli, loaded: Any) -> None:
+    """The downgrades drop columns in place: a table rebuilt on SQLite would take every row
+    that references it with ON DELETE CASCADE along."""
+    from tests.conftest import make_offer
+
+    make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))
+    engine = make_engine(db_url)
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as connection:
+            return {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                    for name in ("migration_items", "migrations", "audit_log", "outbox")}
+
+    before = counts()
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    assert counts() == before
+    engine.dispose()
+    cli.ok("db", "upgrade")
+    assert counts() == before
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM migration_item_search")).scalar_one() == 2
+    engine.dispose()

@@ -121,7 +121,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index('ix_migration_items_search_received', table_name='migration_items')
         op.drop_index('ix_migration_items_search_offered', table_name='migration_items')
-    with op.batch_alter_table('migration_items', schema=None) as batch_op:
-        batch_op.drop_index('ix_migration_items_offered')
-        batch_op.drop_column('search_received')
-        batch_op.drop_column('search_offered')
+    op.drop_index('ix_migration_items_offered', table_name='migration_items')
+    # Not a batch rebuild: on SQLite that drops the table, and with foreign keys on, the
+    # progress rows of unfinished transfers (ON DELETE CASCADE) with it. SQLite 3.35+.
+    for column in ("search_received", "search_offered"):
+        op.execute(f"ALTER TABLE migration_items DROP COLUMN {column}")

@@ -9,6 +9,11 @@ Create Date: 2026-12-03 00:40:00
 an item's status is not a HOT update (``status`` is indexed), so with the texts in the row
 every `expire` or transfer wrote a row's worth of trigrams into two GIN indexes: on
 PostgreSQL, expiring 5,000 offers took 560 ms, 170 ms without them.
+
+The columns go with ``ALTER TABLE ... DROP COLUMN`` (SQLite 3.35 or newer), not with a
+batch rebuild: on SQLite a rebuild drops the old table, and with foreign keys on, that
+deletes every row that references it with ``ON DELETE CASCADE`` (the new search rows, the
+progress of unfinished transfers).
 """
 
 from collections.abc import Sequence
@@ -49,16 +54,17 @@ def upgrade() -> None:
     if postgres:
         _trigram_indexes("migration_items", "search_", ("offered", "received"), create=False)
         _trigram_indexes("migration_item_search", "", ("offered", "received"), create=True)
-    with op.batch_alter_table('migration_items', schema=None) as batch_op:
-        batch_op.drop_column('search_received')
-        batch_op.drop_column('search_offered')
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and bind.dialect.dbapi.sqlite_version_info < (3, 35):
+        raise RuntimeError("revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN)")
+    for column in ("search_received", "search_offered"):
+        op.execute(f"ALTER TABLE migration_items DROP COLUMN {column}")
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    with op.batch_alter_table('migration_items', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('search_offered', sa.Text(), server_default='', nullable=False))
-        batch_op.add_column(sa.Column('search_received', sa.Text(), server_default='', nullable=False))
+    for column in ("search_offered", "search_received"):
+        op.add_column("migration_items", sa.Column(column, sa.Text(), server_default='', nullable=False))
     op.execute("UPDATE migration_items SET "
                "search_offered = (SELECT offered FROM migration_item_search s WHERE s.item_id = migration_items.id), "
                "search_received = (SELECT received FROM migration_item_search s WHERE s.item_id = migration_items.id) "
