@@ -395,6 +395,8 @@ class SmtpServer:
         import socket
 
         self.tls_context = tls_context
+        #: Messages whose subject holds one of these are refused at DATA (554).
+        self.refuse_subjects: set[str] = set()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -411,9 +413,11 @@ class SmtpServer:
 
         class Handler:
             async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                if any(part in str(message["Subject"]) for part in server.refuse_subjects):
+                    return "554 5.7.1 Message refused"
                 server.messages.append(Received(
-                    envelope.mail_from, list(envelope.rcpt_tos),
-                    email.message_from_bytes(envelope.content, policy=email.policy.default),
+                    envelope.mail_from, list(envelope.rcpt_tos), message,
                     encrypted=_session.ssl is not None))
                 return "250 OK"
 

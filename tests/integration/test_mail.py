@@ -95,6 +95,35 @@ def test_two_flushes_at_once_deliver_each_mail_once(
         "Transfercode for 1 administration from Acme Accountants (ACME)"]
 
 
+def test_a_mail_refused_mid_batch_stays_queued_and_the_others_go_once(
+    env_vars: dict[str, str], loaded: dict[str, Any], db_url: str
+) -> None:
+    server = SmtpServer()
+    env = {**env_vars, **server.env}
+    cli = Cli(env)
+    for admin in ("1001", "1002"):  # no server yet: three mails stay queued
+        cli("--as", SUE, "offer", admin, "--to", TINA, "--accept-terms", "--confirm-checklist")
+    cli("--as", SUE, "revoke", "1")
+    server.refuse_subjects.add("withdrawn")
+    server.start()
+    try:
+        first = cli("mail", "flush", "--json")
+        rows = {row.id: row for row in outbox(db_url)}
+        server.refuse_subjects.clear()
+        second = cli.ok("mail", "flush", "--json")
+    finally:
+        server.stop()
+    assert first.exit_code == 5, first.stderr
+    assert [(rows[i].state, rows[i].attempts) for i in (1, 2)] == [("sent", 2), ("sent", 2)]
+    assert rows[3].state == "queued" and rows[3].attempts == 2
+    assert "554" in (rows[3].last_error or "") and "Message refused" in (rows[3].last_error or "")
+    assert second.json()["sent"] == [3]
+    assert sorted(m.subject for m in server.messages) == [
+        "Migration offer withdrawn by Acme Accountants (ACME)",
+        "Transfercode for 1 administration from Acme Accountants (ACME)",
+        "Transfercode for 1 administration from Acme Accountants (ACME)"]
+
+
 def test_without_smtp_mails_become_eml_files(
     cli: Cli, loaded: dict[str, Any], isolated_environment: Path
 ) -> None:
