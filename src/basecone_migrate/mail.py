@@ -25,9 +25,9 @@ from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, null, or_, select, update
+from sqlalchemy import Table, bindparam, case, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import OutboxMail
@@ -198,7 +198,7 @@ class Postman:
         never tried (queued again as they were, saying why)."""
         if not (sent or failed or untried):
             return
-        table = OutboxMail.__table__
+        table = cast(Table, OutboxMail.__table__)
         ours = (table.c.id == bindparam("mail_id"), table.c.attempts == bindparam("claim"),
                 table.c.state == "sending")
         with self.rt.uow() as uow:
@@ -231,6 +231,40 @@ class Postman:
                 OutboxMail.id.in_(ids), OutboxMail.state == "queued").values(last_error=error[:2000]))
             uow.commit()
 
+    def _send_batch(self, transport: _Transport, rows: list[OutboxMail], result: Delivery,
+                    by_mail: bool) -> str | None:
+        """Send claimed mails, writing back what became of them (after each mail over SMTP,
+        else once at the end); returns why, when no connection could be made (the rest of
+        the batch is then left queued, untried)."""
+        sent: list[tuple[OutboxMail, str]] = []
+        failed: list[tuple[OutboxMail, str]] = []
+        untried: list[OutboxMail] = []
+        why = ""
+        try:
+            for position, row in enumerate(rows):
+                try:
+                    via, path = transport.send(row)
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the mail queued
+                    why = _describe(exc)
+                    failed.append((row, why))
+                    result.failed[row.id] = why
+                    if transport.client is None and by_mail:
+                        # No connection: the others would wait for the same timeout.
+                        untried = rows[position + 1:]
+                        result.failed.update(dict.fromkeys((r.id for r in untried), why))
+                        return why
+                    continue
+                sent.append((row, via))
+                result.sent.append(row.id)
+                if path is not None:
+                    result.written.append(path)
+                if by_mail:
+                    self._finish(sent, failed, [])
+                    sent, failed = [], []
+            return None
+        finally:
+            self._finish(sent, failed, untried, why)
+
     def deliver(self, ids: list[int] | None = None) -> Delivery:
         """Deliver the given queued mails (or every queued one); never raises: what cannot be
         delivered stays queued with its error."""
@@ -243,36 +277,13 @@ class Postman:
             candidates = self._candidates(ids)
             for start in range(0, len(candidates), CLAIM_BATCH):
                 rows = self._claim(candidates[start:start + CLAIM_BATCH])
-                sent: list[tuple[OutboxMail, str]] = []
-                failed: list[tuple[OutboxMail, str]] = []
-                try:
-                    for position, row in enumerate(rows):
-                        try:
-                            via, path = transport.send(row)
-                        except Exception as exc:  # noqa: BLE001 - any failure leaves the mail queued
-                            failed.append((row, _describe(exc)))
-                            result.failed[row.id] = _describe(exc)
-                            if transport.client is None and by_mail:
-                                # No connection: the others would wait for the same timeout. Leave
-                                # them queued, each saying why (`mail list` shows it).
-                                untried = rows[position + 1:]
-                                self._finish(sent, failed, untried, _describe(exc))
-                                sent, failed = [], []
-                                rest = candidates[start + CLAIM_BATCH:]
-                                self._note_failure(rest, _describe(exc))
-                                result.failed.update(dict.fromkeys([r.id for r in untried] + rest,
-                                                                   _describe(exc)))
-                                return result
-                            continue
-                        sent.append((row, via))
-                        result.sent.append(row.id)
-                        if path is not None:
-                            result.written.append(path)
-                        if by_mail:
-                            self._finish(sent, failed, [])
-                            sent, failed = [], []
-                finally:
-                    self._finish(sent, failed, [])
+                why = self._send_batch(transport, rows, result, by_mail)
+                if why is not None:
+                    # Leave the mails not yet claimed queued too, each saying why (`mail list`).
+                    rest = candidates[start + CLAIM_BATCH:]
+                    self._note_failure(rest, why)
+                    result.failed.update(dict.fromkeys(rest, why))
+                    break
         except Exception as exc:  # noqa: BLE001 - the change is committed; the mail can wait
             result.trouble = _describe(exc)
         finally:

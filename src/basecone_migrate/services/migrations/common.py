@@ -157,12 +157,20 @@ def lines(items: Sequence[Any]) -> list[mails.AdminLine]:
     return [mails.AdminLine(i.name, i.source_code, i.package, i.source_email) for i in items]
 
 
-def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: int | None) -> int:
+def queue_mails(rt: Runtime, session: Session,
+                mails_to_queue: Iterable[tuple[mails.Mail, int | None]]) -> list[int]:
+    """Queue (mail, migration id) pairs in the outbox: one INSERT for them all."""
     from basecone_migrate.mail import queue
 
-    row = queue(session, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration_id)
+    rows = [queue(session, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration_id)
+            for mail, migration_id in mails_to_queue]
     session.flush()
-    return row.id
+    return [row.id for row in rows]
+
+
+def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: int | None) -> int:
+    [mail_id] = queue_mails(rt, session, [(mail, migration_id)])
+    return mail_id
 
 
 def require_mail_settings(rt: Runtime) -> None:
@@ -266,12 +274,9 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     by_sender: dict[int, list[int]] = defaultdict(list)
     for mid in migration_ids:
         by_sender[owners[mid]].append(mid)
-    from basecone_migrate.mail import queue
-
-    queued = [queue(session, mails.expired(
-        sender=party(people[sender_id]),
-        offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
-        sender=rt.settings.mail_from, at=rt.now(), migration_id=offers[0] if len(offers) == 1 else None)
-        for sender_id, offers in sorted(by_sender.items())]
-    session.flush()  # one INSERT for all the mails of these senders
-    return len(expired), [row.id for row in queued]
+    mail_ids = queue_mails(rt, session, (
+        (mails.expired(sender=party(people[sender_id]),
+                       offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
+         offers[0] if len(offers) == 1 else None)
+        for sender_id, offers in sorted(by_sender.items())))
+    return len(expired), mail_ids

@@ -16,6 +16,7 @@ deletes every row that references it with ``ON DELETE CASCADE`` (the new search 
 progress of unfinished transfers).
 """
 
+import sqlite3
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -38,7 +39,10 @@ def _trigram_indexes(table: str, prefix: str, columns: tuple[str, ...], create: 
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError("revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN)")
+    postgres = bind.dialect.name == "postgresql"
     op.create_table(
         'migration_item_search',
         sa.Column('item_id', sa.Integer(), nullable=False),
@@ -54,9 +58,6 @@ def upgrade() -> None:
     if postgres:
         _trigram_indexes("migration_items", "search_", ("offered", "received"), create=False)
         _trigram_indexes("migration_item_search", "", ("offered", "received"), create=True)
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite" and bind.dialect.dbapi.sqlite_version_info < (3, 35):
-        raise RuntimeError("revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN)")
     for column in ("search_received", "search_offered"):
         op.execute(f"ALTER TABLE migration_items DROP COLUMN {column}")
 
