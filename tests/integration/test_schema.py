@@ -182,3 +182,32 @@ def test_downgrading_to_0004_and_back_keeps_every_row(db_url: str, cli: Cli, loa
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM migration_item_search")).scalar_one() == 2
     engine.dispose()
+
+
+def test_revision_0006_refuses_an_old_sqlite_and_changes_nothing(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """ALTER TABLE DROP COLUMN came with SQLite 3.35; this machine's is newer, so the old
+    one is pretended (the version is the only thing faked)."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    engine.dispose()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+
+    result = Cli({"BASECONE_MIGRATE_DB": url}).run_error("db", "upgrade")
+
+    assert (result.exit_code, result.error) == (1, (
+        "Error: revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN), this Python "
+        "has 3.31.1: use a Python built with a newer SQLite"))
+    engine = make_engine(url)
+    assert current_revision(engine) == "0005"
+    with engine.connect() as connection:
+        assert "migration_item_search" not in inspect(connection).get_table_names()
+    engine.dispose()

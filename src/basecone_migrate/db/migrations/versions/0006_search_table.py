@@ -41,7 +41,10 @@ def _trigram_indexes(table: str, prefix: str, columns: tuple[str, ...], create: 
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-        raise RuntimeError("revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN)")
+        from basecone_migrate.errors import Refused
+
+        raise Refused(f"revision 0006 needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN), this "
+                      f"Python has {sqlite3.sqlite_version}: use a Python built with a newer SQLite")
     postgres = bind.dialect.name == "postgresql"
     op.create_table(
         'migration_item_search',
