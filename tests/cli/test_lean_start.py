@@ -1,5 +1,6 @@
 """A command pays only for what it uses: read commands never load Alembic, the mail stack,
-the transfer engine, object storage or keyring (each is tens of milliseconds per run)."""
+the transfer engine, object storage, keyring or pydantic (each is tens of milliseconds per
+run; pydantic is what Typer would build its value adapters with, see cli/coercion.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from tests.conftest import SUE, Cli, make_offer
 
 #: Modules no read command may import.
-HEAVY = ("alembic", "mako", "yagmail", "smtplib", "keyring", "fsspec", "email_validator",
+HEAVY = ("alembic", "mako", "yagmail", "smtplib", "keyring", "fsspec", "email_validator", "pydantic",
          "basecone_migrate.mail", "basecone_migrate.services.transfer",
          "basecone_migrate.services.migrations.receiving")
 

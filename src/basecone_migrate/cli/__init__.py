@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
     from typer.main import get_command
 
+    from basecone_migrate.cli.coercion import install
     from basecone_migrate.errors import BaseconeError, ExitCode
+
+    install()
 
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or bool(os.environ.get("BASECONE_MIGRATE_DEBUG"))
