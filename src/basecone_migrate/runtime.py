@@ -6,19 +6,30 @@ and `--help` imports none of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from basecone_migrate.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from basecone_migrate.db.engine import UnitOfWork
-    from basecone_migrate.db.models import Environment
     from basecone_migrate.storage import Archive
+
+
+class HasStorage(Protocol):
+    """An environment, as a model or a row: its office code and its own storage, if any."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def storage(self) -> str | None: ...
 
 
 class Runtime:
@@ -51,20 +62,41 @@ class Runtime:
         return session_factory(self.engine, read_only=True)
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
-        """A transaction; ``read_only`` ones never take SQLite's write lock."""
+        """A transaction with an ORM session; ``read_only`` ones never take SQLite's write
+        lock."""
         from basecone_migrate.db.engine import UnitOfWork
 
         return UnitOfWork(self._read_sessions if read_only else self._sessions, read_only)
 
+    @cached_property
+    def _reading_engine(self) -> Engine:
+        from basecone_migrate.db.engine import reading
+
+        return reading(self.engine)
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A writing transaction in Core, committed when the block ends without an error
+        (``BEGIN IMMEDIATE`` on SQLite, as every writer)."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction on one snapshot, in Core: what read commands use, so that
+        they never load the ORM. Leaving the block rolls it back."""
+        with self._reading_engine.connect() as connection:
+            yield connection
+
     def now(self) -> datetime:
         return self.settings.now()
 
-    def archive_url(self, environment: Environment) -> str:
+    def archive_url(self, environment: HasStorage) -> str:
         from basecone_migrate.storage import environment_root
 
         return environment_root(self.settings.storage, environment.code, environment.storage)
 
-    def archive(self, environment: Environment) -> Archive:
+    def archive(self, environment: HasStorage) -> Archive:
         from basecone_migrate.storage import Archive
 
         url = self.archive_url(environment)

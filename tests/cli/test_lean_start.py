@@ -16,6 +16,7 @@ from tests.conftest import SUE, Cli, make_offer
 
 #: Modules no read command may import.
 HEAVY = ("alembic", "mako", "yagmail", "smtplib", "keyring", "fsspec", "email_validator", "pydantic",
+         "sqlalchemy.orm", "basecone_migrate.db.models",
          "basecone_migrate.mail", "basecone_migrate.services.transfer",
          "basecone_migrate.services.migrations.receiving")
 

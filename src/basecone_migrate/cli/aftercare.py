@@ -135,11 +135,11 @@ def audit(
         start = parse_instant(since) if since else None
     except ValueError:
         raise UsageProblem(f"--since {since!r} is not a date or an ISO-8601 instant") from None
-    with cli.runtime.uow(read_only=True) as uow:
-        admin_id = lookup.administration_for(cli.runtime, uow.session, admin).id if admin else None
+    with cli.runtime.reading() as db:
+        admin_id = lookup.administration_row_for(cli.runtime, db, admin).id if admin else None
         if migration is not None:
-            lookup.migration(uow.session, migration)  # exit 3 for one that never existed
-        rows = audit_log.entries(uow.session, administration_id=admin_id, migration_id=migration,
+            lookup.migration_id(db, migration)  # exit 3 for one that never existed
+        rows = audit_log.entries(db, administration_id=admin_id, migration_id=migration,
                                  since=start, limit=limit, after=after)
 
     def describe(details: dict[str, Any]) -> str:

@@ -63,9 +63,9 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
         step("1. Load a world: three offices, connections of several packages, documents")
         world = demo.write_world(folder / "world", documents)
         summary["load"], _ = load_world(sue, world)
-        summary["environments"] = overview.environments(sue)
+        summary["environments"] = overview.environments_list(sue)
         if not out.json_mode:
-            render_administrations(cli, overview.administrations(sue), "Administrations")
+            render_administrations(cli, overview.administrations_list(sue), "Administrations")
 
         step("2. Sue (Superuser of ACME) offers 1001 and 1002 to Tina (Superuser of BOOK)")
         offered = migrations.offer(sue, ["1001", "1002"], [demo.RECEIVER], accept_terms=True,
@@ -106,7 +106,7 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
                       [(r["administration"], r["accounting_system"], r["status"])
                        for r in summary["receiver_overview"]["received"]], title="BOOK: received")
             _render_status(cli, [summary["status"]])
-            render_administrations(cli, overview.administrations(sue), "Administrations afterwards")
+            render_administrations(cli, overview.administrations_list(sue), "Administrations afterwards")
             out.line("Explore it yourself:")
             out.line(f"  export BASECONE_MIGRATE_DB=sqlite:///{folder / 'basecone-migrate.db'}")
             out.line(f"  export BASECONE_MIGRATE_STORAGE={folder / 'archive'}")

@@ -31,8 +31,8 @@ def mail_list(
     from basecone_migrate.mail import mail_rows
 
     cli = context.get(ctx, json=json, as_=as_)
-    with cli.runtime.uow(read_only=True) as uow:
-        rows = mail_rows(uow.session, state, limit)
+    with cli.runtime.reading() as db:
+        rows = mail_rows(db, state, limit)
     cli.out.emit(rows, lambda: cli.out.table(
         [("id", "right"), "created", "event", "to", "cc", "subject", "state", ("tries", "right"),
          "last error"],

@@ -120,7 +120,7 @@ def env_list(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None)
     from basecone_migrate.services import overview
 
     cli = context.get(ctx, json=json, as_=as_)
-    rows = overview.environments(cli.runtime)
+    rows = overview.environments_list(cli.runtime)
     cli.out.emit(rows, lambda: cli.out.table(
         ["office", "name", "plan", ("admins", "right"), ("users", "right"),
          ("documents", "right"), ("size", "right"), "archive"],
@@ -151,7 +151,7 @@ def admin_list(
     from basecone_migrate.services import overview
 
     cli = context.get(ctx, json=json, as_=as_)
-    rows = overview.administrations(cli.runtime, env)
+    rows = overview.administrations_list(cli.runtime, env)
     cli.out.emit(rows, lambda: render_administrations(
         cli, rows, f"Administrations of {env}" if env else "Administrations"))
 

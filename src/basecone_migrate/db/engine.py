@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from basecone_migrate.db import SCHEMA_HEAD
 from basecone_migrate.errors import Refused
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the ORM loads only in commands that write (see db/tables.py)
     from alembic.config import Config
+    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 READ_ONLY = "basecone_read_only"
@@ -164,17 +164,22 @@ class UnitOfWork:
         self.session.commit()
 
 
-def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
-    """Sessions for writing, or for reading one consistent snapshot.
+def reading(engine: Engine) -> Engine:
+    """The engine for read-only transactions that each read one consistent snapshot.
 
     A read-only transaction on PostgreSQL is REPEATABLE READ: every statement sees the
     database as of the first one, as a SQLite read transaction in WAL mode does. Under
     READ COMMITTED a check that reads a code, then its offer, then its items could see a
     redeem commit half-way and report the offer as something it never was.
     """
-    if not read_only:
-        return sessionmaker(engine, expire_on_commit=False)
     options: dict[str, Any] = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    return sessionmaker(engine.execution_options(**options), expire_on_commit=False)
+    return engine.execution_options(**options)
+
+
+def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
+    """ORM sessions for writing, or for reading one consistent snapshot (`reading`)."""
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(reading(engine) if read_only else engine, expire_on_commit=False)

@@ -7,15 +7,19 @@ has no say over it any more, because only the current environment's Superusers m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import Access, Administration, User
+from basecone_migrate.db.tables import administration_access, users
 from basecone_migrate.errors import NotFound, Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from basecone_migrate.db.models import Administration, User
 
 
 def _members(s: Session, admin: Administration, emails: Sequence[str]) -> list[User]:
@@ -35,13 +39,16 @@ def _members(s: Session, admin: Administration, emails: Sequence[str]) -> list[U
     return users
 
 
-def users_with_access(s: Session, administration_id: int) -> list[dict[str, str]]:
-    return [{"email": u.email, "name": u.name, "role": u.role} for u in s.scalars(
-        select(User).join(Access, Access.user_id == User.id)
-        .where(Access.administration_id == administration_id).order_by(User.email))]
+def users_with_access(db: Any, administration_id: int) -> list[dict[str, str]]:
+    return [{"email": u.email, "name": u.name, "role": u.role} for u in db.execute(
+        select(users.c.email, users.c.name, users.c.role)
+        .join(administration_access, administration_access.c.user_id == users.c.id)
+        .where(administration_access.c.administration_id == administration_id)
+        .order_by(users.c.email))]
 
 
 def change(rt: Runtime, reference: str, emails: Sequence[str], *, grant: bool) -> dict[str, Any]:
+    from basecone_migrate.db.models import Access
     from basecone_migrate.services.migrations import refuse_while_moving
 
     with rt.uow() as uow:
@@ -74,7 +81,7 @@ def change(rt: Runtime, reference: str, emails: Sequence[str], *, grant: bool) -
 
 
 def listing(rt: Runtime, reference: str) -> dict[str, Any]:
-    with rt.uow(read_only=True) as uow:
-        admin = lookup.administration_for(rt, uow.session, reference)
-        return {"administration_id": admin.id, "environment": admin.environment.code,
-                "users": users_with_access(uow.session, admin.id)}
+    with rt.reading() as db:
+        admin = lookup.administration_row_for(rt, db, reference)
+        return {"administration_id": admin.id, "environment": admin.environment_code,
+                "users": users_with_access(db, admin.id)}

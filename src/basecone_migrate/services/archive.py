@@ -6,38 +6,40 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import local
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import Administration, Document
+from basecone_migrate.db.tables import documents
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.files import UnreadableFile, check_regular, os_reason
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.storage import Archive, Stored, new_buffer
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 IO_THREADS = 4
 
 
 #: The columns of `document_row`.
-DOCUMENT_COLUMNS = (Document.id, Document.filename, Document.size, Document.sha256,
-                    Document.added_at, Document.storage_key)
+DOCUMENT_COLUMNS = (documents.c.id, documents.c.filename, documents.c.size, documents.c.sha256,
+                    documents.c.added_at, documents.c.storage_key)
 
 
 def document_rounds(rt: Runtime, admin_id: int, columns: Sequence[Any], size: int,
                     *where: Any) -> Iterator[Sequence[Any]]:
     """An administration's documents by id, ``size`` rows at a time, each round in a short
     read of its own: memory holds one round, whatever the archive's size. ``columns``
-    start with ``Document.id``; ``where`` narrows them further."""
+    start with the document's id; ``where`` narrows them further."""
     last = 0
     while True:
-        with rt.uow(read_only=True) as uow:
-            rows = uow.session.connection().execute(
-                select(*columns).where(Document.administration_id == admin_id, Document.id > last,
-                                       *where)
-                .order_by(Document.id).limit(size)).all()
+        with rt.reading() as db:
+            rows = db.execute(
+                select(*columns).where(documents.c.administration_id == admin_id,
+                                       documents.c.id > last, *where)
+                .order_by(documents.c.id).limit(size)).all()
         if not rows:
             return
         yield rows
@@ -63,6 +65,7 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
     then written in one short transaction that holds the administration's row, so a move
     cannot start in between and miss them.
     """
+    from basecone_migrate.db.models import Document
     from basecone_migrate.services.migrations import refuse_while_moving
 
     for file in files:
@@ -119,6 +122,7 @@ def hold_for_documents(session: Session, admin_id: int, environment_id: int, to_
     """Before documents copied outside a transaction are recorded: hold the administration's
     row, so that no move starts before they are in, and refuse when one started or finished
     meanwhile (the copies are then in the wrong archive)."""
+    from basecone_migrate.db.models import Administration
     from basecone_migrate.services.migrations import refuse_while_moving
 
     admin = session.scalar(select(Administration).where(Administration.id == admin_id)
@@ -132,20 +136,19 @@ def hold_for_documents(session: Session, admin_id: int, environment_id: int, to_
 
 def discard_unrecorded(rt: Runtime, archive: Archive, admin_id: int, stored: list[Stored]) -> None:
     """Remove the files a failed add wrote that no document row points at."""
-    with rt.uow(read_only=True) as uow:
-        recorded = set(uow.session.scalars(select(Document.sha256).where(
-            Document.administration_id == admin_id)))
+    with rt.reading() as db:
+        recorded = set(db.scalars(select(documents.c.sha256).where(
+            documents.c.administration_id == admin_id)))
     for document in stored:
         if document.sha256 not in recorded:
             archive.remove(document.key)
 
 
 def list_documents(rt: Runtime, reference: str) -> list[dict[str, Any]]:
-    with rt.uow(read_only=True) as uow:
-        admin = lookup.administration_for(rt, uow.session, reference)
-        documents = uow.session.scalars(select(Document).where(
-            Document.administration_id == admin.id).order_by(Document.id))
-        return [document_row(d) for d in documents]
+    with rt.reading() as db:
+        admin = lookup.administration_row_for(rt, db, reference)
+        return [document_row(d) for d in db.execute(select(*DOCUMENT_COLUMNS).where(
+            documents.c.administration_id == admin.id).order_by(documents.c.id))]
 
 
 #: Documents read from the database, and hashed, per round of `verify`.
@@ -158,10 +161,10 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
     The rows come in batches by id, each hashed on a small thread pool, so memory holds
     one batch (and the damage found) whatever the archive's size.
     """
-    with rt.uow(read_only=True) as uow:
-        admin = lookup.administration_for(rt, uow.session, reference)
-        archive = rt.archive(admin.environment)
-        admin_id, admin_label = admin.id, f"{admin.environment.code}/{admin.code}"
+    with rt.reading() as db:
+        admin = lookup.administration_row_for(rt, db, reference)
+    archive = rt.archive(lookup.Place.of_administration(admin))
+    admin_id, admin_label = admin.id, f"{admin.environment_code}/{admin.code}"
 
     buffers = local()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import AuditEntry
+from basecone_migrate.db.tables import audit_log
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CRON = "cron"
 SYSTEM = "system"
@@ -24,6 +26,8 @@ def record(
     migration_id: int | None = None,
     **details: Any,
 ) -> None:
+    from basecone_migrate.db.models import AuditEntry
+
     session.add(
         AuditEntry(
             at=at,
@@ -36,7 +40,7 @@ def record(
     )
 
 
-def entries(session: Session, *, administration_id: int | None = None, migration_id: int | None = None,
+def entries(db: Any, *, administration_id: int | None = None, migration_id: int | None = None,
             since: datetime | None = None, limit: int = 1000,
             after: int | None = None) -> list[dict[str, Any]]:
     """The log in the order it was written (the story of an administration reads top-down).
@@ -44,23 +48,23 @@ def entries(session: Session, *, administration_id: int | None = None, migration
     Pages by key: ``after`` is the id of the last row of the previous page. From an instant
     (``since``) the rows come in time order, which the (at, id) index serves.
     """
-    query = select(AuditEntry).limit(limit)
+    log = audit_log.c
+    query = select(audit_log).limit(limit)
     if administration_id is not None:
-        query = query.where(AuditEntry.administration_id == administration_id)
+        query = query.where(log.administration_id == administration_id)
     if migration_id is not None:
-        query = query.where(AuditEntry.migration_id == migration_id)
+        query = query.where(log.migration_id == migration_id)
     if since is None:
-        query = query.order_by(AuditEntry.id)
+        query = query.order_by(log.id)
         if after is not None:
-            query = query.where(AuditEntry.id > after)
+            query = query.where(log.id > after)
     else:
-        query = query.where(AuditEntry.at >= since).order_by(AuditEntry.at, AuditEntry.id)
-        last = session.get(AuditEntry, after) if after else None
+        query = query.where(log.at >= since).order_by(log.at, log.id)
+        last = db.execute(select(log.at, log.id).where(log.id == after)).first() if after else None
         if after is not None and last is None:
-            query = query.where(AuditEntry.id > after)  # no such row: nothing after it
+            query = query.where(log.id > after)  # no such row: nothing after it
         elif last is not None:
-            query = query.where(or_(AuditEntry.at > last.at,
-                                    and_(AuditEntry.at == last.at, AuditEntry.id > last.id)))
+            query = query.where(or_(log.at > last.at, and_(log.at == last.at, log.id > last.id)))
     return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
              "administration_id": e.administration_id, "migration_id": e.migration_id,
-             "details": e.details} for e in session.scalars(query)]
+             "details": e.details} for e in db.execute(query)]

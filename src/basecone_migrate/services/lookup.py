@@ -1,23 +1,26 @@
-"""Finding the things a command names, and who is acting."""
+"""Finding the things a command names, and who is acting.
+
+The lookups are SQLAlchemy Core and return rows; each takes a Core connection (read
+commands, which never load the ORM) or an ORM session. Writing services that change what
+they found use the thin wrappers at the end, which return the mapped objects.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, func, select
 
-from basecone_migrate.db.models import (
-    AccountingSystem,
-    Administration,
-    Environment,
-    Migration,
-    MigrationItem,
-    User,
-)
+from basecone_migrate.db.tables import administrations, environments, migrations, users
 from basecone_migrate.domain.rules import SUPERUSER
 from basecone_migrate.errors import NotAllowed, NotFound, UsageProblem
 from basecone_migrate.runtime import Runtime
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from basecone_migrate.db.models import AccountingSystem, Administration, Environment, Migration, User
 
 #: Ids are 32-bit integers on PostgreSQL: a larger number names nothing.
 MAX_ID = 2**31 - 1
@@ -36,34 +39,61 @@ NO_ACTING_USER = (
     "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"
 )
 
+#: A user row: the user's columns and their environment's code and name.
+USER_COLUMNS = (*users.c, environments.c.code.label("environment_code"),
+                environments.c.name.label("environment_name"))
+#: An administration row: its columns and its environment's code, name and storage.
+ADMIN_COLUMNS = (*administrations.c, environments.c.code.label("environment_code"),
+                 environments.c.name.label("environment_name"),
+                 environments.c.storage.label("environment_storage"))
 
-def admin_label(admin: Administration | MigrationItem) -> str:
-    """How messages name an administration: code, name and id."""
-    if isinstance(admin, MigrationItem):
+
+class Place:
+    """An environment as lookups and archives need it (id, code, storage), from a row."""
+
+    def __init__(self, id: int, code: str, storage: str | None = None) -> None:  # noqa: A002
+        self.id = id
+        self.code = code
+        self.storage = storage
+
+    @classmethod
+    def of_user(cls, user: Any) -> Place:
+        return cls(user.environment_id, user.environment_code)
+
+    @classmethod
+    def of_administration(cls, admin: Any) -> Place:
+        return cls(admin.environment_id, admin.environment_code, admin.environment_storage)
+
+
+def admin_label(admin: Any) -> str:
+    """How messages name an administration (a row, a model or a migration item): code,
+    name and id."""
+    if hasattr(admin, "source_code"):
         return f"{admin.source_code} {admin.name} (id {admin.administration_id})"
     return f"{admin.code} {admin.name} (id {admin.id})"
 
 
-def find_user(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == email.strip().lower()))
+def user_row(db: Any, email: str) -> Row[Any] | None:
+    return db.execute(select(*USER_COLUMNS).join(environments, environments.c.id == users.c.environment_id)
+                      .where(users.c.email == email.strip().lower())).first()
 
 
-def acting_user(rt: Runtime, session: Session) -> User:
+def acting_user_row(rt: Runtime, db: Any) -> Row[Any]:
     """The user the command acts as; exit 4 when there is none or it is unknown."""
     email = rt.settings.user
     if not email:
         raise NotAllowed(NO_ACTING_USER)
-    user = find_user(session, email)
+    user = user_row(db, email)
     if user is None:
         raise NotAllowed(f"unknown acting user {email}: --as must name a user of an environment")
     return user
 
 
-def optional_acting_user(rt: Runtime, session: Session) -> User | None:
-    return acting_user(rt, session) if rt.settings.user else None
+def optional_acting_user_row(rt: Runtime, db: Any) -> Row[Any] | None:
+    return acting_user_row(rt, db) if rt.settings.user else None
 
 
-def require_superuser(user: User, environment: Environment, to_do: str) -> None:
+def require_superuser(user: Any, environment: Any, to_do: str) -> None:
     if user.role != SUPERUSER or user.environment_id != environment.id:
         raise NotAllowed(
             f"{user.email} is not a Superuser of environment {environment.code}: "
@@ -71,35 +101,30 @@ def require_superuser(user: User, environment: Environment, to_do: str) -> None:
         )
 
 
-def environment_by_code(session: Session, code: str) -> Environment:
-    environment = session.scalar(
-        select(Environment).where(func.upper(Environment.code) == code.strip().upper())
-    )
+def environment_row(db: Any, code: str) -> Row[Any]:
+    environment = db.execute(select(environments).where(
+        func.upper(environments.c.code) == code.strip().upper())).first()
     if environment is None:
         raise NotFound(f"no environment with office code {code!r} (see `basecone-migrate env list`)")
     return environment
 
 
-def migration(session: Session, migration_id: int, *, lock: bool = False) -> Migration:
-    """A migration by id; ``lock`` takes its row for the transaction (PostgreSQL), so the
-    sender's and the receiver's commands on one offer happen one after the other."""
-    query = select(Migration).where(Migration.id == migration_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.scalar(query) if 0 < migration_id <= MAX_ID else None
+def migration_id(db: Any, number: int) -> int:
+    """``number`` when a migration has it, else exit 3."""
+    found = (db.scalar(select(migrations.c.id).where(migrations.c.id == number))
+             if 0 < number <= MAX_ID else None)
     if found is None:
-        raise NotFound(f"no migration {migration_id} (see `basecone-migrate list`)")
-    return found
+        raise NotFound(f"no migration {number} (see `basecone-migrate list`)")
+    return int(found)
 
 
-def accounting_system(session: Session, connection_id: str) -> AccountingSystem:
-    found = session.get(AccountingSystem, connection_id.strip())
-    if found is None:
-        raise NotFound(f"no accounting system (connection) {connection_id!r}")
-    return found
+def _admins(db: Any, *where: Any) -> list[Row[Any]]:
+    return list(db.execute(select(*ADMIN_COLUMNS)
+                           .join(environments, environments.c.id == administrations.c.environment_id)
+                           .where(*where).order_by(administrations.c.id)))
 
 
-def administration(session: Session, reference: str, within: Environment | None) -> Administration:
+def administration_row(db: Any, reference: str, within: Place | None) -> Row[Any]:
     """An administration by numeric id, by code (within the acting environment) or by
     mail address (its live one, or an alias).
 
@@ -110,49 +135,98 @@ def administration(session: Session, reference: str, within: Environment | None)
     if "@" in reference:  # a mail address, live or an alias of an earlier one
         from basecone_migrate.services import aliases
 
-        routed = aliases.route(session, reference)
+        routed = aliases.route(db, reference)
         if routed is None:
             raise NotFound(f"no administration receives mail at {reference}")
-        return routed
+        return _admins(db, administrations.c.id == routed)[0]
     if reference.lower().startswith("id:"):
         number = reference[3:].strip()
         found_id = parse_id(number)
-        found = session.get(Administration, found_id) if found_id is not None else None
-        if found is None:
+        found = _admins(db, administrations.c.id == found_id) if found_id is not None else []
+        if not found:
             raise NotFound(f"no administration with id {number}")
-        return found
+        return found[0]
 
-    candidates: dict[int, Administration] = {}
-    reference_id = parse_id(reference)
-    if reference_id is not None:
-        by_id = session.get(Administration, reference_id)
-        if by_id is not None:
-            candidates[by_id.id] = by_id
-    query = select(Administration).where(Administration.code == reference)
+    by_code = administrations.c.code == reference
     if within is not None:
-        query = query.where(Administration.environment_id == within.id)
-    for found in session.scalars(query):
-        candidates[found.id] = found
-
+        by_code = by_code & (administrations.c.environment_id == within.id)
+    reference_id = parse_id(reference)
+    candidates = _admins(db, by_code if reference_id is None
+                         else by_code | (administrations.c.id == reference_id))
     if len(candidates) == 1:
-        return next(iter(candidates.values()))
+        return candidates[0]
     where = f" in environment {within.code}" if within is not None else ""
     if not candidates:
         raise NotFound(
             f"no administration {reference!r}{where}: give its id or its code "
             "(see `basecone-migrate admin list`)"
         )
-    named = "; ".join(
-        f"id {a.id} = {a.environment.code}/{a.code} {a.name}"
-        for a in sorted(candidates.values(), key=lambda a: a.id)
-    )
+    named = "; ".join(f"id {a.id} = {a.environment_code}/{a.code} {a.name}" for a in candidates)
     raise UsageProblem(
         f"{reference!r} is ambiguous ({named}): use id:N for an id"
         + ("" if within is not None else ", or --as to pick your environment")
     )
 
 
-def administration_for(rt: Runtime, session: Session, reference: str) -> Administration:
+def administration_row_for(rt: Runtime, db: Any, reference: str) -> Row[Any]:
     """Resolve ADMIN as the contract says: id, or code within the acting user's environment."""
-    user = optional_acting_user(rt, session)
-    return administration(session, reference, user.environment if user else None)
+    user = optional_acting_user_row(rt, db)
+    return administration_row(db, reference, Place.of_user(user) if user else None)
+
+
+# -- the mapped objects, for services that change them ---------------------------------------
+
+
+def find_user(session: Session, email: str) -> User | None:
+    from basecone_migrate.db.models import User
+
+    row = user_row(session, email)
+    return session.get(User, row.id) if row is not None else None
+
+
+def acting_user(rt: Runtime, session: Session) -> User:
+    from basecone_migrate.db.models import User
+
+    user = session.get(User, acting_user_row(rt, session).id)
+    assert user is not None
+    return user
+
+
+def administration(session: Session, reference: str, within: Environment | None) -> Administration:
+    from basecone_migrate.db.models import Administration
+
+    row = administration_row(session, reference, Place(within.id, within.code) if within else None)
+    admin = session.get(Administration, row.id)
+    assert admin is not None
+    return admin
+
+
+def administration_for(rt: Runtime, session: Session, reference: str) -> Administration:
+    from basecone_migrate.db.models import Administration
+
+    admin = session.get(Administration, administration_row_for(rt, session, reference).id)
+    assert admin is not None
+    return admin
+
+
+def migration(session: Session, number: int, *, lock: bool = False) -> Migration:
+    """A migration by id; ``lock`` takes its row for the transaction (PostgreSQL), so the
+    sender's and the receiver's commands on one offer happen one after the other."""
+    from basecone_migrate.db.models import Migration
+
+    query = select(Migration).where(Migration.id == migration_id(session, number))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = session.scalar(query)
+    if found is None:  # deleted in between: never, but say so rather than fail
+        raise NotFound(f"no migration {number} (see `basecone-migrate list`)")
+    return found
+
+
+def accounting_system(session: Session, connection_id: str) -> AccountingSystem:
+    from basecone_migrate.db.models import AccountingSystem
+
+    found = session.get(AccountingSystem, connection_id.strip())
+    if found is None:
+        raise NotFound(f"no accounting system (connection) {connection_id!r}")
+    return found

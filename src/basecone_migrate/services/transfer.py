@@ -49,7 +49,7 @@ from basecone_migrate.db.models import (
 from basecone_migrate.domain import mails
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.errors import TransferIncomplete
-from basecone_migrate.mail import Delivery, Postman, queue
+from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
@@ -444,7 +444,7 @@ class _ItemTransfer:
             unfinished = s.scalar(select(func.count()).select_from(MigrationItem).where(
                 MigrationItem.migration_id == migration.id, MigrationItem.status.in_(RESUMABLE)))
             if not unfinished:
-                self.mail_ids.append(_queue_completed(self.rt, s, migration).id)
+                self.mail_ids.append(_queue_completed(self.rt, s, migration))
             uow.commit()
 
     def fail(self, plan: _Plan, problems: _Problems, timings: dict[str, float]) -> str:
@@ -625,7 +625,7 @@ def _archive_totals(s: Any, administration_id: int) -> tuple[int, int, int]:
     return int(count), int(size), int(last_id)
 
 
-def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> Any:
+def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:
     items = list(s.scalars(select(MigrationItem).where(
         MigrationItem.migration_id == migration.id, MigrationItem.status == "completed")
         .order_by(MigrationItem.id)))
@@ -640,9 +640,9 @@ def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> Any:
         admins=[mails.AdminLine(i.name, i.target_code or i.source_code, i.package,
                                 i.target_email or "") for i in items],
     )
-    row = queue(s, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration.id)
-    s.flush()
-    return row
+    from basecone_migrate.services.migrations.common import queue_mail
+
+    return queue_mail(rt, s, mail, migration.id)
 
 
 def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> Delivery:

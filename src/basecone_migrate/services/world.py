@@ -439,7 +439,8 @@ class _Loader:
         found by its old mail address, which stays an alias of it; None if it never did."""
         from basecone_migrate.services import aliases
 
-        now = aliases.routed_alias(self.session, administration_email(environment.code, admin.code))
+        routed = aliases.routed_alias(self.session, administration_email(environment.code, admin.code))
+        now = self.session.get(Administration, routed) if routed is not None else None
         if now is None or now.name != admin.name:
             return None
         if now.environment_id != environment.id:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, case, insert, literal, select, update
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.db.models import (
@@ -18,7 +18,6 @@ from basecone_migrate.db.models import (
     Environment,
     Migration,
     MigrationItem,
-    Recipient,
     User,
 )
 from basecone_migrate.domain import mails
@@ -26,6 +25,14 @@ from basecone_migrate.errors import NotFound, Refused
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
 from basecone_migrate.services.lookup import admin_label
+from basecone_migrate.services.migrations.states import (  # noqa: F401 - shared with the writers
+    IN_CHUNK,
+    chunks,
+    effective_status,
+    migration_status,
+    recipients_by_migration,
+    status_at,
+)
 
 if TYPE_CHECKING:  # the mail stack (ssl, email) loads only in commands that mail
     from basecone_migrate.mail import Delivery
@@ -61,25 +68,8 @@ class Questions(Protocol):
 # -- statuses -------------------------------------------------------------------------------
 
 
-def effective_status(now: datetime) -> Any:
-    """An offer past its expiry reads as expired, whether or not `expire` has run yet."""
-    return case(
-        (and_(MigrationItem.status == "offered", Migration.expires_at <= now), "expired"),
-        else_=MigrationItem.status,
-    )
-
-
 def item_status(item: MigrationItem, now: datetime) -> str:
-    if item.status == "offered" and item.migration.expires_at <= now:
-        return "expired"
-    return item.status
-
-
-def migration_status(statuses: Sequence[str]) -> str:
-    for status in ("in_progress", "failed", "offered", "completed", "rejected", "revoked", "expired"):
-        if status in statuses:
-            return status
-    return "offered"
+    return status_at(item.status, item.migration.expires_at, now)
 
 
 def open_item(session: Session, administration_id: int, now: datetime) -> MigrationItem | None:
@@ -130,17 +120,6 @@ def recipients_of(session: Session, migration: Migration) -> list[str]:
     return recipients_by_migration(session, [migration.id])[migration.id]
 
 
-def recipients_by_migration(session: Session, migration_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each migration's recipients, by address (an empty list for one with none)."""
-    found: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks(sorted(set(migration_ids))):
-        for mid, email in session.execute(select(Recipient.migration_id, Recipient.email)
-                                          .where(Recipient.migration_id.in_(chunk))
-                                          .order_by(Recipient.email)):
-            found[mid].append(email)
-    return found
-
-
 # -- mails ------------------------------------------------------------------------------------
 
 
@@ -162,10 +141,7 @@ def queue_mails(rt: Runtime, session: Session,
     """Queue (mail, migration id) pairs in the outbox: one INSERT for them all."""
     from basecone_migrate.mail import queue
 
-    rows = [queue(session, mail, sender=rt.settings.mail_from, at=rt.now(), migration_id=migration_id)
-            for mail, migration_id in mails_to_queue]
-    session.flush()
-    return [row.id for row in rows]
+    return queue(session, list(mails_to_queue), sender=rt.settings.mail_from, at=rt.now())
 
 
 def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: int | None) -> int:
@@ -184,14 +160,6 @@ def require_mail_settings(rt: Runtime) -> None:
 
 #: Stale offers are expired a few senders at a time: about this many items per transaction.
 EXPIRE_BATCH = 5000
-#: Ids per IN list (SQLite allows 32,766 bound values).
-IN_CHUNK = 5000
-
-
-def _chunks(values: Sequence[int], size: int = IN_CHUNK) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
 
 def _stale(now: datetime) -> Any:
     """Offers past their expiry that `expire` has not marked yet (the partial index on
@@ -254,7 +222,7 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     if not expired:
         return 0, []
     ids = sorted(row.id for row in expired)
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         session.execute(insert(AuditEntry).from_select(
             ["at", "actor", "action", "administration_id", "migration_id", "details"],
             select(literal(now, AuditEntry.at.type), literal(actor), literal("expire"),
@@ -266,7 +234,7 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
         by_migration[row.migration_id].append(row)
     migration_ids = sorted(by_migration)
     owners: dict[int, int] = {}
-    for chunk in _chunks(migration_ids):
+    for chunk in chunks(migration_ids):
         owners.update(session.execute(select(Migration.id, Migration.created_by_id)
                                       .where(Migration.id.in_(chunk))).all())
     to = recipients_by_migration(session, migration_ids)

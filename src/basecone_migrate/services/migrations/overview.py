@@ -1,4 +1,7 @@
-"""The migration overview (`list`) and the transfer view (`status`)."""
+"""The migration overview (`list`) and the transfer view (`status`).
+
+SQLAlchemy Core on a read-only connection: these commands never load the ORM.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Subquery, and_, func, or_, select, true, union_all
-from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import (
+from basecone_migrate.db.tables import (
     ITEM_STATUSES,
-    Environment,
-    Migration,
-    MigrationItem,
-    MigrationItemSearch,
-    Recipient,
-    User,
+    environments,
+    migration_item_search,
+    migration_items,
+    migration_recipients,
+    migrations,
+    users,
 )
 from basecone_migrate.domain.rules import SUPERUSER
 from basecone_migrate.errors import NotAllowed, UsageProblem
@@ -27,15 +29,15 @@ from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.migrations import search
-from basecone_migrate.services.migrations.common import (
+from basecone_migrate.services.migrations.search import HINT_PREFIX
+from basecone_migrate.services.migrations.states import (
     effective_status,
-    item_status,
-    items_of,
     migration_status,
     recipients_by_migration,
-    recipients_of,
+    status_at,
 )
-from basecone_migrate.services.migrations.search import HINT_PREFIX
+
+item_c, migration_c = migration_items.c, migrations.c
 
 #: A total is counted exactly up to this many rows; past it, the page says "more than".
 COUNT_CAP = 10_000
@@ -82,26 +84,24 @@ def list_migrations(rt: Runtime, *, search: str | None = None, status: str | Non
     if cursor is not None:
         offered, received = cursor.section == "offered", cursor.section == "received"
     now = rt.now()
-    with rt.uow(read_only=True) as uow:
-        s = uow.session
-        user = lookup.acting_user(rt, s)
-        environment = user.environment
+    with rt.reading() as db:
+        user = lookup.acting_user_row(rt, db)
         if user.role != SUPERUSER:
-            raise NotAllowed(f"{user.email} is not a Superuser of {environment.code}: the migration "
-                             "overview is for Superusers")
+            raise NotAllowed(f"{user.email} is not a Superuser of {user.environment_code}: the "
+                             "migration overview is for Superusers")
         result: dict[str, Any] = {}
         for section, wanted, rows_of in (("offered", offered, _offered_query),
                                          ("received", received, _received_query)):
             rows: Sequence[Any] = []
             total, exact, following = 0, True, None
             if wanted:
-                query = rows_of(environment, now, search, status)
-                rows, total, exact, following = _page(s, query, limit, offset, cursor, section)
+                query = rows_of(user.environment_id, now, search, status)
+                rows, total, exact, following = _page(db, query, limit, offset, cursor, section)
             result[section] = [_ROW[section](r) for r in rows]
             result[f"{section}_total"] = total  # a section left out stays, empty
             result[f"{section}_total_exact"] = exact
             result[f"{section}_next"] = following
-        _add_recipients(s, result["offered"])
+        _add_recipients(db, result["offered"])
         return result
 
 
@@ -109,11 +109,11 @@ def status_condition(status: str, now: datetime) -> Any:
     """An item's status as the overview reads it, in a form the status index serves: an
     offer past its expiry is expired whether or not `expire` has run."""
     if status == "expired":
-        return or_(MigrationItem.status == "expired",
-                   and_(MigrationItem.status == "offered", Migration.expires_at <= now))
+        return or_(item_c.status == "expired",
+                   and_(item_c.status == "offered", migration_c.expires_at <= now))
     if status == "offered":
-        return and_(MigrationItem.status == "offered", Migration.expires_at > now)
-    return MigrationItem.status == status
+        return and_(item_c.status == "offered", migration_c.expires_at > now)
+    return item_c.status == status
 
 
 def _search_condition(column: Any, text: str, now: datetime) -> Any:
@@ -126,69 +126,68 @@ def _filtered(query: Any, column: Any, now: datetime, text: str | None, status: 
     if status:
         query = query.where(status_condition(status, now))
     if text and text.strip():
-        query = (query.join(MigrationItemSearch, MigrationItemSearch.item_id == MigrationItem.id)
+        query = (query.join(migration_item_search, migration_item_search.c.item_id == item_c.id)
                  .where(_search_condition(column, text, now)))
     return query
 
 
-def _offered_query(environment: Environment, now: datetime, text: str | None,
+def _offered_query(environment_id: int, now: datetime, text: str | None,
                    status: str | None) -> Any:
-    target = Environment.__table__.alias("target")
-    query = (select(MigrationItem.id.label("item_id"), MigrationItem.migration_id,
-                    MigrationItem.administration_id, MigrationItem.name, MigrationItem.source_code,
-                    MigrationItem.source_email, Migration.created_at, Migration.expires_at,
-                    Migration.code_hint, effective_status(now).label("status"),
-                    target.c.code.label("target"))
-             .join(Migration, Migration.id == MigrationItem.migration_id)
-             .outerjoin(target, target.c.id == Migration.target_environment_id)
-             .where(Migration.source_environment_id == environment.id))
-    return _filtered(query, MigrationItemSearch.offered, now, text, status)
+    target = environments.alias("target")
+    query = (select(item_c.id.label("item_id"), item_c.migration_id, item_c.administration_id,
+                    item_c.name, item_c.source_code, item_c.source_email, migration_c.created_at,
+                    migration_c.expires_at, migration_c.code_hint,
+                    effective_status(now).label("status"), target.c.code.label("target"))
+             .join(migrations, migration_c.id == item_c.migration_id)
+             .outerjoin(target, target.c.id == migration_c.target_environment_id)
+             .where(migration_c.source_environment_id == environment_id))
+    return _filtered(query, migration_item_search.c.offered, now, text, status)
 
 
-def _received_query(environment: Environment, now: datetime, text: str | None,
+def _received_query(environment_id: int, now: datetime, text: str | None,
                     status: str | None) -> Any:
     """Offers this environment took, and those addressed to its users that nobody took yet:
     two index-served parts joined with UNION ALL (an OR across them would scan)."""
-    source = Environment.__table__.alias("source")
-    system = func.coalesce(MigrationItem.target_accounting_system_id, MigrationItem.package)
+    source = environments.alias("source")
+    system = func.coalesce(item_c.target_accounting_system_id, item_c.package)
 
     def part(where: Any) -> Any:
-        query = (select(MigrationItem.id.label("item_id"), MigrationItem.migration_id,
-                        MigrationItem.administration_id, MigrationItem.name,
-                        system.label("accounting_system"), MigrationItem.package,
-                        Migration.created_at, effective_status(now).label("status"),
+        query = (select(item_c.id.label("item_id"), item_c.migration_id, item_c.administration_id,
+                        item_c.name, system.label("accounting_system"), item_c.package,
+                        migration_c.created_at, effective_status(now).label("status"),
                         source.c.code.label("source"))
-                 .join(Migration, Migration.id == MigrationItem.migration_id)
-                 .join(source, source.c.id == Migration.source_environment_id)
+                 .join(migrations, migration_c.id == item_c.migration_id)
+                 .join(source, source.c.id == migration_c.source_environment_id)
                  .where(where))
-        return _filtered(query, MigrationItemSearch.received, now, text, status)
+        return _filtered(query, migration_item_search.c.received, now, text, status)
 
-    taken = part(Migration.target_environment_id == environment.id)
-    addressed = part(and_(Migration.target_environment_id.is_(None),
-                          Migration.id.in_(addressed_to(environment.id))))
+    taken = part(migration_c.target_environment_id == environment_id)
+    addressed = part(and_(migration_c.target_environment_id.is_(None),
+                          migration_c.id.in_(addressed_to(environment_id))))
     return union_all(taken, addressed).subquery("received")
 
 
 def addressed_to(environment_id: int) -> Any:
     """Migrations offered to one of the environment's users."""
-    return (select(Recipient.migration_id).join(User, User.email == Recipient.email)
-            .where(User.environment_id == environment_id))
+    return (select(migration_recipients.c.migration_id)
+            .join(users, users.c.email == migration_recipients.c.email)
+            .where(users.c.environment_id == environment_id))
 
 
-def _page(s: Session, query: Any, limit: int, offset: int, cursor: Cursor | None,
+def _page(db: Any, query: Any, limit: int, offset: int, cursor: Cursor | None,
           section: str) -> tuple[Sequence[Any], int, bool, str | None]:
     """One page, newest first, with the total (exact up to COUNT_CAP) and the next cursor."""
     if isinstance(query, Subquery):  # a union: order and filter on its columns
         page = select(query)
         created, item_id = query.c.created_at, query.c.item_id
     else:
-        page, created, item_id = query, Migration.created_at, MigrationItem.id
-    counted = s.scalar(select(func.count()).select_from(page.limit(COUNT_CAP + 1).subquery()))
+        page, created, item_id = query, migration_c.created_at, item_c.id
+    counted = db.scalar(select(func.count()).select_from(page.limit(COUNT_CAP + 1).subquery()))
     total, exact = min(int(counted or 0), COUNT_CAP), int(counted or 0) <= COUNT_CAP
     if cursor is not None:
         page = page.where(or_(created < cursor.created_at,
                               and_(created == cursor.created_at, item_id > cursor.item_id)))
-    rows = s.execute(page.order_by(created.desc(), item_id).limit(limit + 1).offset(offset)).all()
+    rows = db.execute(page.order_by(created.desc(), item_id).limit(limit + 1).offset(offset)).all()
     following = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -229,22 +228,37 @@ def _received_row(r: Any) -> dict[str, Any]:
 _ROW = {"offered": _offered_row, "received": _received_row}
 
 
-def _add_recipients(s: Session, rows: list[dict[str, Any]]) -> None:
-    found = recipients_by_migration(s, (r["migration_id"] for r in rows))
+def _add_recipients(db: Any, rows: list[dict[str, Any]]) -> None:
+    found = recipients_by_migration(db, (r["migration_id"] for r in rows))
     for row in rows:
         row["recipients"] = found[row["migration_id"]]
 
 
-def _status_view(rt: Runtime, s: Session, migration: Migration, now: datetime) -> dict[str, Any]:
+def _migrations(db: Any, ids: Sequence[int]) -> dict[int, Any]:
+    """Migrations by id, with the codes of their two environments and their two people."""
+    source, target = environments.alias("source"), environments.alias("target")
+    sender, receiver = users.alias("sender"), users.alias("receiver")
+    query = (select(migrations, source.c.code.label("source_code"), target.c.code.label("target_code"),
+                    sender.c.email.label("sender"), receiver.c.email.label("receiver"))
+             .join(source, source.c.id == migration_c.source_environment_id)
+             .outerjoin(target, target.c.id == migration_c.target_environment_id)
+             .join(sender, sender.c.id == migration_c.created_by_id)
+             .outerjoin(receiver, receiver.c.id == migration_c.redeemed_by_id)
+             .where(migration_c.id.in_(ids)))
+    return {row.id: row for row in db.execute(query)}
+
+
+def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[str, Any]:
     items = []
-    for item in items_of(s, migration):
+    for item in db.execute(select(migration_items).where(item_c.migration_id == migration.id)
+                           .order_by(item_c.id)):
         seconds = None
         if item.started_at and item.finished_at:
             seconds = round((item.finished_at - item.started_at).total_seconds(), 3)
         items.append({
             "administration_id": item.administration_id,
             "administration": item.name,
-            "status": item_status(item, now),
+            "status": status_at(item.status, migration.expires_at, now),
             "documents_done": item.documents_done,
             "documents_total": item.documents_total,
             "bytes_done": item.bytes_done,
@@ -266,14 +280,14 @@ def _status_view(rt: Runtime, s: Session, migration: Migration, now: datetime) -
         "migration_id": migration.id,
         "status": migration_status(statuses),
         "transfer_running": running,
-        "source_environment": migration.source_environment.code,
-        "target_environment": migration.target_environment.code if migration.target_environment else None,
-        "sender": migration.created_by.email,
-        "recipients": recipients_of(s, migration),
+        "source_environment": migration.source_code,
+        "target_environment": migration.target_code,
+        "sender": migration.sender,
+        "recipients": recipients_by_migration(db, [migration.id])[migration.id],
         "created_at": migration.created_at,
         "expires_at": migration.expires_at,
         "redeemed_at": migration.redeemed_at,
-        "redeemed_by": migration.redeemed_by.email if migration.redeemed_by else None,
+        "redeemed_by": migration.receiver,
         "transfercode_hint": HINT_PREFIX + migration.code_hint,
         "items": items,
     }
@@ -284,37 +298,39 @@ def status(rt: Runtime, migration_id: int | None = None, limit: int = 20,
     """One migration's transfer view, or the most recent ones (those of the acting user's
     environment with ``--as``), newest first; ``after`` continues below that migration."""
     now = rt.now()
-    with rt.uow(read_only=True) as uow:
-        s = uow.session
+    with rt.reading() as db:
         if migration_id is not None:
-            return _status_view(rt, s, lookup.migration(s, migration_id), now)
-        user = lookup.optional_acting_user(rt, s)
+            found = _migrations(db, [lookup.migration_id(db, migration_id)])
+            return _status_view(rt, db, found[migration_id], now)
+        user = lookup.optional_acting_user_row(rt, db)
         below = None
         if after is not None:
-            last = lookup.migration(s, after)
-            below = or_(Migration.created_at < last.created_at,
-                        and_(Migration.created_at == last.created_at, Migration.id < last.id))
-        ids = [row.id for row in s.execute(_recent(user.environment_id if user else None, below, limit))]
-        found = {m.id: m for m in s.scalars(select(Migration).where(Migration.id.in_(ids)))}
-        return [_status_view(rt, s, found[i], now) for i in ids]
+            last = db.execute(select(migration_c.id, migration_c.created_at)
+                              .where(migration_c.id == lookup.migration_id(db, after))).one()
+            below = or_(migration_c.created_at < last.created_at,
+                        and_(migration_c.created_at == last.created_at, migration_c.id < last.id))
+        ids = [row.id for row in db.execute(_recent(user.environment_id if user else None, below, limit))]
+        found = _migrations(db, ids)
+        return [_status_view(rt, db, found[i], now) for i in ids]
 
 
 def _recent(environment_id: int | None, below: Any, limit: int) -> Any:
     """The newest migrations' ids: of one environment, as three index-served parts (sent,
     taken, addressed to its users), each its own top ``limit``, then the top of those."""
     def part(where: Any) -> Any:
-        query = select(Migration.id, Migration.created_at).where(where)
+        query = select(migration_c.id, migration_c.created_at).where(where)
         if below is not None:
             query = query.where(below)
-        return query.order_by(Migration.created_at.desc(), Migration.id.desc()).limit(limit).subquery()
+        return (query.order_by(migration_c.created_at.desc(), migration_c.id.desc()).limit(limit)
+                .subquery())
 
     if environment_id is None:
         parts = [part(true())]
     else:
-        parts = [part(Migration.source_environment_id == environment_id),
-                 part(Migration.target_environment_id == environment_id),
-                 part(and_(Migration.target_environment_id.is_(None),
-                           Migration.id.in_(addressed_to(environment_id))))]
+        parts = [part(migration_c.source_environment_id == environment_id),
+                 part(migration_c.target_environment_id == environment_id),
+                 part(and_(migration_c.target_environment_id.is_(None),
+                           migration_c.id.in_(addressed_to(environment_id))))]
     top = union_all(*(select(p) for p in parts)).subquery("recent")
     return (select(top.c.id, top.c.created_at).distinct()
             .order_by(top.c.created_at.desc(), top.c.id.desc()).limit(limit))

@@ -16,12 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
 
-from basecone_migrate.db.models import Environment, Migration, MigrationItem, MigrationItemSearch
+from basecone_migrate.db.tables import (
+    environments,
+    migration_item_search,
+    migration_items,
+    migrations,
+)
 from basecone_migrate.domain import transfercode
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: How the overview shows a transfercode: never more than its last group.
 HINT_PREFIX = transfercode.masked("")
@@ -47,9 +55,9 @@ def received_text(*, migration_id: int, administration_id: int, name: str, creat
     return " | ".join(parts).lower()
 
 
-def texts(item: MigrationItem, migration: Migration, source: str, target: str | None,
+def texts(item: Any, migration: Any, source: str, target: str | None,
           recipients: Sequence[str]) -> dict[str, str]:
-    """Both texts for one item, from its rows as they are now."""
+    """Both texts for one item, from its rows (or models) as they are now."""
     return {
         "offered": offered_text(
             migration_id=migration.id, administration_id=item.administration_id, name=item.name,
@@ -65,22 +73,23 @@ def texts(item: MigrationItem, migration: Migration, source: str, target: str | 
 
 
 def refresh(session: Session, migration_id: int) -> None:
-    """Rewrite the search texts of one migration's items (a handful of rows)."""
-    from basecone_migrate.services.migrations.common import recipients_of
+    """Rewrite the search texts of one migration's items (a handful of rows), as the
+    database holds them after the session's pending changes."""
+    from basecone_migrate.services.migrations.states import recipients_by_migration
 
     session.flush()
-    migration = session.get(Migration, migration_id)
-    assert migration is not None
-    codes = dict(session.execute(select(Environment.id, Environment.code).where(
-        Environment.id.in_([migration.source_environment_id, migration.target_environment_id or 0]))).all())
-    recipients = recipients_of(session, migration)
-    items = session.scalars(select(MigrationItem).where(MigrationItem.migration_id == migration_id)
-                            .execution_options(populate_existing=True)).all()
+    migration = session.execute(select(migrations).where(migrations.c.id == migration_id)).one()
+    codes = dict(session.execute(select(environments.c.id, environments.c.code).where(
+        environments.c.id.in_([migration.source_environment_id,
+                               migration.target_environment_id or 0]))).all())
+    recipients = recipients_by_migration(session, [migration_id])[migration_id]
+    items = session.execute(select(migration_items)
+                            .where(migration_items.c.migration_id == migration_id)).all()
     if not items:
         return
-    session.execute(delete(MigrationItemSearch).where(
-        MigrationItemSearch.item_id.in_([item.id for item in items])))
-    session.execute(insert(MigrationItemSearch), [
+    session.execute(delete(migration_item_search).where(
+        migration_item_search.c.item_id.in_([item.id for item in items])))
+    session.execute(insert(migration_item_search), [
         {"item_id": item.id, **texts(item, migration, codes[migration.source_environment_id],
                                      codes.get(migration.target_environment_id or 0), recipients)}
         for item in items])
