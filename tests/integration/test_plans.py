@@ -99,7 +99,8 @@ def test_expiry_reads_only_the_open_offers(big_world: dict[str, Any]) -> None:
         with rt.uow() as uow:  # rolled back: the plan is read after
             stale = uow.session.execute(stale_items(big_world["now"])).all()
             group = [item_id for _, item_id in stale[:50]]
-            taken = uow.session.execute(expire_statement(big_world["now"], item_ids=group)).all()
+            taken = uow.session.execute(expire_statement(uow.session, big_world["now"],
+                                                         item_ids=group)).all()
         found = plans.explain()
     finally:
         rt.close()

@@ -14,20 +14,18 @@ from sqlalchemy.orm import Session
 from basecone_migrate.db.models import (
     OPEN_STATUSES,
     Administration,
-    AuditEntry,
     Environment,
     Migration,
     MigrationItem,
-    User,
 )
+from basecone_migrate.db.sql import among
+from basecone_migrate.db.tables import audit_log, migration_items, migrations, users
 from basecone_migrate.domain import mails
 from basecone_migrate.errors import NotFound, Refused
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
 from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.migrations.states import (  # noqa: F401 - shared with the writers
-    IN_CHUNK,
-    chunks,
     effective_status,
     migration_status,
     recipients_by_migration,
@@ -123,7 +121,7 @@ def recipients_of(session: Session, migration: Migration) -> list[str]:
 # -- mails ------------------------------------------------------------------------------------
 
 
-def party(user: User) -> mails.Party:
+def party(user: Any) -> mails.Party:
     return mails.Party(user.name, user.email)
 
 
@@ -161,19 +159,15 @@ def require_mail_settings(rt: Runtime) -> None:
 #: Stale offers are expired a few senders at a time: about this many items per transaction.
 EXPIRE_BATCH = 5000
 
-def _stale(now: datetime) -> Any:
-    """Offers past their expiry that `expire` has not marked yet (the partial index on
-    ``status = 'offered'`` serves it; the history is never read)."""
-    return (select(MigrationItem.id)
-            .join(Migration, Migration.id == MigrationItem.migration_id)
-            .where(MigrationItem.status == "offered", Migration.expires_at <= now))
-
-
 def stale_items(now: datetime) -> Any:
-    """(sender id, item id) of every offer to expire, by sender then item: one pass over
-    the open offers (the partial index), streamed by the caller."""
-    return (_stale(now).with_only_columns(Migration.created_by_id, MigrationItem.id)
-            .order_by(Migration.created_by_id, MigrationItem.id))
+    """(sender id, item id) of every offer past its expiry that `expire` has not marked yet,
+    by sender then item: one pass over the open offers (the partial index on ``status =
+    'offered'``; the history is never read), streamed by the caller."""
+    items, offers = migration_items.c, migrations.c
+    return (select(offers.created_by_id, items.id)
+            .join(migrations, offers.id == items.migration_id)
+            .where(items.status == "offered", offers.expires_at <= now)
+            .order_by(offers.created_by_id, items.id))
 
 
 def sender_groups(rows: Iterable[tuple[int, int]], size: int = EXPIRE_BATCH) -> Iterator[list[int]]:
@@ -191,20 +185,23 @@ def sender_groups(rows: Iterable[tuple[int, int]], size: int = EXPIRE_BATCH) -> 
         yield group
 
 
-def expire_statement(now: datetime, administration_ids: Sequence[int] | None = None,
+def expire_statement(db: Any, now: datetime, administration_ids: Sequence[int] | None = None,
                      item_ids: Sequence[int] | None = None) -> Any:
-    """The guarded UPDATE ... RETURNING of `expire_items` (tests EXPLAIN it)."""
-    stale = _stale(now)
+    """The guarded ``UPDATE ... FROM migrations ... RETURNING`` of `expire_items` (tests
+    EXPLAIN it): the items still offered whose offer is past its expiry. (SQLite returns
+    only the updated table's columns.)"""
+    items, offers = migration_items.c, migrations.c
+    statement = (update(migration_items)
+                 .where(items.migration_id == offers.id, items.status == "offered",
+                        offers.expires_at <= now)
+                 .values(status="expired", finished_at=now)
+                 .returning(items.id, items.migration_id, items.administration_id, items.name,
+                            items.source_code, items.package, items.source_email))
     if administration_ids is not None:
-        stale = stale.where(MigrationItem.administration_id.in_(administration_ids))
+        statement = statement.where(among(db, items.administration_id, administration_ids))
     if item_ids is not None:
-        stale = stale.where(MigrationItem.id.in_(item_ids))
-    return (update(MigrationItem)
-            .where(MigrationItem.id.in_(stale.scalar_subquery()), MigrationItem.status == "offered")
-            .values(status="expired", finished_at=now)
-            .returning(MigrationItem.id, MigrationItem.migration_id, MigrationItem.name,
-                       MigrationItem.source_code, MigrationItem.package, MigrationItem.source_email)
-            .execution_options(synchronize_session=False))
+        statement = statement.where(among(db, items.id, item_ids))
+    return statement
 
 
 def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
@@ -214,34 +211,31 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     the audit rows with one INSERT ... SELECT, one mail per sender from the returned rows.
 
     Scoped to ``administration_ids`` (an offer or a link expires what blocks it) or to
-    ``item_ids`` (cron, one group of senders at a time). Two runs at once mark each item once: the
-    UPDATE only takes rows still ``offered``, and each run mails what it took. Returns
-    (items expired, mail ids).
+    ``item_ids`` (cron, one group of senders at a time). Two runs at once mark each item once:
+    the UPDATE only takes rows still ``offered``, and each run mails what it took. The ids
+    travel as one bound array, never as an IN list. Returns (items expired, mail ids).
     """
-    expired = session.execute(expire_statement(now, administration_ids, item_ids)).all()
+    expired = sorted(session.execute(expire_statement(session, now, administration_ids, item_ids))
+                     .all(), key=lambda row: row.id)
     if not expired:
         return 0, []
-    ids = sorted(row.id for row in expired)
-    for chunk in chunks(ids):
-        session.execute(insert(AuditEntry).from_select(
-            ["at", "actor", "action", "administration_id", "migration_id", "details"],
-            select(literal(now, AuditEntry.at.type), literal(actor), literal("expire"),
-                   MigrationItem.administration_id, MigrationItem.migration_id,
-                   literal({}, AuditEntry.details.type))
-            .where(MigrationItem.id.in_(chunk)).order_by(MigrationItem.id)))
+    items = migration_items.c
+    session.execute(insert(audit_log).from_select(
+        ["at", "actor", "action", "administration_id", "migration_id", "details"],
+        select(literal(now, audit_log.c.at.type), literal(actor), literal("expire"),
+               items.administration_id, items.migration_id, literal({}, audit_log.c.details.type))
+        .where(among(session, items.id, [row.id for row in expired])).order_by(items.id)))
     by_migration: dict[int, list[Any]] = defaultdict(list)
-    for row in sorted(expired, key=lambda r: r.id):
+    for row in expired:
         by_migration[row.migration_id].append(row)
-    migration_ids = sorted(by_migration)
-    owners: dict[int, int] = {}
-    for chunk in chunks(migration_ids):
-        owners.update(session.execute(select(Migration.id, Migration.created_by_id)
-                                      .where(Migration.id.in_(chunk))).all())
-    to = recipients_by_migration(session, migration_ids)
-    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(set(owners.values()))))}
     by_sender: dict[int, list[int]] = defaultdict(list)
-    for mid in migration_ids:
-        by_sender[owners[mid]].append(mid)
+    for mid, sender in sorted(session.execute(select(migrations.c.id, migrations.c.created_by_id)
+                                              .where(among(session, migrations.c.id, list(by_migration))))
+                              .all()):
+        by_sender[sender].append(mid)
+    to = recipients_by_migration(session, by_migration)
+    people = {u.id: u for u in session.execute(select(users.c.id, users.c.name, users.c.email)
+                                               .where(among(session, users.c.id, list(by_sender))))}
     mail_ids = queue_mails(rt, session, (
         (mails.expired(sender=party(people[sender_id]),
                        offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),

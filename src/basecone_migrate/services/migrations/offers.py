@@ -368,9 +368,8 @@ def expire(rt: Runtime) -> Outcome:
     require_mail_settings(rt)
     now = rt.now()
     count, delivery = 0, Delivery()
-    with rt.uow(read_only=True) as reading:
-        rows = reading.session.execute(stale_items(now),
-                                       execution_options={"yield_per": EXPIRE_BATCH})
+    with rt.reading() as reading:
+        rows = reading.execution_options(yield_per=EXPIRE_BATCH).execute(stale_items(now))
         for group in sender_groups(rows):
             with rt.uow() as uow:
                 expired, mail_ids = expire_items(rt, uow.session, now, actor=audit.CRON,

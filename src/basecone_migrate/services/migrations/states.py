@@ -7,22 +7,14 @@ the ORM (see db/tables.py), and every function takes a Core connection or an ORM
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, select
 
+from basecone_migrate.db.sql import among
 from basecone_migrate.db.tables import migration_items, migration_recipients, migrations
-
-#: Ids per IN list (SQLite allows 32,766 bound values).
-IN_CHUNK = 5000
-
-
-def chunks(values: Sequence[int], size: int = IN_CHUNK) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
 
 def effective_status(now: datetime) -> Any:
     """An offer past its expiry reads as expired, whether or not `expire` has run yet."""
@@ -45,12 +37,14 @@ def migration_status(statuses: Sequence[str]) -> str:
 
 
 def recipients_by_migration(db: Any, migration_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each migration's recipients, by address (an empty list for one with none)."""
+    """Each migration's recipients, by address (an empty list for one with none): one
+    statement, however many migrations."""
     found: dict[int, list[str]] = defaultdict(list)
-    for chunk in chunks(sorted(set(migration_ids))):
-        for mid, email in db.execute(
-                select(migration_recipients.c.migration_id, migration_recipients.c.email)
-                .where(migration_recipients.c.migration_id.in_(chunk))
-                .order_by(migration_recipients.c.email)):
+    recipients = migration_recipients.c
+    ids = sorted(set(migration_ids))
+    if ids:
+        for mid, email in db.execute(select(recipients.migration_id, recipients.email)
+                                     .where(among(db, recipients.migration_id, ids))
+                                     .order_by(recipients.email)):
             found[mid].append(email)
     return found
