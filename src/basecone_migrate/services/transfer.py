@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +63,8 @@ BATCH_DOCUMENTS = 2000
 BATCH_SECONDS = 0.5
 #: Documents read from the database per round: memory holds one round, whatever the size.
 READ_BATCH = 5000
+#: Batches of source copies waiting to be removed while the copy goes on.
+PENDING_REMOVALS = 8
 #: Problems kept word for word (the rest are counted).
 PROBLEMS_KEPT = 20
 RESUMABLE = ("in_progress", "failed")
@@ -590,29 +592,33 @@ class _Batch:
 
 class _Remover:
     """Removes the source copies of documents already durable at the target and recorded,
-    one batch at a time on a thread of its own, alongside the copy. A failure here is left
-    to the clean-up after the switch, which removes whatever is left and says why not."""
+    a batch at a time on a thread of its own, alongside the copy. Up to PENDING_REMOVALS
+    batches wait their turn, so a slow disk (unlinking is I/O: journal commits, discards)
+    never holds the copy up, and memory stays bounded by those batches' keys. A failure
+    here is left to the clean-up after the switch, which removes whatever is left and says
+    why not."""
 
     def __init__(self, source: Archive, target: Archive) -> None:
         self.source = source
         self.target = target
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remove")
-        self.running: Any = None
+        self.pending: deque[Any] = deque()
 
     def remove(self, keys: list[str]) -> None:
-        self._wait()  # one batch in flight: memory stays bounded
-        self.running = self.pool.submit(self.source.remove_all, keys, 2)
+        while len(self.pending) >= PENDING_REMOVALS:
+            self._wait(self.pending.popleft())
+        self.pending.append(self.pool.submit(self.source.remove_all, keys, 2))
 
-    def _wait(self) -> None:
-        if self.running is not None:
-            try:
-                self.running.result()
-            except OSError:
-                pass  # the clean-up tries again, and reports
-            self.running = None
+    @staticmethod
+    def _wait(batch: Any) -> None:
+        try:
+            batch.result()
+        except OSError:
+            pass  # the clean-up tries again, and reports
 
     def close(self) -> None:
-        self._wait()
+        while self.pending:
+            self._wait(self.pending.popleft())
         self.pool.shutdown(wait=True)
 
 
