@@ -252,13 +252,18 @@ def _search_in_process(env: dict[str, str], needle: str) -> float:
 def _create_files(folder: Path, count: int) -> float:
     """What creating ``count`` new small files costs on this disk: `expire` without an SMTP
     host writes one .eml file per sender."""
-    folder.mkdir(parents=True)
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=folder))
     start = time.perf_counter()
     for n in range(count):
         descriptor = os.open(folder / f"{n:06d}.eml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(descriptor, b"x" * 3000)
         os.close(descriptor)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    shutil.rmtree(folder)
+    return seconds
 
 
 def startup(repeat: int, work: Path) -> dict[str, float]:

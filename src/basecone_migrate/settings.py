@@ -48,6 +48,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("mail_from", "sender address"),
     Spec("now", "clock"),
     Spec("fee", "fee per migrated administration"),
+    Spec("s3_endpoint_url", "S3 endpoint (for s3:// archives)"),
+    Spec("s3_access_key_id", "S3 access key id", in_file=False),
+    Spec("s3_secret_access_key", "S3 secret access key", secret=True, in_file=False),
 )
 SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 
@@ -309,6 +312,46 @@ class Settings:
         except ValueError:
             raise self._invalid("fee", "expected an amount such as 'EUR 49.00'") from None
 
+    @cached_property
+    def s3_endpoint_url(self) -> str | None:
+        value = self._resolved["s3_endpoint_url"].value
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise self._invalid("s3_endpoint_url", "expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def s3_access_key_id(self) -> str | None:
+        return self._resolved["s3_access_key_id"].value or None
+
+    def s3_secret_access_key(self) -> Resolved:
+        """The S3 secret for ``s3_access_key_id``: the OS keyring first (service
+        basecone-migrate, user = the key id), else the environment variable."""
+        key_id = self.s3_access_key_id
+        if key_id:
+            from_keyring = _keyring_password(key_id)
+            if from_keyring:
+                return Resolved(from_keyring, f"keyring service {KEYRING_SERVICE!r}")
+        return self._resolved["s3_secret_access_key"]
+
+    def storage_options(self, url: str) -> dict[str, object]:
+        """What fsspec needs to open ``url``: for ``s3://``, the endpoint and credentials
+        from these settings (without them, botocore's own chain: AWS_* variables, files)."""
+        if not url.startswith(("s3://", "s3a://")):
+            return {}
+        options: dict[str, object] = {}
+        if self.s3_endpoint_url:
+            options["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_access_key_id:
+            secret = self.s3_secret_access_key().value
+            if not secret:
+                raise UsageProblem(
+                    f"no S3 secret for access key {self.s3_access_key_id}: store it in the keyring "
+                    f"(service {KEYRING_SERVICE!r}) or set BASECONE_MIGRATE_S3_SECRET_ACCESS_KEY")
+            options.update(key=self.s3_access_key_id, secret=secret)
+        return options
+
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
@@ -327,6 +370,8 @@ class Settings:
             resolved = self._resolved[spec.key]
             if spec.key == "smtp_password":
                 resolved = self.smtp_password()
+            if spec.key == "s3_secret_access_key":
+                resolved = self.s3_secret_access_key()
             if spec.key in ("db", "storage"):  # shown as the tool will use them
                 value: str | None = self.db_url if spec.key == "db" else self.storage
             else:
