@@ -119,10 +119,16 @@ def _truncate(url: str) -> None:
     from basecone_migrate.db.models import Base
 
     engine = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    names = ", ".join([f'"{t.name}"' for t in Base.metadata.sorted_tables] + list(QUEUE_TABLES))
     with engine.begin() as connection:
         connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     engine.dispose()
+
+
+#: The task queue's tables (PostgreSQL): cleared with ours, and watched by snapshots (a
+#: refused `--background` must queue nothing).
+QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
+                "procrastinate_workers")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -339,6 +345,10 @@ def snapshot_database(url: str) -> dict[str, list[tuple[Any, ...]]]:
         for table in Base.metadata.sorted_tables:
             rows = connection.execute(select(table)).all()
             state[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+        if connection.dialect.name == "postgresql":
+            rows = connection.exec_driver_sql(
+                "SELECT id, task_name, args::text, status::text FROM procrastinate_jobs").all()
+            state["procrastinate_jobs"] = sorted(tuple(map(repr, row)) for row in rows)
     engine.dispose()
     return state
 

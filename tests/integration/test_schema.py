@@ -10,11 +10,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from basecone_migrate.db import SCHEMA_HEAD
-from basecone_migrate.db.engine import alembic_config, current_revision, make_engine
+from basecone_migrate.db.engine import alembic_config, current_revision, make_engine, upgrade
 from basecone_migrate.db.models import Base
 from tests.conftest import Cli
 
 TABLES = {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
+QUEUE_TABLES = {"procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
+                "procrastinate_workers"}
 
 
 def test_schema_head_constant_matches_the_scripts() -> None:
@@ -53,7 +55,26 @@ def test_db_upgrade_on_an_empty_postgresql_database(make_pg_database: Any) -> No
     url = make_pg_database()
     result = Cli({"BASECONE_MIGRATE_DB": url}).ok("db", "upgrade")
     assert result.stdout.strip().endswith(f"upgraded from an empty database to revision {SCHEMA_HEAD}")
-    assert _tables(url) == TABLES
+    assert _tables(url) == TABLES | QUEUE_TABLES  # the task queue of background transfers
+
+
+def test_the_task_queue_goes_down_and_up_with_revision_0007(make_pg_database: Any) -> None:
+    url = make_pg_database()
+    engine = make_engine(url)
+    config = alembic_config()
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0006")
+        with engine.connect() as connection:
+            left = connection.execute(text(
+                "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'")).scalar_one()
+        assert _tables(url) == TABLES and left == 0
+        upgrade(engine)
+        assert _tables(url) == TABLES | QUEUE_TABLES
+    finally:
+        engine.dispose()
 
 
 def test_the_embedded_default_upgrades_itself_on_first_use(isolated_environment: Path) -> None:

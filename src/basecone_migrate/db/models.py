@@ -221,6 +221,7 @@ class MigrationItem(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None]
     mode: Mapped[str | None]
+    worker: Mapped[str | None]
     timings: Mapped[dict[str, float] | None]
 
     migration: Mapped[Migration] = relationship()

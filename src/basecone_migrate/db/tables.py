@@ -255,6 +255,7 @@ migration_items = Table(  # one administration in one migration: what it was and
     _at("finished_at", nullable=True),
     _text("error", 4000, nullable=True),
     _text("mode", 10, nullable=True),  # rename or stream
+    _text("worker", 200, nullable=True),  # the process that runs (or last ran) the transfer
     # Seconds spent per phase (copy, switch, clean_up), summed over runs.
     Column("timings", JSON, nullable=True),
     CheckConstraint(_in("status", ITEM_STATUSES), name="status"),

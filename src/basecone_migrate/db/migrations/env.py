@@ -1,4 +1,4 @@
-"""Alembic environment: metadata from the models, the connection from the caller.
+"""Alembic environment: metadata from the tables, the connection from the caller.
 
 Run from code (`basecone-migrate db upgrade`, or on first use), which passes an open
 connection inside a transaction. Used from the `alembic` command line (for
@@ -8,16 +8,19 @@ tool's own settings.
 
 from alembic import context
 
-from basecone_migrate.db.models import Base
+from basecone_migrate.db.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _include(obj, name, type_, reflected, compare_to, *, dialect: str) -> bool:
-    """Indexes the models mark PostgreSQL-only (trigram) do not exist on SQLite."""
+    """Indexes the models mark PostgreSQL-only (trigram) do not exist on SQLite; the task
+    queue's own objects (``procrastinate_*``, PostgreSQL) are procrastinate's, not ours."""
     if type_ == "index" and not reflected and obj.info.get("postgresql_only"):
         return dialect == "postgresql"
+    if reflected and name and "procrastinate_" in name:
+        return False
     return True
 
 
