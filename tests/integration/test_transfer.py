@@ -253,7 +253,7 @@ def test_a_second_resume_of_a_running_transfer_is_refused(
 
     assert (second.exit_code, second.error) == (
         1, "Error: migration 1 is being transferred by another process right now: wait for it, or "
-           "follow it with `basecone-migrate status 1`")
+           "follow it with `basecone-migrate status 1 --watch`")
     assert first.returncode == 0, err
     assert cli.ok("status", "1", "--json").json()["status"] == "completed"
 
@@ -280,10 +280,10 @@ def test_many_redeem_the_same_code_at_once_and_one_wins(
         assert code_ == 1
         assert err.strip() in (
             "Error: migration 1 is being transferred by another process right now: wait for it, or "
-            "follow it with `basecone-migrate status 1`",
+            "follow it with `basecone-migrate status 1 --watch`",
             "Error: this transfercode was already used: the offer was redeemed on 2026-03-02",
             "Error: this transfercode was redeemed on 2026-03-02 and its transfer is running now: "
-            "follow it with `basecone-migrate status 1`",
+            "follow it with `basecone-migrate status 1 --watch`",
         )
     state = snapshot_database(db_url)
     assert len(state["charges"]) == 1

@@ -22,11 +22,13 @@ def _app(seen: dict[str, Any]) -> typer.Typer:
         text: Annotated[str | None, typer.Option()] = None,
         count: Annotated[int | None, typer.Option()] = None,
         limit: Annotated[int, typer.Option(min=1, max=10)] = 5,
+        every: Annotated[float, typer.Option(min=0.5, max=9)] = 1.5,
         path: Annotated[Path | None, typer.Option()] = None,
         many: Annotated[list[str] | None, typer.Option("--many")] = None,
         flag: Annotated[bool, typer.Option("--flag")] = False,
     ) -> None:
-        seen.update(name=name, text=text, count=count, limit=limit, path=path, many=many, flag=flag)
+        seen.update(name=name, text=text, count=count, limit=limit, path=path, many=many, flag=flag,
+                    every=every)
 
     @app.command()
     def other() -> None:
@@ -48,6 +50,8 @@ CASES = [
     ["run", "x", "--count", " 5"],
     ["run", "x", "--count", "1_000"],
     ["run", "x", "--count", "٣"],
+    ["run", "x", "--every", "2.5"],
+    ["run", "x", "--every", "0.1"],
     ["run", "x", "--count", "99999999999999999999999"],
 ]
 
@@ -94,3 +98,5 @@ def test_absent_and_plain_text_values_need_no_adapter(monkeypatch: pytest.Monkey
     assert runtime._real is None  # no pydantic adapter was built for these
     limit = params["limit"].get_runtime_param()
     assert limit.coerce(5, params["limit"], None) == 5 and limit._real is None
+    every = params["every"].get_runtime_param()
+    assert every.coerce(1.5, params["every"], None) == 1.5 and every._real is None

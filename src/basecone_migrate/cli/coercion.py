@@ -39,13 +39,15 @@ class LazyRuntimeParam:
                     value = int(value)  # what pydantic makes of plain digits
                 if type(value) is int and self._in_range(value):
                     return value  # plain digits, or a default such as --limit's 100
+            if annotation is float and type(value) is float and self._in_range(value):
+                return value  # a default such as --interval's 1.0
         if self._real is None:
             from typer._coercion import build_runtime_param
 
             self._real = build_runtime_param(self.descriptor)
         return self._real.coerce(value, param=param, ctx=ctx)
 
-    def _in_range(self, value: int) -> bool:
+    def _in_range(self, value: float) -> bool:
         info = self.descriptor.parameter_info
         return ((info.min is None or value >= info.min) and (info.max is None or value <= info.max))
 

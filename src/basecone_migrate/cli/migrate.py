@@ -1,4 +1,5 @@
-"""Cross-environment migration: offer, list, revoke, resend, redeem, status, resume, expire."""
+"""Cross-environment migration: offer, list, revoke, resend, redeem, status, resume, expire,
+and the workers of background transfers."""
 
 
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,11 +17,14 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Run every check and say what would happen; change nothing.")
 ]
 MigrationArgument = Annotated[int, typer.Argument(metavar="MIGRATION", help="Migration id.")]
+BackgroundOption = Annotated[bool, typer.Option(
+    "--background", help="Queue the transfers for `basecone-migrate worker` and return at once "
+                         "(PostgreSQL only).")]
 STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
 
 
 def register(app: typer.Typer) -> None:
-    for command in (offer, list_, revoke, resend, redeem, status, resume, expire):
+    for command in (offer, list_, revoke, resend, redeem, status, resume, expire, worker):
         app.command(command.__name__.rstrip("_"))(command)
 
 
@@ -219,12 +223,14 @@ def redeem(
     reason: Annotated[str | None, typer.Option(metavar="TEXT",
                                                help="Why (for --reject or what --select leaves).")] = None,
     dry_run: DryRunOption = False,
+    background: BackgroundOption = False,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
     """Take (or reject) what a transfercode offers.
 
-    Then the archives move, with progress bars at a terminal.
+    Then the archives move, with progress bars at a terminal; with --background, workers
+    move them and the administrations stay in_progress until they have.
     """
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.prompts import questions_for
@@ -234,6 +240,8 @@ def redeem(
     cli = context.get(ctx, json=json, as_=as_)
     if reject and (select or link or accept_terms):
         raise UsageProblem("--reject declines the whole offer: drop --select, --link and --accept-terms")
+    if reject and background:
+        raise UsageProblem("--reject moves nothing: drop --background")
     if reject:
         outcome = migrations.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
         report(cli, outcome)
@@ -250,13 +258,15 @@ def redeem(
             outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
-                                        progress=progress)
+                                        progress=progress, background=background)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise
     report(cli, outcome)
     p = outcome.payload
     title = "Would take (nothing changed)" if dry_run else f"Migration {p['migration_id']}: {p['status']}"
+    if background and not dry_run:
+        title += f" (queued for the workers: follow with `basecone-migrate status {p['migration_id']} --watch`)"
     cli.out.emit(p, lambda: _render_items(cli, p["items"], title))
 
 
@@ -275,12 +285,17 @@ def status(
                                        help="Without MIGRATION: this many, newest first.")] = 20,
     after: Annotated[int | None, typer.Option(
         metavar="MIGRATION", help="Without MIGRATION: continue below this one.")] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="With MIGRATION: redraw until no administration is in progress any "
+                        "more (with --json: print the final state once).")] = False,
+    interval: Annotated[float, typer.Option(
+        min=0.2, max=60, metavar="SECONDS", help="With --watch: seconds between redraws.")] = 1.0,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
     """Transfer status per administration.
 
-    State, documents and bytes done of total, timings, error.
+    State, documents and bytes done of total, timings, the process that runs it, error.
     """
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import migrations
@@ -288,6 +303,14 @@ def status(
     cli = context.get(ctx, json=json, as_=as_)
     if migration is not None and after is not None:
         raise UsageProblem("--after pages the list of recent migrations: leave out MIGRATION")
+    if watch:
+        if migration is None:
+            raise UsageProblem("--watch follows one migration: give its id (status MIGRATION --watch)")
+        from basecone_migrate.cli.watch import watch_status
+
+        final, shown = watch_status(cli, migration, interval)
+        cli.out.emit(final, lambda: None if shown else _render_status(cli, [final]))
+        return
     result = migrations.status(cli.runtime, migration, limit=limit, after=after)
     views = [result] if migration is not None else result
     cli.out.emit(result, lambda: _render_status(cli, views))
@@ -303,17 +326,17 @@ def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
         target = v["target_environment"] or "?"
         cli.out.table(
             [("id", "right"), "administration", "status", ("documents", "right"), ("bytes", "right"),
-             "started", ("seconds", "right"), "error"],
+             "started", ("seconds", "right"), "worker", "error"],
             [(i["administration_id"], i["administration"], i["status"],
               f"{i['documents_done']}/{i['documents_total']}",
               f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
-              when(i["started_at"]), i["seconds"], i["error"]) for i in v["items"]],
+              when(i["started_at"]), i["seconds"], i["worker"], i["error"]) for i in v["items"]],
             title=f"Migration {v['migration_id']}: {v['source_environment']} -> {target}, "
                   f"{v['status']}{running}")
 
 
-def resume(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
-           as_: AsOption = None) -> None:
+def resume(ctx: typer.Context, migration: MigrationArgument, background: BackgroundOption = False,
+           json: JsonOption = False, as_: AsOption = None) -> None:
     """Finish a transfer that did not finish.
 
     Documents already copied and verified are not copied again.
@@ -325,13 +348,50 @@ def resume(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = 
     bars, progress = progress_for(cli.out)
     try:
         with bars:
-            outcome = migrations.resume(cli.runtime, migration, progress)
+            outcome = migrations.resume(cli.runtime, migration, progress, background=background)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise
     report(cli, outcome)
     p = outcome.payload
     cli.out.emit(p, lambda: _render_items(cli, p["items"], f"Migration {p['migration_id']}: {p['status']}"))
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(
+        min=1, max=64, metavar="N", help="Administrations moved at once by this worker.")] = 1,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Run what is queued, then exit 0 (default: wait for more until stopped).")] = False,
+    name: Annotated[str | None, typer.Option(
+        metavar="NAME", help="How `status` names this worker (default: the host name).")] = None,
+    heartbeat: Annotated[float, typer.Option(
+        min=0.5, max=300, metavar="SECONDS", help="How often this worker says it is alive.")] = 5.0,
+    stalled_after: Annotated[float, typer.Option(
+        min=1, max=3600, metavar="SECONDS",
+        help="A job whose worker has been silent this long is queued again.")] = 30.0,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Run background transfers (PostgreSQL).
+
+    Any number of workers on any number of machines share the queue; each administration is
+    moved by one of them at a time. SIGINT or SIGTERM stops a worker once its transfers
+    finish; a worker that is killed leaves its transfers to the others, who resume them
+    after --stalled-after seconds.
+    """
+    from basecone_migrate.services.background import WorkerOptions, run_worker
+
+    cli = context.get(ctx, json=json, as_=as_)
+    options = WorkerOptions(concurrency=concurrency, once=once, name=name, heartbeat=heartbeat,
+                            stalled_after=stalled_after)
+    if stalled_after <= heartbeat:
+        from basecone_migrate.errors import UsageProblem
+
+        raise UsageProblem(f"--stalled-after ({stalled_after:g} s) must be longer than --heartbeat "
+                           f"({heartbeat:g} s), or live workers would lose their jobs")
+    run_worker(cli.runtime, options)
+    cli.out.emit({"stopped": True, "once": once}, lambda: cli.out.note("worker stopped"))
 
 
 def expire(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:

@@ -1,8 +1,14 @@
-"""One transfer per migration at a time, across processes.
+"""One transfer per migration at a time, and one process per migration item, across
+processes and machines.
 
 The lock belongs to the operating system or the database server, not to a row: it is
 released when its process dies, so ``resume`` right after a crash proceeds, while a
 second ``resume`` of a transfer that is still running is refused.
+
+On PostgreSQL an inline transfer (`redeem`, `resume`) holds its migration's lock and the
+lock of every item of it; a background worker holds only the lock of the item it moves
+(`ItemLock`), so workers on several machines move the items of one migration side by side,
+and an inline `resume` is refused while any of them runs.
 
 - PostgreSQL: a session-level advisory lock on a connection held for the transfer. TCP
   keepalives make the server notice a lost machine within about half a minute (not the
@@ -28,10 +34,52 @@ from sqlalchemy.pool import NullPool
 from basecone_migrate.errors import Refused
 from basecone_migrate.runtime import Runtime
 
-#: First key of the two-key advisory lock: "bcm" + 1 (schema upgrades use another).
+#: First key of the two-key advisory locks: "bcm" + 1 for a migration, + 2 for an item
+#: (schema upgrades use another).
 LOCK_NAMESPACE = 0x62636D01
+ITEM_NAMESPACE = 0x62636D02
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                "keepalives_count": 3, "tcp_user_timeout": 30_000}
+
+
+class _Advisory:
+    """Session advisory locks of PostgreSQL on a connection of their own, outside the pool,
+    with keepalives: held until released or until the connection (the process) dies."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.connection: Any = None
+        self._engine: Any = None
+
+    def try_all(self, keys: list[tuple[int, int]]) -> bool:
+        """Take every key, or none (False when any is held elsewhere)."""
+        self._engine = create_engine(self.rt.engine.url, poolclass=NullPool, connect_args=_KEEPALIVES)
+        connection = self._engine.connect()
+        if connection.dialect.server_version_info >= (14,):
+            connection.execute(text("SET idle_session_timeout = 0"))
+        taken: list[tuple[int, int]] = []
+        for a, b in keys:
+            if connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": a, "b": b}).scalar():
+                taken.append((a, b))
+            else:
+                break
+        connection.commit()
+        self.connection = connection
+        if len(taken) < len(keys):
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            connection.execute(text("SELECT pg_advisory_unlock_all()"))
+            connection.commit()
+        finally:
+            connection.close()
+            self._engine.dispose()
 
 
 class TransferLock:
@@ -39,7 +87,6 @@ class TransferLock:
         self.rt = rt
         self.migration_id = migration_id
         self._held: Any = None
-        self._engine: Any = None
 
     @property
     def _postgres(self) -> bool:
@@ -54,22 +101,22 @@ class TransferLock:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"migration-{self.migration_id}.lock"
 
+    def _item_ids(self) -> list[int]:
+        from sqlalchemy import select
+
+        from basecone_migrate.db.tables import migration_items
+
+        with self.rt.reading() as db:
+            return list(db.scalars(select(migration_items.c.id).where(
+                migration_items.c.migration_id == self.migration_id).order_by(migration_items.c.id)))
+
     def try_acquire(self) -> bool:
         if self._postgres:
-            # A connection of its own, outside the pool, with keepalives.
-            self._engine = create_engine(self.rt.engine.url, poolclass=NullPool,
-                                         connect_args=_KEEPALIVES)
-            connection = self._engine.connect()
-            if connection.dialect.server_version_info >= (14,):
-                connection.execute(text("SET idle_session_timeout = 0"))
-            got = connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
-                                     {"a": LOCK_NAMESPACE, "b": self.migration_id}).scalar()
-            connection.commit()
-            if not got:
-                connection.close()
-                self._engine.dispose()
+            held = _Advisory(self.rt)
+            keys = [(LOCK_NAMESPACE, self.migration_id)] + [(ITEM_NAMESPACE, i) for i in self._item_ids()]
+            if not held.try_all(keys):
                 return False
-            self._held = connection
+            self._held = held
             return True
         from filelock import FileLock, Timeout
 
@@ -83,24 +130,14 @@ class TransferLock:
 
     def release(self) -> None:
         held, self._held = self._held, None
-        if held is None:
-            return
-        if self._postgres:
-            try:
-                held.execute(text("SELECT pg_advisory_unlock(:a, :b)"),
-                             {"a": LOCK_NAMESPACE, "b": self.migration_id})
-                held.commit()
-            finally:
-                held.close()
-                self._engine.dispose()
-        else:
+        if held is not None:
             held.release()
 
     def __enter__(self) -> TransferLock:
         if not self.try_acquire():
             raise Refused(
                 f"migration {self.migration_id} is being transferred by another process right now: "
-                f"wait for it, or follow it with `basecone-migrate status {self.migration_id}`")
+                f"wait for it, or follow it with `basecone-migrate status {self.migration_id} --watch`")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -108,15 +145,19 @@ class TransferLock:
         self.release()
 
     def is_running(self) -> bool:
-        """True when a process holds the lock now, found without taking it."""
+        """True when a process holds the migration's lock, or (PostgreSQL) a worker the
+        lock of one of its items, found without taking any."""
         if self._held is not None:
             return True
         if self._postgres:
+            items = self._item_ids()
             with self.rt.engine.connect() as connection:
                 return bool(connection.execute(text(
                     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :a AND objid = :b AND objsubid = 2)"),
-                    {"a": LOCK_NAMESPACE, "b": self.migration_id}).scalar())
+                    "AND objsubid = 2 AND ((classid = :a AND objid = :b) "
+                    "OR (classid = :i AND objid = ANY(CAST(:items AS oid[])))))"),
+                    {"a": LOCK_NAMESPACE, "b": self.migration_id, "i": ITEM_NAMESPACE,
+                     "items": items}).scalar())
         path = self._path()
         if not path.exists():
             return False
@@ -127,6 +168,20 @@ class TransferLock:
             self.release()
             return False
         return True
+
+
+class ItemLock:
+    """What a background worker holds while it moves one item (PostgreSQL only)."""
+
+    def __init__(self, rt: Runtime, item_id: int) -> None:
+        self._held = _Advisory(rt)
+        self.item_id = item_id
+
+    def try_acquire(self) -> bool:
+        return self._held.try_all([(ITEM_NAMESPACE, self.item_id)])
+
+    def release(self) -> None:
+        self._held.release()
 
 
 def _flock_held(path: Path) -> bool | None:

@@ -23,6 +23,7 @@ rename) instead of copied again, so none is lost or doubled.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -192,12 +193,21 @@ def label_of(item: MigrationItem) -> str:
     return f"{item.source_code} {item.name}"
 
 
+def worker_label(name: str | None = None) -> str:
+    """How `status` names the process that runs a transfer: host (or worker name) and pid."""
+    import socket
+
+    return f"{name or socket.gethostname()}:{os.getpid()}"
+
+
 class _ItemTransfer:
-    def __init__(self, rt: Runtime, item_id: int, actor: str, progress: Progress) -> None:
+    def __init__(self, rt: Runtime, item_id: int, actor: str, progress: Progress,
+                 worker: str | None = None) -> None:
         self.rt = rt
         self.item_id = item_id
         self.actor = actor
         self.progress = progress
+        self.worker = worker or worker_label()
         self.mail_ids: list[int] = []
 
     # -- 0. begin ----------------------------------------------------------------
@@ -215,9 +225,10 @@ class _ItemTransfer:
             item.started_at = item.started_at or self.rt.now()
             item.documents_total = count
             item.bytes_total = size
+            item.worker = self.worker
             audit.record(s, at=self.rt.now(), actor=self.actor, action="transfer_start",
                          administration_id=item.administration_id, migration_id=migration.id,
-                         resumed=resumed, phase=item.phase, documents=count)
+                         resumed=resumed, phase=item.phase, documents=count, worker=self.worker)
             plan = _Plan(
                 item_id=item.id, migration_id=migration.id,
                 administration_id=item.administration_id, label=label_of(item),
@@ -422,6 +433,9 @@ class _ItemTransfer:
         now = self.rt.now()
         with self.rt.uow() as uow:
             s = uow.session
+            # Workers finish the items of one migration side by side: the migration's row is
+            # taken first, so the last one to finish sees the others done and mails, once.
+            s.execute(select(Migration.id).where(Migration.id == plan.migration_id).with_for_update())
             item = s.get(MigrationItem, plan.item_id)
             assert item is not None
             migration = item.migration
@@ -651,6 +665,13 @@ def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:
     return queue_mail(rt, s, mail, migration.id)
 
 
+def run_item(rt: Runtime, item_id: int, actor: str, progress: Progress,
+             worker: str | None = None) -> tuple[str, list[int]]:
+    """Move one item (the caller holds its lock): its final status and the mails queued."""
+    job = _ItemTransfer(rt, item_id, actor, progress, worker)
+    return job.run(), job.mail_ids
+
+
 def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> Delivery:
     """Transfer every unfinished item of a migration (the caller holds its TransferLock).
 
@@ -664,10 +685,10 @@ def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> 
     failed = 0
     try:
         for item_id in item_ids:
-            worker = _ItemTransfer(rt, item_id, actor, progress)
-            if worker.run() == "failed":
+            status, mail_ids = run_item(rt, item_id, actor, progress)
+            if status == "failed":
                 failed += 1
-            delivery.merge(Postman(rt).deliver(worker.mail_ids))
+            delivery.merge(Postman(rt).deliver(mail_ids))
     except KeyboardInterrupt:
         raise TransferIncomplete(
             f"transfer of migration {migration_id} interrupted: run "

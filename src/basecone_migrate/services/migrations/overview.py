@@ -267,6 +267,7 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "finished_at": item.finished_at,
             "seconds": seconds,
             "mode": item.mode,
+            "worker": item.worker,
             "timings": item.timings,
             "error": item.error,
             "from": {"accounting_system": item.source_accounting_system_id, "code": item.source_code,

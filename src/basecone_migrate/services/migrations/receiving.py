@@ -310,8 +310,15 @@ def redeem(
     dry_run: bool = False,
     ask: Questions | None = None,
     progress: Progress | None = None,
+    background: bool = False,
 ) -> Outcome:
+    """Take what a code offers, then move the archives: here, inline, or (``background``)
+    by workers, with the items left ``in_progress`` and one queued job per item."""
     _check_reason(reason)
+    if background:
+        from basecone_migrate.services.background import require_postgres
+
+        require_postgres(rt)
     require_mail_settings(rt)
     migration_id = _find_offer(rt, code_text, rejecting=False)
     if ask is not None:
@@ -328,8 +335,9 @@ def redeem(
     # Held from before the checks until the transfer ends: a concurrent redeem of the same
     # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
     with TransferLock(rt, migration_id):
-        outcome = _take(rt, code_text, accept_terms, select_, links, reason)
-        outcome.delivery.merge(_transfer(rt, migration_id, progress))
+        outcome = _take(rt, code_text, accept_terms, select_, links, reason, background)
+        if not background:
+            outcome.delivery.merge(_transfer(rt, migration_id, progress))
     outcome.payload = _redeem_payload(rt, migration_id)
     return outcome
 
@@ -352,7 +360,8 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
 
 
 def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str],
-          links: Sequence[tuple[str, str, str | None]], reason: str | None) -> Outcome:
+          links: Sequence[tuple[str, str, str | None]], reason: str | None,
+          background: bool = False) -> Outcome:
     now = rt.now()
     fee = rt.settings.fee
     with rt.uow() as uow:
@@ -395,6 +404,10 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
             target=env_label(d.target), admins=lines([p.item for p in d.plans])), migration.id)]
         if d.left:
             mail_ids.append(_reject_left(rt, s, d.user, migration, d.left, reason or "not selected", now))
+        if background:  # in this transaction: no job without the change, no change without its jobs
+            from basecone_migrate.services.background import enqueue
+
+            enqueue(s, [p.item.id for p in d.plans], d.user.email, rt)
         uow.commit()
     return Outcome({}, Postman(rt).deliver(mail_ids))
 
@@ -492,8 +505,14 @@ def _redeem_payload(rt: Runtime, migration_id: int) -> dict[str, Any]:
                 "items": items}
 
 
-def resume(rt: Runtime, migration_id: int, progress: Progress | None = None) -> Outcome:
-    """Finish an unfinished transfer: a Superuser of either side may."""
+def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
+           background: bool = False) -> Outcome:
+    """Finish an unfinished transfer: a Superuser of either side may; here, or
+    (``background``) by queueing a job for each unfinished item."""
+    if background:
+        from basecone_migrate.services.background import require_postgres
+
+        require_postgres(rt)
     require_mail_settings(rt)
     now = rt.now()
     with rt.uow(read_only=True) as uow:
@@ -514,6 +533,26 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None) -> 
         return Outcome(_redeem_payload(rt, migration_id),
                        warnings=[f"nothing to resume: migration {migration_id} is "
                                  f"{migration_status(statuses)}"])
+    if background:
+        return Outcome(_redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id))
     with TransferLock(rt, migration_id):
         delivery = _transfer(rt, migration_id, progress)
     return Outcome(_redeem_payload(rt, migration_id), delivery)
+
+
+def _queue_unfinished(rt: Runtime, migration_id: int) -> list[str]:
+    """Queue a job for each unfinished item (`resume --background`); a failed one is set
+    back in progress, as an inline resume does when it starts it."""
+    from basecone_migrate.services.background import enqueue
+
+    with rt.uow() as uow:
+        s = uow.session
+        migration = lookup.migration(s, migration_id, lock=True)
+        items = [i for i in items_of(s, migration) if i.status in UNFINISHED]
+        for item in items:
+            if item.status == "failed":
+                item.status = "in_progress"
+        queued = enqueue(s, [i.id for i in items], rt.settings.user or audit.SYSTEM, rt)
+        uow.commit()
+    waiting = len(items) - queued
+    return [f"{waiting} of {len(items)} administrations were already waiting in the queue"] if waiting else []

@@ -1,0 +1,235 @@
+"""Transfers in the background: one job per migration item on procrastinate, a task queue
+that keeps its jobs in the same PostgreSQL database (its schema comes with revision 0007).
+
+- `enqueue` defers the jobs inside the caller's transaction (`redeem --background`,
+  `resume --background`): when that transaction rolls back, no job exists. A job per item
+  carries a queueing lock, so an item never waits twice in the queue, and a lock, so the
+  queue never starts two jobs of one item at once.
+- `run_worker` (`basecone-migrate worker`) runs them, any number of workers on any number of
+  machines. The job body (`transfer_item`) takes the item's advisory lock
+  (`locks.ItemLock`) and runs the resumable engine of `services/transfer.py`, so a job that
+  runs twice (delivery is at least once) finds the work done or continues it.
+- A worker killed with SIGKILL leaves its job ``doing``: nothing in procrastinate 3.10 takes
+  it back. Every worker sweeps, every few seconds, the jobs whose worker stopped sending
+  heartbeats and queues them again; the next worker resumes the item where it stopped,
+  without losing or doubling a document. The advisory lock covers a worker that is only
+  cut off: while its connection lives, nobody else moves its item.
+
+procrastinate is imported only here, by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from basecone_migrate.errors import UsageProblem
+from basecone_migrate.runtime import Runtime
+from basecone_migrate.services.transfer import worker_label
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+QUEUE = "basecone-migrate-transfers"
+TASK = "basecone_migrate.transfer_item"
+#: A job whose item another process holds comes back after this many seconds.
+BUSY_RETRY_SECONDS = 5
+#: An unexpected failure (a lost database connection) is tried this many times more.
+ERROR_RETRIES = 5
+
+log = logging.getLogger(__name__)
+
+
+class ItemBusy(Exception):
+    """Another process moves this item right now: try again later."""
+
+
+def require_postgres(rt: Runtime) -> None:
+    """Background transfers need a database that workers on other machines share."""
+    if rt.engine.dialect.name != "postgresql":
+        raise UsageProblem(
+            "background transfers need a shared PostgreSQL database (BASECONE_MIGRATE_DB="
+            "postgresql://...): workers on other machines cannot reach a SQLite file; leave out "
+            "--background to transfer here and now")
+
+
+def conninfo(rt: Runtime) -> str:
+    """The database URL as libpq takes it (without SQLAlchemy's driver suffix)."""
+    return str(rt.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+# -- the queue ---------------------------------------------------------------------------
+
+
+def _retry_strategy() -> Any:
+    """A busy item comes back in a few seconds, for as long as it takes; an unexpected error
+    (the database went away) a few times, later each time. A document that does not arrive
+    is not an error here: the engine fails the item with its reason, and `resume` is for a
+    person to run once the cause is fixed."""
+    from procrastinate import BaseRetryStrategy, RetryDecision
+
+    class Strategy(BaseRetryStrategy):  # type: ignore[misc]
+        def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
+            if isinstance(exception, ItemBusy):
+                return RetryDecision(retry_in={"seconds": BUSY_RETRY_SECONDS})
+            if job.attempts < ERROR_RETRIES:
+                return RetryDecision(retry_in={"seconds": 5 * 2 ** job.attempts})
+            return None
+
+    return Strategy()
+
+
+def make_app(rt: Runtime) -> Any:
+    """A procrastinate App on the configured database, with the transfer task."""
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(rt)))
+
+    @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_retry_strategy())
+    def transfer_job(context: Any, item_id: int, actor: str) -> str:
+        runtime = context.additional_context["runtime"]
+        return transfer_item(runtime, item_id, actor, worker_label(context.worker_name))
+
+    del transfer_job  # registered with the app by name
+
+    return app
+
+
+def _job_locks(item_id: int) -> dict[str, str]:
+    name = f"basecone-migrate-item-{item_id}"
+    return {"lock": name, "queueing_lock": name}
+
+
+def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime) -> int:
+    """Queue a transfer job for each item, in the session's transaction (it must be on
+    PostgreSQL). An item that already waits in the queue is not queued twice. Returns how
+    many jobs were queued."""
+    from procrastinate import SyncPsycopgConnector
+    from procrastinate.exceptions import AlreadyEnqueued
+    from procrastinate.jobs import JobDeferrer
+    from procrastinate.manager import JobManager
+
+    app = make_app(rt)
+    task = app.tasks[TASK]
+    # A job manager that is never opened: it only uses the connection it is handed, which
+    # works whether or not this process runs a worker (an opened App would be async).
+    manager = JobManager(SyncPsycopgConnector())
+    raw = session.connection().connection.driver_connection
+    queued = 0
+    for item_id in item_ids:
+        job = task.configure(**_job_locks(item_id)).job
+        try:
+            with raw.transaction():  # a savepoint: a refused defer leaves the rest intact
+                JobDeferrer(job_manager=manager, job=job, connection=raw).defer(
+                    item_id=item_id, actor=actor)
+            queued += 1
+        except AlreadyEnqueued:
+            pass  # its job is already waiting
+    return queued
+
+
+# -- the job --------------------------------------------------------------------------------
+
+
+def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str) -> str:
+    """The body of a job: move one item with the resumable engine, holding its lock.
+    Returns the item's status; raises ItemBusy when another process holds the item."""
+    from sqlalchemy import select
+
+    from basecone_migrate.db.tables import migration_items
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.services.locks import ItemLock
+    from basecone_migrate.services.transfer import RESUMABLE, NoProgress, run_item
+
+    lock = ItemLock(rt, item_id)
+    if not lock.try_acquire():
+        raise ItemBusy(f"item {item_id} is being moved by another process")
+    try:
+        with rt.reading() as db:
+            status = db.scalar(select(migration_items.c.status).where(migration_items.c.id == item_id))
+        if status not in RESUMABLE:
+            return str(status)  # done by an earlier run of this job, or by `resume`
+        status, mail_ids = run_item(rt, item_id, actor, NoProgress(), worker=worker)
+        Postman(rt).deliver(mail_ids)
+        return status
+    finally:
+        lock.release()
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 1
+    once: bool = False
+    name: str | None = None
+    heartbeat: float = 5.0
+    stalled_after: float = 30.0
+
+
+def run_worker(rt: Runtime, options: WorkerOptions) -> None:
+    """Run queued transfers until stopped (SIGINT or SIGTERM: running transfers finish
+    first), or with ``once`` until the queue holds no job of ours, then return."""
+    require_postgres(rt)
+    rt.engine  # noqa: B018 - connected and schema-checked before any thread uses it
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    app = make_app(rt)
+    asyncio.run(_run(app, rt, options))
+
+
+async def _run(app: Any, rt: Runtime, options: WorkerOptions) -> None:
+    settings = {
+        "queues": [QUEUE], "concurrency": options.concurrency,
+        "name": options.name or socket.gethostname(),
+        "update_heartbeat_interval": options.heartbeat,
+        "fetch_job_polling_interval": 1.0, "additional_context": {"runtime": rt},
+        "delete_jobs": "successful",
+    }
+    async with app.open_async():
+        if not options.once:
+            sweeper = asyncio.create_task(_sweep_forever(app, options))
+            try:
+                await app.run_worker_async(wait=True, **settings)
+            finally:
+                sweeper.cancel()
+            return
+        while True:
+            await requeue_stalled(app, options.stalled_after)
+            await app.run_worker_async(wait=False, **settings)
+            if not await waiting(app):
+                return
+            await asyncio.sleep(1.0)
+
+
+async def _sweep_forever(app: Any, options: WorkerOptions) -> None:
+    while True:
+        try:
+            await requeue_stalled(app, options.stalled_after)
+        except Exception:  # noqa: BLE001 - a failed sweep is tried again next time
+            log.exception("could not requeue stalled transfer jobs")
+        await asyncio.sleep(max(1.0, options.heartbeat))
+
+
+async def requeue_stalled(app: Any, stalled_after: float) -> int:
+    """Queue again the jobs whose worker stopped sending heartbeats (killed, machine lost)."""
+    from procrastinate.exceptions import ConnectorException
+
+    count = 0
+    for job in await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=stalled_after):
+        try:
+            await app.job_manager.retry_job(job)
+            count += 1
+        except ConnectorException:
+            pass  # another worker's sweep took it back first
+    return count
+
+
+async def waiting(app: Any) -> int:
+    """Jobs of ours still to run or running (scheduled retries included)."""
+    queues = await app.job_manager.list_queues_async(queue=QUEUE)
+    return sum(int(q["todo"]) + int(q["doing"]) for q in queues)

@@ -1,0 +1,216 @@
+"""Background transfers: `redeem --background` queues, `worker` processes move, on PostgreSQL.
+
+Workers run as real processes of the installed program, against the real queue
+(procrastinate's tables in the test database): two workers share a batch, a worker killed
+with SIGKILL in the middle of a copy leaves its item to another, and every document
+arrives once with its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    SUE,
+    TINA,
+    Cli,
+    make_offer,
+    run_process,
+    sample_world,
+    snapshot_database,
+    snapshot_files,
+    write_world,
+)
+from tests.integration.test_transfer import (
+    assert_moved_intact,
+    env_process,
+    item_row,
+    many_documents,
+    shm,  # noqa: F401 - a fixture
+)
+
+pytestmark = pytest.mark.slow
+ONLY_POSTGRES = pytest.mark.parametrize("backend", ["postgresql"])
+QUICK = ("--heartbeat", "1", "--stalled-after", "3")
+
+
+def _jobs(url: str) -> list[tuple[str, str]]:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT status::text, args::text FROM procrastinate_jobs ORDER BY id").all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _redeem_background(cli: Cli, code: str, *extra: str) -> dict[str, Any]:
+    return cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--background", *extra, "--json").json()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_background_is_refused_on_sqlite_and_nothing_changes(
+        cli: Cli, loaded: Any, backend: str, db_url: str, storage: Path) -> None:
+    offer = make_offer(cli, "1001")
+    before, files = snapshot_database(db_url), snapshot_files(storage)
+    result = cli("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
+    assert result.exit_code == 2
+    assert result.error == (
+        "Error: background transfers need a shared PostgreSQL database (BASECONE_MIGRATE_DB="
+        "postgresql://...): workers on other machines cannot reach a SQLite file; leave out "
+        "--background to transfer here and now")
+    assert snapshot_database(db_url) == before and snapshot_files(storage) == files
+    resumed = cli("--as", SUE, "resume", str(offer["migration_id"]), "--background")
+    assert resumed.exit_code == 2 and "need a shared PostgreSQL database" in resumed.error
+    worker = cli("worker", "--once")
+    assert worker.exit_code == 2 and "need a shared PostgreSQL database" in worker.error
+
+
+@ONLY_POSTGRES
+def test_redeem_background_queues_one_job_per_item_and_a_worker_moves_them(
+        cli: Cli, loaded: Any, backend: str, db_url: str, env_vars: dict[str, str], storage: Path) -> None:
+    offer = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))
+    before = cli.ok("archive", "list", "1001", "--json").json()
+    result = _redeem_background(cli, offer["transfercode"])
+    assert result["status"] == "in_progress"
+    assert [i["status"] for i in result["items"]] == ["in_progress", "in_progress"]
+    assert [s for s, _ in _jobs(db_url)] == ["todo", "todo"]
+    assert (storage / "ACME" / "1").is_dir()  # nothing moved yet
+    status = cli.ok("status", str(offer["migration_id"]), "--json").json()
+    assert status["status"] == "in_progress" and not status["transfer_running"]
+
+    done = run_process(["worker", "--once"], env_vars, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status = cli.ok("status", str(offer["migration_id"]), "--json").json()
+    assert [i["status"] for i in status["items"]] == ["completed", "completed"]
+    assert all(i["worker"] and i["worker"].endswith(tuple("0123456789")) for i in status["items"])
+    after = cli.ok("--as", TINA, "archive", "list", "1001", "--json").json()
+    assert [(d["sha256"], d["size"]) for d in after] == [(d["sha256"], d["size"]) for d in before]
+    assert not (storage / "ACME" / "1").exists()
+    for document in after:
+        assert hashlib.sha256((storage / "BOOK" / document["storage_key"]).read_bytes()).hexdigest() == \
+            document["sha256"]
+    assert _jobs(db_url) == []  # finished jobs are not kept
+    completed = [m for m in cli.ok("mail", "list", "--json").json() if m["event"] == "completed"]
+    assert len(completed) == 1
+
+
+def _wait_for(predicate: Any, timeout: float = 120, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(step)
+
+
+def _audit(cli: Cli, action: str) -> list[dict[str, Any]]:
+    return [e for e in cli.ok("audit", "--limit", "10000", "--json").json() if e["action"] == action]
+
+
+def batch_world(world_dir: Path, administrations: int, documents: int) -> dict[str, Any]:
+    """The sample world with ``administrations`` more in ACME, each with ``documents``
+    documents and a place waiting for it in BOOK's Twinfield catalogue."""
+    world = sample_world(world_dir)
+    acme, book = world["environments"][0], world["environments"][1]
+    for a in range(administrations):
+        code, name = f"{2001 + a}", f"Batch {a + 1} BV"
+        folder = world_dir / code
+        folder.mkdir()
+        for n in range(documents):
+            (folder / f"{n}.pdf").write_bytes(f"{code}/{n} ".encode() * (200 + n))
+        acme["accounting_systems"][0]["catalogue"].append({"code": code, "name": name})
+        book["accounting_systems"][0]["catalogue"].append({"code": code, "name": name})
+        acme["administrations"].append({"code": code, "name": name, "accounting_system": "acme-tw",
+                                        "documents": [f"{code}/{n}.pdf" for n in range(documents)]})
+    return world
+
+
+@ONLY_POSTGRES
+def test_two_workers_share_a_batch_and_move_each_administration_once(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    world = batch_world(world_dir, administrations=8, documents=150)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    codes = [f"{2001 + a}" for a in range(8)]
+    before = {code: cli.ok("--as", SUE, "archive", "list", code, "--json").json() for code in codes}
+    workers = [env_process(env_vars, "worker", "--concurrency", "2", "--name", name, *QUICK)
+               for name in ("alpha", "beta")]
+    try:
+        offer = make_offer(cli, *codes)
+        assert _redeem_background(cli, offer["transfercode"])["status"] == "in_progress"
+        watched = run_process(["status", str(offer["migration_id"]), "--watch", "--interval", "0.2",
+                               "--json"], env_vars, timeout=180)
+        assert watched.returncode == 0, watched.stderr
+        final = json.loads(watched.stdout)
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        outcomes = [process.communicate(timeout=60) for process in workers]
+    assert [p.returncode for p in workers] == [0, 0], outcomes
+    assert [i["status"] for i in final["items"]] == ["completed"] * 8
+    assert {i["worker"].split(":")[0] for i in final["items"]} == {"alpha", "beta"}
+    for code in codes:
+        after = cli.ok("--as", TINA, "archive", "list", code, "--json").json()
+        assert [(d["sha256"], d["size"]) for d in after] == [(d["sha256"], d["size"]) for d in before[code]]
+        admin_id = after[0]["storage_key"].split("/")[0]
+        assert sorted(os.listdir(shm / admin_id)) == sorted(d["sha256"] for d in after)
+        assert not (storage / "ACME" / admin_id).exists()
+    assert len(_audit(cli, "transfer_complete")) == 8
+    assert len(_audit(cli, "transfer_start")) == 8  # no item started twice
+    mails = cli.ok("mail", "list", "--json").json()
+    assert len([m for m in mails if m["event"] == "completed"]) == 1  # the last item, once
+    assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_a_worker_killed_mid_copy_leaves_its_item_to_another_worker(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    offer = make_offer(cli, "1001")
+    _redeem_background(cli, offer["transfercode"])
+
+    first = env_process(env_vars, "worker", "--name", "first", *QUICK)
+    done: set[int] = set()
+
+    def copying() -> bool:
+        nonlocal done
+        _, done = item_row(db_url)
+        return bool(done)
+
+    _wait_for(copying, step=0.002)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    item, done = item_row(db_url)
+    assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
+    assert [s for s, _ in _jobs(db_url)] == ["doing"]  # nobody takes it back by itself
+    kept = {d["sha256"]: os.stat(shm / "1" / d["sha256"]) for d in before if d["id"] in done}
+
+    second = run_process(["worker", "--once", "--name", "second", *QUICK], env_vars, timeout=180)
+    assert second.returncode == 0, second.stderr
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+    for sha, stat in kept.items():  # what the killed worker had verified was not copied again
+        now = os.stat(shm / "1" / sha)
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    status = cli.ok("status", str(offer["migration_id"]), "--json").json()
+    assert status["items"][0]["status"] == "completed"
+    assert status["items"][0]["worker"].startswith("second:")
+    assert [e["details"]["worker"].split(":")[0] for e in _audit(cli, "transfer_start")] == ["first", "second"]
+    assert len(_audit(cli, "transfer_complete")) == 1
+    assert _jobs(db_url) == []
