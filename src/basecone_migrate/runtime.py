@@ -97,11 +97,18 @@ class Runtime:
         return environment_root(self.settings.storage, environment.code, environment.storage)
 
     def archive(self, environment: HasStorage) -> Archive:
-        from basecone_migrate.storage import Archive
+        """An environment's archive; for s3:// with the endpoint and credentials of the
+        settings (a missing driver is a usage error)."""
+        from basecone_migrate.storage import Archive, ArchiveUnavailable
 
         url = self.archive_url(environment)
         if url not in self._archives:
-            self._archives[url] = Archive(url)
+            from basecone_migrate.errors import UsageProblem
+
+            try:
+                self._archives[url] = Archive(url, self.settings.storage_options(url))
+            except ArchiveUnavailable as exc:
+                raise UsageProblem(str(exc)) from None
         return self._archives[url]
 
     def close(self) -> None:

@@ -340,7 +340,8 @@ class Settings:
         from these settings (without them, botocore's own chain: AWS_* variables, files)."""
         if not url.startswith(("s3://", "s3a://")):
             return {}
-        options: dict[str, object] = {}
+        # Several processes share the archive: a listing cached here would miss their writes.
+        options: dict[str, object] = {"use_listings_cache": False}
         if self.s3_endpoint_url:
             options["endpoint_url"] = self.s3_endpoint_url
         if self.s3_access_key_id:

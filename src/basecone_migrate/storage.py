@@ -9,10 +9,18 @@ place once complete, so a reader never sees half a document.
 A plain path (or ``file://``) takes a fast path through ``os``: a rename is one system
 call, a copy reads and writes raw file descriptors, and fsspec is not even imported.
 Any other URL (``s3://``, ``memory://`` ...) goes through its fsspec filesystem.
+
+On S3 (``s3fs``, the ``s3`` extra) a document is written with one PUT that carries its
+SHA-256 (the server keeps it: whether a document is there intact costs one HEAD), or, when
+larger than SINGLE_PUT, in parts to a temporary key, checked, then copied into place on the
+server. A move between two roots of one endpoint is a server-side copy, checked against the
+source's size and SHA-256, then the source's delete: no byte passes through this machine.
+A source whose bytes no longer match the recorded SHA-256 is never copied.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import io
@@ -26,6 +34,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 CHUNK_SIZE = 1024 * 1024
+#: Objects up to this size go to an object store in one PUT, hashed in memory first.
+SINGLE_PUT = 8 * 1024 * 1024
+#: Bytes per ranged GET when an object is read (and hashed) from an object store.
+OBJECT_READ_BLOCK = 8 * 1024 * 1024
 TMP_PREFIX = ".tmp-"
 _names = itertools.count()
 _KEY = re.compile(r"[0-9]+/[0-9a-f]{64}")  # used with fullmatch: no trailing newline slips by
@@ -91,12 +103,29 @@ def new_buffer() -> bytearray:
     return bytearray(CHUNK_SIZE)
 
 
+def b64_sha256(hex_digest: str) -> str:
+    """A SHA-256 as S3 reports it (``ChecksumSHA256``: base64 of the digest)."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    etag: str
+    sha256: str | None  # the hex SHA-256 the server keeps for the whole object, if any
+
+
+class ArchiveUnavailable(Exception):
+    """The archive's storage cannot be used as configured (a missing driver, for one)."""
+
+
 class Archive:
     """One environment's archive root."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url
         self._fs: Any = None
+        self.object_store = False
         if "://" not in url or url.startswith("file://"):
             self.is_local = True
             self.root = os.path.abspath(url.removeprefix("file://"))
@@ -104,9 +133,16 @@ class Archive:
             from fsspec.core import url_to_fs
             from fsspec.implementations.local import LocalFileSystem
 
-            self._fs, root = url_to_fs(url)
+            try:
+                self._fs, root = url_to_fs(url, **(storage_options or {}))
+            except ImportError as exc:
+                raise ArchiveUnavailable(
+                    f"the archive {url} needs a driver that is not installed ({exc}); for s3:// "
+                    "install the s3 extra: pip install 'basecone-migrate[s3]'") from None
             self.is_local = isinstance(self._fs, LocalFileSystem)
             self.root = os.path.abspath(root) if self.is_local else root.rstrip("/")
+            protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
+            self.object_store = bool({"s3", "s3a"} & set(protocols))
         self._made: set[str] = set()
 
     @property
@@ -135,7 +171,7 @@ class Archive:
 
     def _folder(self, administration_id: int) -> str:
         folder = self._join(str(administration_id))
-        if folder not in self._made:
+        if folder not in self._made and not self.object_store:  # an object store has no folders
             if self.is_local:
                 os.makedirs(folder, exist_ok=True)
             else:
@@ -176,15 +212,48 @@ class Archive:
         path = self.path(key)
         if self.is_local:
             return open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        if self.object_store:  # one ranged GET per read, nothing cached: memory stays bounded
+            return self.fs.open(path, "rb", block_size=OBJECT_READ_BLOCK, cache_type="none")
         return self.fs.open(path, "rb")
 
     def checksum(self, key: str, buffer: bytearray | None = None) -> tuple[int, str] | None:
-        """(size, sha256) of the stored bytes, or None when the document is missing."""
+        """(size, sha256) of the stored bytes, read and hashed; None when it is missing."""
         try:
             with self.open(key) as handle:
                 return hash_stream(handle, buffer or new_buffer())
         except FileNotFoundError:
             return None
+
+    def holds(self, key: str, size: int, sha256: str, buffer: bytearray | None = None) -> bool:
+        """Whether the document is here with exactly these bytes: on an object store that
+        kept its SHA-256, one HEAD; anywhere else, the bytes read and hashed."""
+        if self.object_store:
+            head = self.head(key)
+            if head is None or head.size != size:
+                return False
+            if head.sha256 is not None:
+                return head.sha256 == sha256
+        return self.checksum(key, buffer) == (size, sha256)
+
+    def _bucket_key(self, path: str) -> tuple[str, str]:
+        bucket, _, name = path.partition("/")
+        return bucket, name
+
+    def head(self, key: str) -> ObjectHead | None:
+        """An object's size, ETag and the SHA-256 its server keeps (object stores only)."""
+        return self._head(self.path(key))
+
+    def _head(self, path: str) -> ObjectHead | None:
+        bucket, name = self._bucket_key(path)
+        try:
+            found = self.fs.call_s3("head_object", Bucket=bucket, Key=name, ChecksumMode="ENABLED")
+        except FileNotFoundError:
+            return None
+        checksum = found.get("ChecksumSHA256")
+        sha256 = None
+        if checksum and "-" not in checksum and found.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+            sha256 = base64.b64decode(checksum).hex()  # a composite (multipart) one is not the file's
+        return ObjectHead(int(found["ContentLength"]), str(found.get("ETag", "")), sha256)
 
     def keys(self, administration_id: int) -> Iterator[str]:
         folder = self._join(str(administration_id))
@@ -214,6 +283,8 @@ class Archive:
         With ``expect_sha256`` the document is only put in place when its bytes
         match; otherwise :class:`ChecksumMismatch` is raised and nothing is left.
         """
+        if self.object_store:
+            return self._write_object(source, administration_id, expect_sha256, buffer or new_buffer())
         temporary = self._temporary(administration_id)
         buffer = buffer or new_buffer()
         try:
@@ -233,6 +304,64 @@ class Archive:
             self._discard(temporary)
             raise
         return Stored(key, size, sha256)
+
+    def _write_object(self, source: IO[bytes], administration_id: int, expect_sha256: str | None,
+                      buffer: bytearray) -> Stored:
+        """Up to SINGLE_PUT: read whole, hashed, checked, then one PUT that carries the
+        SHA-256 (the server keeps it). Larger: in parts to a temporary key, hashed on the way,
+        checked, copied into place on the server, the temporary key removed."""
+        digest = hashlib.sha256()
+        head = bytearray()
+        view = memoryview(buffer)
+        while len(head) <= SINGLE_PUT:
+            count = source.readinto(view)  # type: ignore[attr-defined]
+            if not count:
+                break
+            head += view[:count]
+            digest.update(view[:count])
+        else:
+            return self._write_parts(source, administration_id, expect_sha256, buffer, head, digest)
+        sha256 = digest.hexdigest()
+        if expect_sha256 is not None and sha256 != expect_sha256:
+            raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+        key = document_key(administration_id, sha256)
+        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256")
+        return Stored(key, len(head), sha256)
+
+    def _write_parts(self, source: IO[bytes], administration_id: int, expect_sha256: str | None,
+                     buffer: bytearray, head: bytearray, digest: Any) -> Stored:
+        temporary = self._temporary(administration_id)
+        try:
+            with self.fs.open(temporary, "wb", block_size=SINGLE_PUT) as target:
+                target.write(head)
+                size, view = len(head), memoryview(buffer)
+                del head
+                while count := source.readinto(view):  # type: ignore[attr-defined]
+                    digest.update(view[:count])
+                    target.write(view[:count])
+                    size += count
+            sha256 = digest.hexdigest()
+            if expect_sha256 is not None and sha256 != expect_sha256:
+                raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+            key = document_key(administration_id, sha256)
+            self._copy_object(temporary, self.path(key), None, sha256, size)
+        finally:
+            self._discard(temporary)
+        return Stored(key, size, sha256)
+
+    def _copy_object(self, source: str, target: str, etag: str | None, sha256: str, size: int) -> None:
+        """A copy on the server (same endpoint), the copy asked to carry a SHA-256, then
+        checked: its size and SHA-256 must be the ones recorded, else it is removed."""
+        bucket, name = self._bucket_key(target)
+        from_bucket, from_name = self._bucket_key(source)
+        condition = {"CopySourceIfMatch": etag} if etag else {}
+        self.fs.call_s3("copy_object", Bucket=bucket, Key=name, ChecksumAlgorithm="SHA256",
+                        CopySource={"Bucket": from_bucket, "Key": from_name}, **condition)
+        copied = self._head(target)
+        if copied is None or copied.size != size or copied.sha256 not in (None, sha256):
+            self._discard(target)
+            raise ChecksumMismatch(f"the server's copy of {source} is not what was copied "
+                                   f"(expected {size} bytes, sha256 {sha256})")
 
     def put_file(self, local_path: str | os.PathLike[str], administration_id: int,
                  buffer: bytearray | None = None) -> Stored:
@@ -303,7 +432,7 @@ class Archive:
                 os.rmdir(folder)
             except OSError:
                 pass  # not empty: it still holds documents
-        elif not self.fs.ls(folder, detail=False):
+        elif not self.object_store and not self.fs.ls(folder, detail=False):
             try:
                 self.fs.rmdir(folder)
             except (FileNotFoundError, NotImplementedError, OSError):
@@ -397,6 +526,9 @@ class Archive:
         goes with the clean-up.
         """
         other._folder(int(key.split("/", 1)[0]))
+        if self.object_store:
+            self._move_object(other, key, sha256, buffer)
+            return
         if not self.is_local:
             self.fs.mv(self.path(key), other.path(key))
             return
@@ -406,6 +538,25 @@ class Archive:
             if exc.errno != errno.EXDEV:
                 raise
             self.copy_to(other, key, sha256, buffer)
+
+    def _move_object(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
+        """A server-side move on one endpoint: the source is checked first (its kept SHA-256,
+        or its bytes read and hashed when the server keeps none), copied on the server only
+        while unchanged (If-Match on its ETag), the copy checked, then the source removed."""
+        path = self.path(key)
+        source = self._head(path)
+        if source is None:
+            raise FileNotFoundError(path)
+        if source.sha256 is None:
+            found = self.checksum(key, buffer)
+            if found is None:
+                raise FileNotFoundError(path)
+            if found != (source.size, sha256):
+                raise ChecksumMismatch(f"expected sha256 {sha256}, read {found[1]}")
+        elif source.sha256 != sha256:
+            raise ChecksumMismatch(f"expected sha256 {sha256}, the server keeps {source.sha256}")
+        self._copy_object(path, other.path(key), source.etag, sha256, source.size)
+        self.fs.rm_file(path)
 
     def copy_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> int:
         """Stream into ``other``, verifying the recorded checksum before it counts."""
@@ -442,7 +593,7 @@ class Archive:
     def make_durable(self) -> None:
         """Flush written documents to stable storage before anything relies on them."""
         if not self.is_local:
-            return  # an object store's PUT is durable when it returns
+            return  # an object store's PUT and copy are durable when they return
         _syncfs(self.root)
 
     def sync_folder(self, administration_id: int) -> None:

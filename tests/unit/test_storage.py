@@ -1,4 +1,5 @@
-"""The archive adapter on real local folders and on fsspec's memory filesystem."""
+"""The archive adapter on real local folders, on fsspec's memory filesystem, and on a real
+S3 API (moto's server on loopback, through s3fs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,10 +23,19 @@ from basecone_migrate.storage import (
 )
 
 
-@pytest.fixture(params=["local", "memory"])
+def s3_archive(s3: Any, prefix: str) -> Archive:
+    from basecone_migrate.settings import Settings
+
+    url = s3.url(prefix)
+    return Archive(url, Settings.load({}).storage_options(url))
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
 def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Archive:
     if request.param == "local":
         return Archive(str(tmp_path / "root"))
+    if request.param == "s3":
+        return s3_archive(request.getfixturevalue("s3"), "root")
     import fsspec
 
     fsspec.filesystem("memory").store.clear()
@@ -168,3 +179,64 @@ def test_rename_many_moves_one_administrations_documents(tmp_path: Path) -> None
         list(source.rename_many(target, 4, ["5/" + "a" * 64]))
     with pytest.raises(ValueError):
         list(source.rename_many(target, 4, ["4/../../etc"]))
+
+
+# -- object stores --------------------------------------------------------------------------
+
+
+def test_an_object_keeps_its_sha256_and_a_head_proves_it_is_intact(s3: Any) -> None:
+    archive = s3_archive(s3, "acme")
+    data = b"%PDF-1.4 invoice\n" * 500
+    stored = archive.write(io.BytesIO(data), 4)
+    head = archive.head(stored.key)
+    assert head is not None and (head.size, head.sha256) == (len(data), stored.sha256)
+    assert archive.holds(stored.key, len(data), stored.sha256)
+    assert not archive.holds(stored.key, len(data), "0" * 64)
+    s3.client.put_object(Bucket=s3.bucket, Key=f"acme/{stored.key}", Body=b"x" * len(data))
+    assert not archive.holds(stored.key, len(data), stored.sha256)  # no SHA-256 kept: read and hashed
+
+
+def test_a_large_object_goes_up_in_parts_and_is_checked(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from basecone_migrate import storage
+
+    monkeypatch.setattr(storage, "SINGLE_PUT", 5 * 1024 * 1024)  # S3's smallest part
+    archive = s3_archive(s3, "big")
+    data = os.urandom(12 * 1024 * 1024)
+    stored = archive.write(io.BytesIO(data), 9, buffer=bytearray(1024 * 1024))
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert s3.keys("big") == [stored.key]  # the temporary key is gone
+    assert hashlib.sha256(s3.read(f"big/{stored.key}")).hexdigest() == stored.sha256
+    with pytest.raises(ChecksumMismatch):
+        archive.write(io.BytesIO(data), 9, expect_sha256="f" * 64, buffer=bytearray(1024 * 1024))
+    assert s3.keys("big") == [stored.key]
+
+
+def test_a_move_on_one_endpoint_is_a_checked_server_side_copy(s3: Any) -> None:
+    source, target = s3_archive(s3, "a"), s3_archive(s3, "b")
+    assert source.shares_filesystem_with(target)
+    one = source.write(io.BytesIO(b"one" * 100), 5)
+    source.move_to(target, one.key, one.sha256, bytearray(16))
+    assert s3.keys("a") == [] and s3.keys("b") == [one.key]
+    assert target.holds(one.key, 300, one.sha256)
+
+    two = source.write(io.BytesIO(b"two" * 100), 5)
+    s3.client.put_object(Bucket=s3.bucket, Key=f"a/{two.key}", Body=b"TWO" * 100)  # damaged
+    with pytest.raises(ChecksumMismatch):
+        source.move_to(target, two.key, two.sha256, bytearray(16))
+    assert s3.keys("a") == [two.key] and s3.keys("b") == [one.key]  # nothing copied, nothing lost
+
+
+def test_streams_between_a_folder_and_an_object_store_are_verified(s3: Any, tmp_path: Path) -> None:
+    disk, bucket = Archive(str(tmp_path / "disk")), s3_archive(s3, "remote")
+    assert not disk.shares_filesystem_with(bucket)
+    up = disk.write(io.BytesIO(b"up" * 1000), 3)
+    assert disk.copy_to(bucket, up.key, up.sha256, bytearray(64)) == 2000
+    assert bucket.holds(up.key, 2000, up.sha256)
+    down = bucket.write(io.BytesIO(b"down" * 1000), 3)
+    assert bucket.copy_to(disk, down.key, down.sha256, bytearray(64)) == 4000
+    assert disk.checksum(down.key) == (4000, down.sha256)
+    s3.client.put_object(Bucket=s3.bucket, Key=f"remote/{down.key}", Body=b"DOWN" * 1000)
+    (tmp_path / "disk" / down.key).unlink()
+    with pytest.raises(ChecksumMismatch):
+        bucket.copy_to(disk, down.key, down.sha256, bytearray(64))
+    assert not (tmp_path / "disk" / down.key).exists()

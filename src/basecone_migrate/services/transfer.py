@@ -151,12 +151,12 @@ def stream_one(source: Archive, target: Archive, doc: Doc, check_first: bool,
                buffer: bytearray) -> str | None:
     """Copy one document, verified against its SHA-256; None when it is at the target."""
     try:
-        if check_first and target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+        if check_first and target.holds(doc.key, doc.size, doc.sha256, buffer):
             return None
         source.copy_to(target, doc.key, doc.sha256, buffer)
         return None
     except FileNotFoundError:
-        if target.checksum(doc.key, buffer) == (doc.size, doc.sha256):
+        if target.holds(doc.key, doc.size, doc.sha256, buffer):
             return None
         return f"document {doc.id}: missing from the source archive"
     except ChecksumMismatch:
@@ -320,7 +320,7 @@ class _ItemTransfer:
     def _arrived(self, plan: _Plan, doc: Doc, rename: bool) -> bool:
         if rename:
             return plan.target.size(doc.key) == doc.size
-        return plan.target.checksum(doc.key) == (doc.size, doc.sha256)
+        return plan.target.holds(doc.key, doc.size, doc.sha256)
 
     def _all_arrived(self, plan: _Plan) -> bool:
         """After a folder rename: every document at the target, with its recorded size."""

@@ -160,7 +160,7 @@ def _explain_unfinished(rt: Runtime, unfinished: _Unfinished) -> Refused:
     mid, when = unfinished.migration_id, unfinished.when
     if TransferLock(rt, mid).is_running():
         return Refused(f"this transfercode was redeemed on {when} and its transfer is running now: "
-                       f"follow it with `basecone-migrate status {mid}`")
+                       f"follow it with `basecone-migrate status {mid} --watch`")
     with rt.uow(read_only=True) as uow:
         still = any(i.status in UNFINISHED for i in items_of(uow.session, lookup.migration(uow.session, mid)))
     if still:
@@ -367,6 +367,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
     with rt.uow() as uow:
         s = uow.session
         d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True)
+        _check_archives(rt, d.migration.source_environment, d.target)
         # The administrations' rows are held too: no document joins an archive that is about
         # to move (archive add and load take the same lock).
         s.execute(select(Administration.id).where(
@@ -410,6 +411,14 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
             enqueue(s, [p.item.id for p in d.plans], d.user.email, rt)
         uow.commit()
     return Outcome({}, Postman(rt).deliver(mail_ids))
+
+
+def _check_archives(rt: Runtime, *environments: Environment | None) -> None:
+    """The archives a transfer will use can be opened as configured (a driver, an endpoint,
+    credentials), or the command is refused before it changes anything (2)."""
+    for environment in environments:
+        if environment is not None:
+            rt.archive(environment)
 
 
 def _transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
@@ -526,6 +535,8 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
             raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may resume "
                              f"migration {migration_id}")
         statuses = [item_status(i, now) for i in items_of(s, migration)]
+        if any(state in UNFINISHED for state in statuses):
+            _check_archives(rt, migration.source_environment, migration.target_environment)
     if not any(state in UNFINISHED for state in statuses):
         if "offered" in statuses:
             raise Refused(f"migration {migration_id} has not been redeemed yet: there is no "
