@@ -83,9 +83,12 @@ class _Advisory:
 
 
 class TransferLock:
-    def __init__(self, rt: Runtime, migration_id: int) -> None:
+    """The migration's lock; with ``items`` (an inline transfer) also its items' locks."""
+
+    def __init__(self, rt: Runtime, migration_id: int, items: bool = True) -> None:
         self.rt = rt
         self.migration_id = migration_id
+        self.items = items
         self._held: Any = None
 
     @property
@@ -113,7 +116,9 @@ class TransferLock:
     def try_acquire(self) -> bool:
         if self._postgres:
             held = _Advisory(self.rt)
-            keys = [(LOCK_NAMESPACE, self.migration_id)] + [(ITEM_NAMESPACE, i) for i in self._item_ids()]
+            keys = [(LOCK_NAMESPACE, self.migration_id)]
+            if self.items:
+                keys += [(ITEM_NAMESPACE, i) for i in self._item_ids()]
             if not held.try_all(keys):
                 return False
             self._held = held

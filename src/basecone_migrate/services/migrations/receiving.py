@@ -334,7 +334,9 @@ def redeem(
             return Outcome(_dry_run(uow.session, decision, rt))
     # Held from before the checks until the transfer ends: a concurrent redeem of the same
     # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
-    with TransferLock(rt, migration_id):
+    # (In the background the items' locks are the workers' to take: the jobs are visible the
+    # moment the redeem commits.)
+    with TransferLock(rt, migration_id, items=not background):
         outcome = _take(rt, code_text, accept_terms, select_, links, reason, background)
         if not background:
             outcome.delivery.merge(_transfer(rt, migration_id, progress))
