@@ -21,11 +21,16 @@ def register(app: typer.Typer) -> None:
 
 def link(
     ctx: typer.Context,
-    admin: AdminArgument,
+    admin: Annotated[str | None, typer.Argument(
+        metavar="[ADMIN]", help="Administration id, its code in your environment, or its mail "
+                                "address (id:N always means an id); or --from FILE.")] = None,
     system: Annotated[str | None, typer.Option(
         "--system", metavar="CONNECTION", help="Another connection of the same package (kind 3).")] = None,
     code: Annotated[str | None, typer.Option(
         "--code", metavar="CODE", help="A new code from the connection's catalogue (kind 2).")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", metavar="FILE", help="Many at once: CSV or JSON lines of admin,system,code "
+                                       "(- for standard input); all or nothing.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Run every check and say what would change; change nothing.")] = False,
     json: JsonOption = False,
@@ -33,11 +38,21 @@ def link(
 ) -> None:
     """Re-link or re-code in one environment.
 
-    Another connection (kind 3), a new code (kind 2), or both (kind 5).
+    Another connection (kind 3), a new code (kind 2), or both (kind 5). With --from, every
+    row of the file is checked first and all are made in one transaction, or none.
     """
+    from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services.links import link as link_administration
 
     cli = context.get(ctx, json=json, as_=as_)
+    if from_ is not None:
+        if admin is not None or system is not None or code is not None:
+            raise UsageProblem("--from FILE names the administrations, connections and codes: "
+                               "drop ADMIN, --system and --code")
+        _link_batch(cli, from_, dry_run)
+        return
+    if admin is None:
+        raise UsageProblem("name the administration (ADMIN), or give a batch with --from FILE")
     result = link_administration(cli.runtime, admin, system=system, code=code, dry_run=dry_run)
     before = result["previous"]
 
@@ -51,6 +66,32 @@ def link(
                          "reaching it as an alias).")
 
     cli.out.emit(result, render)
+
+
+def _link_batch(cli: Any, source: str, dry_run: bool) -> None:
+    from basecone_migrate.batches import read_rows
+    from basecone_migrate.errors import BaseconeError
+    from basecone_migrate.services.links import link_many
+
+    rows = read_rows(source, ("admin", "system", "code"), 1, "--from")
+    try:
+        report = link_many(cli.runtime, rows, dry_run=dry_run)
+    except BaseconeError as exc:
+        refused = exc.payload
+        if refused is not None:
+            cli.out.emit(refused, lambda: render_batch(cli, refused, "Refused: nothing changed"))
+        raise
+    title = "Would change (nothing changed)" if dry_run else f"Changed {report['changed']} administrations"
+    cli.out.emit(report, lambda: render_batch(cli, report, title))
+
+
+def render_batch(cli: Any, report: dict[str, Any], title: str) -> None:
+    """A batch's per-row report: what each row does, or why it is refused."""
+    cli.out.table(
+        [("line", "right"), "administration", "to", "code", "e-mail", "status"],
+        [(r["line"], r.get("administration_id") or r["admin"], r.get("accounting_system") or r.get("system"),
+          r.get("code"), r.get("email"), r["error"] or r["status"]) for r in report["rows"]],
+        title=title)
 
 
 def _access(ctx: typer.Context, admin: str, users: list[str], json: bool, as_: str | None,

@@ -7,11 +7,13 @@ rules are shared with `redeem` (kind 4), which checks a link in the receiving of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from basecone_migrate.batches import Row
 from basecone_migrate.db.models import (
     AccountingSystem,
     Administration,
@@ -75,14 +77,51 @@ def _state(admin: Administration, environment: Environment) -> dict[str, str]:
             "email": administration_email(environment.code, admin.code)}
 
 
+def _link_one(rt: Runtime, s: Session, user: Any, reference: str, system: str | None,
+              code: str | None, now: Any, apply: bool) -> tuple[dict[str, Any], list[int]]:
+    """Check one re-link or re-code in the session's transaction, and with ``apply`` make
+    it (flushed, so that the next one in a batch sees it). Returns its result and the mails
+    of the old offers it expired."""
+    from basecone_migrate.services.migrations.common import expire_items, open_item
+
+    if system is None and code is None:
+        raise UsageProblem("say what changes: --system CONNECTION, --code CODE, or both")
+    admin = lookup.administration(s, reference, user.environment)
+    environment = admin.environment
+    lookup.require_superuser(user, environment, "re-link or re-code its administrations")
+    connection = lookup.accounting_system(s, system) if system else admin.accounting_system
+    new_code = code.strip() if code else admin.code
+    if (connection.id, new_code) == (admin.accounting_system_id, admin.code):
+        raise UsageProblem(f"administration {admin_label(admin)} is already linked to "
+                           f"{connection.id} under code {new_code}: nothing to change")
+    item = open_item(s, admin.id, now)
+    if item is not None:
+        raise Refused(f"administration {admin_label(admin)} is in migration {item.migration_id} "
+                      f"({item.status}): revoke or finish that migration first")
+    check_link(s, admin, connection, new_code, environment)
+
+    kind = {(True, True): 5, (True, False): 3, (False, True): 2}[
+        (connection.id != admin.accounting_system_id, new_code != admin.code)]
+    before = _state(admin, environment)
+    after = {"accounting_system": connection.id, "code": new_code,
+             "email": administration_email(environment.code, new_code)}
+    result = {"administration_id": admin.id, **after, "kind": kind, "previous": before}
+    if not apply:
+        return result, []
+    _, mail_ids = expire_items(rt, s, now, actor=audit.SYSTEM, administration_ids=[admin.id])
+    admin.accounting_system_id = connection.id
+    admin.code = new_code
+    aliases.record_change(s, admin.id, before["email"], after["email"], now)
+    audit.record(s, at=now, actor=user.email, action="link", administration_id=admin.id,
+                 kind=kind, before=before, after=after)
+    s.flush()
+    return result, mail_ids
+
+
 def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
          dry_run: bool = False) -> dict[str, Any]:
     from basecone_migrate.mail import Postman
-    from basecone_migrate.services.migrations.common import (
-        expire_items,
-        open_item,
-        require_mail_settings,
-    )
+    from basecone_migrate.services.migrations.common import require_mail_settings
 
     if system is None and code is None:
         raise UsageProblem("say what changes: --system CONNECTION, --code CODE, or both")
@@ -91,34 +130,57 @@ def link(rt: Runtime, reference: str, *, system: str | None, code: str | None,
     with rt.uow(read_only=dry_run) as uow:
         s = uow.session
         user = lookup.acting_user(rt, s)
-        admin = lookup.administration(s, reference, user.environment)
-        environment = admin.environment
-        lookup.require_superuser(user, environment, "re-link or re-code its administrations")
-        connection = lookup.accounting_system(s, system) if system else admin.accounting_system
-        new_code = code.strip() if code else admin.code
-        if (connection.id, new_code) == (admin.accounting_system_id, admin.code):
-            raise UsageProblem(f"administration {admin_label(admin)} is already linked to "
-                               f"{connection.id} under code {new_code}: nothing to change")
-        item = open_item(s, admin.id, now)
-        if item is not None:
-            raise Refused(f"administration {admin_label(admin)} is in migration {item.migration_id} "
-                          f"({item.status}): revoke or finish that migration first")
-        check_link(s, admin, connection, new_code, environment)
-
-        kind = {(True, True): 5, (True, False): 3, (False, True): 2}[
-            (connection.id != admin.accounting_system_id, new_code != admin.code)]
-        before = _state(admin, environment)
-        after = {"accounting_system": connection.id, "code": new_code,
-                 "email": administration_email(environment.code, new_code)}
-        result = {"administration_id": admin.id, **after, "kind": kind, "previous": before}
+        result, mail_ids = _link_one(rt, s, user, reference, system, code, now, apply=not dry_run)
         if dry_run:
             return {**result, "dry_run": True}
-        _, mail_ids = expire_items(rt, s, now, actor=audit.SYSTEM, administration_ids=[admin.id])
-        admin.accounting_system_id = connection.id
-        admin.code = new_code
-        aliases.record_change(s, admin.id, before["email"], after["email"], now)
-        audit.record(s, at=now, actor=user.email, action="link", administration_id=admin.id,
-                     kind=kind, before=before, after=after)
         uow.commit()
     Postman(rt).deliver(mail_ids)
     return result
+
+
+def link_many(rt: Runtime, rows: Sequence[Row], *, dry_run: bool = False) -> dict[str, Any]:
+    """`link --from FILE`: every row checked, in order, each as if the rows before it were
+    made (so one row may free a code that a later one takes); all made in one transaction,
+    or, when any row is refused, none (exit 1, every refused row named in the report).
+    ``dry_run`` checks the same way and changes nothing."""
+    from basecone_migrate.errors import BaseconeError
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.services.migrations.common import require_mail_settings
+
+    require_mail_settings(rt)
+    now = rt.now()
+    report: list[dict[str, Any]] = []
+    mail_ids: list[int] = []
+    with rt.uow() as uow:  # a dry run makes the changes too, to check each row after the
+        s = uow.session    # ones before it, and rolls them back
+        user = lookup.acting_user(rt, s)
+        seen: dict[int, int] = {}
+        for row in rows:
+            entry: dict[str, Any] = {"line": row.line, "admin": row["admin"], "system": row["system"],
+                                     "code": row["code"]}
+            try:
+                with s.begin_nested():  # a refused row leaves nothing of itself behind
+                    result, mails = _link_one(rt, s, user, row["admin"] or "", row["system"],
+                                              row["code"], now, apply=True)
+                    if result["administration_id"] in seen:
+                        raise UsageProblem(f"administration {result['administration_id']} is also on "
+                                           f"line {seen[result['administration_id']]}: one row each")
+                seen[result["administration_id"]] = row.line
+                mail_ids += mails
+                entry.update(result, status="would change" if dry_run else "changed", error=None)
+            except BaseconeError as exc:
+                entry.update(status="refused", error=exc.message)
+            report.append(entry)
+        refused = [e for e in report if e["status"] == "refused"]
+        payload = {"dry_run": dry_run, "rows": report, "changed": 0 if (dry_run or refused) else len(report),
+                   "refused": len(refused)}
+        if refused:
+            named = "; ".join(f"line {e['line']}: {e['error']}" for e in refused[:10])
+            more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+            raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: "
+                          f"{named}{more}", payload=payload)
+        if not dry_run:
+            uow.commit()
+    if not dry_run:
+        Postman(rt).deliver(mail_ids)
+    return payload
