@@ -107,6 +107,6 @@ def test_verify_reports_missing_and_corrupted_documents(
 
     human = cli("archive", "verify", ident)
     assert human.exit_code == 1
-    assert "invoice-1.pdf   different bytes" in human.stdout
-    assert "invoice-3.pdf   missing" in human.stdout
+    assert "invoice-1.pdf  different bytes" in human.stdout
+    assert "invoice-3.pdf  missing" in human.stdout
     assert "1 of 3 documents intact" in human.stdout

@@ -100,3 +100,64 @@ def test_a_batch_that_is_not_a_regular_file_is_never_read(cli: Cli, loaded: Any,
     assert result.error == f"Error: --from {fifo}: is a FIFO (named pipe), not a regular file"
     both = cli("--as", SUE, "link", "1001", "--from", fifo)
     assert both.exit_code == 2 and "drop ADMIN, --system and --code" in both.error
+
+
+# -- offer --from ---------------------------------------------------------------------------
+
+from tests.conftest import TINA, make_offer  # noqa: E402
+
+
+def test_offer_from_a_file_and_standard_input(cli: Cli, loaded: Any, tmp_path: Path) -> None:
+    offered = cli.ok("--as", SUE, "offer", "--from", _file(tmp_path, "1001\n# the garage too\n1002\n"),
+                     "--to", TINA, "--accept-terms", "--confirm-checklist", "--json").json()
+    assert [a["code"] for a in offered["administrations"]] == ["1001", "1002"]
+    cli.ok("--as", SUE, "revoke", str(offered["migration_id"]))
+    again = cli.ok("--as", SUE, "offer", "1001", "--from", "-", "--to", TINA, "--accept-terms",
+                   "--confirm-checklist", "--json", input="1002\n").json()
+    assert [a["code"] for a in again["administrations"]] == ["1001", "1002"]
+
+
+def test_offer_from_a_file_names_every_refused_line(cli: Cli, loaded: Any, tmp_path: Path,
+                                                    db_url: str) -> None:
+    before = snapshot_database(db_url)
+    result = cli("--as", SUE, "offer", "--from", _file(tmp_path, "1001\n3001\n9999\n"), "--to", TINA,
+                 "--accept-terms", "--json")
+    assert result.exit_code == 1
+    assert result.error.startswith(
+        "Error: 2 of 3 rows refused, so nothing changed: line 2: administration 3001 Kapsalon Mulder "
+        "(id 3) is linked to snelstart, which cannot move between environments")
+    assert "line 3: no administration '9999' in environment ACME" in result.error
+    assert [(r["line"], r["status"]) for r in result.json()["rows"]] == [
+        (1, "ok"), (2, "refused"), (3, "refused")]
+    assert snapshot_database(db_url) == before
+    nothing = cli("--as", SUE, "offer", "--to", TINA, "--accept-terms")
+    assert nothing.exit_code == 2 and "or give them with --from FILE" in nothing.error
+
+
+# -- redeem --links -------------------------------------------------------------------------
+
+
+def test_redeem_with_links_from_a_file(cli: Cli, loaded: Any, tmp_path: Path) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    links = _file(tmp_path, "admin,connection,code\n1001,book-tw,7001\n1002,book-tw\n")
+    result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--links", links, "--json").json()
+    assert [(i["accounting_system"], i["code"], i["status"]) for i in result["items"]] == [
+        ("book-tw", "7001", "completed"), ("book-tw", "1002", "completed")]
+
+
+def test_redeem_links_name_every_refused_line_and_spend_nothing(
+        cli: Cli, loaded: Any, tmp_path: Path, db_url: str) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    before = snapshot_database(db_url)
+    links = _file(tmp_path, "1001,book-xero\n1002,nosuch\n")
+    result = cli("--as", TINA, "redeem", code, "--accept-terms", "--links", links)
+    assert result.exit_code == 1
+    assert result.error == (
+        "Error: 2 of 2 links refused, so nothing changed: line 1: administration 1001 Bakkerij "
+        "Jansen (id 1) is a Twinfield administration and connection book-xero is Xero: the package "
+        "never changes; line 2: no accounting system (connection) 'nosuch'")
+    assert snapshot_database(db_url) == before
+    both = cli("--as", TINA, "redeem", code, "--accept-terms", "--links", links, "--link", "1001=book-tw")
+    assert both.exit_code == 2 and "not both" in both.error
+    good = _file(tmp_path, "1001,book-tw\n1002,book-tw\n", "good.csv")
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--links", good)

@@ -67,5 +67,5 @@ def test_demo_from_the_installed_program(tmp_path: Path) -> None:
                          {"XDG_DATA_HOME": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr
     assert "Transfercode: " in result.stdout
-    assert "Bakkerij Jansen   completed   book-tw" in result.stdout
+    assert "Bakkerij Jansen  completed  book-tw" in result.stdout
     assert "Moving 1001 Bakkerij Jansen" in result.stderr  # progress as plain lines in a pipe

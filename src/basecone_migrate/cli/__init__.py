@@ -62,23 +62,33 @@ def root(
         typer.Option(metavar="FILE", help="Config file (env BASECONE_MIGRATE_CONFIG)."),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="JSON output for every command.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print nothing but warnings and errors (cron).")] = False,
+    no_input: Annotated[bool, typer.Option(
+        "--no-input", help="Never ask questions (without a terminal nothing is ever asked).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    cli = CLI({"user": as_, "db": db, "storage": storage}, config, json)
+    cli = CLI({"user": as_, "db": db, "storage": storage}, config, json, quiet=quiet, no_input=no_input)
     ctx.obj = cli
     ctx.call_on_close(cli.close)
 
 
 def _register() -> None:
     from basecone_migrate.cli import aftercare, mail, migrate, setup
+    from basecone_migrate.cli.context import with_common_options
 
     setup.register(app)
     migrate.register(app)
     aftercare.register(app)
     mail.register(app)
+    groups = [app] + [group.typer_instance for group in app.registered_groups]
+    for group in groups:
+        for command in group.registered_commands:
+            if command.callback is not None:
+                command.callback = with_common_options(command.callback)
 
 
 _register()

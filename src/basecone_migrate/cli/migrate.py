@@ -59,9 +59,13 @@ def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
 
 def offer(
     ctx: typer.Context,
-    admins: Annotated[list[str], typer.Argument(metavar="ADMIN...", help="Administrations (ids or codes).")],
     to: Annotated[list[str], typer.Option("--to", metavar="EMAIL",
                                           help="A Superuser of the receiving environment (repeatable).")],
+    admins: Annotated[list[str] | None, typer.Argument(
+        metavar="ADMIN...", help="Administrations (ids or codes); or --from FILE.")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", metavar="FILE", help="Administrations, one per line (- for standard input); "
+                                       "any refused line refuses the offer.")] = None,
     accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms.")] = False,
     confirm_checklist: Annotated[bool, typer.Option(
         "--confirm-checklist",
@@ -79,7 +83,14 @@ def offer(
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
-    outcome = migrations.offer(cli.runtime, admins, to, accept_terms=accept_terms,
+    references = list(admins or [])
+    if from_ is not None:
+        references += _offer_rows(cli, from_)
+    if not references:
+        from basecone_migrate.errors import UsageProblem
+
+        raise UsageProblem("name the administrations to offer (ADMIN...), or give them with --from FILE")
+    outcome = migrations.offer(cli.runtime, references, to, accept_terms=accept_terms,
                                confirm_checklist=confirm_checklist, dry_run=dry_run,
                                ask=questions_for(cli.out))
     report(cli, outcome)
@@ -95,7 +106,28 @@ def offer(
         cli.out.line(f"Valid until {when(p['expires_at'])} UTC, once. It is shown only here and in "
                      "the mail.")
 
-    cli.out.emit(p, render)
+    # Even with --quiet the code is printed: it is shown nowhere else but in the mail.
+    cli.out.emit(p, render, essential=lambda: p["transfercode"] and cli.out.line(
+        f"Transfercode: {p['transfercode']}", essential=True))
+
+
+def _offer_rows(cli: CLI, source: str) -> list[str]:
+    """The administrations of `offer --from`, each checked; a refused one refuses the offer."""
+    from basecone_migrate.batches import read_rows
+    from basecone_migrate.errors import BaseconeError
+    from basecone_migrate.services.migrations.offers import check_offer_rows
+
+    rows = read_rows(source, ("admin",), 1, "--from")
+    try:
+        return check_offer_rows(cli.runtime, rows)
+    except BaseconeError as exc:
+        refused = exc.payload
+        if refused is not None:
+            cli.out.emit(refused, lambda: cli.out.table(
+                [("line", "right"), "administration", "status"],
+                [(r["line"], r.get("name") or r["admin"], r["error"] or r["status"]) for r in refused["rows"]],
+                title="Refused: nothing changed"))
+        raise
 
 
 def list_(
@@ -219,6 +251,9 @@ def redeem(
         "--link", metavar="ADMIN=CONNECTION[:CODE]",
         help="Where an administration goes (repeatable); may be left out where exactly one "
              "connection of its package has its code and name.")] = None,
+    links_file: Annotated[str | None, typer.Option(
+        "--links", metavar="FILE", help="Many --link at once: CSV or JSON lines of "
+                                        "admin,connection[,code] (- for standard input).")] = None,
     reject: Annotated[bool, typer.Option("--reject", help="Decline the whole offer.")] = False,
     reason: Annotated[str | None, typer.Option(metavar="TEXT",
                                                help="Why (for --reject or what --select leaves).")] = None,
@@ -252,13 +287,22 @@ def redeem(
             + f" {len(p['items'])} administration(s); the sender gets a mail."))
         return
     links = [_parse_link(text) for text in link or []]
+    lines: list[int] | None = None
+    if links_file is not None:
+        from basecone_migrate.batches import read_rows
+
+        if links:
+            raise UsageProblem("give the links with --link or with --links FILE, not both")
+        rows = read_rows(links_file, ("admin", "connection", "code"), 2, "--links")
+        links = [(r["admin"] or "", r["connection"] or "", r["code"]) for r in rows]
+        lines = [r.line for r in rows]
     bars, progress = progress_for(cli.out)
     try:
         with bars:
             outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
-                                        progress=progress, background=background)
+                                        progress=progress, background=background, link_lines=lines)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise

@@ -1,8 +1,10 @@
 """Rendering: JSON for scripts, Rich tables for people; data on stdout, messages on stderr.
 
-Under ``--json`` stdout carries exactly one JSON document. Without a terminal there
-are no colours and no animation (Rich decides from the stream; ``NO_COLOR`` is
-honoured), and tables are not squeezed into 80 columns.
+Under ``--json`` stdout carries exactly one JSON document. Without a terminal, or with
+``NO_COLOR`` set, output is plain: no colours, no animation, and tables as columns of
+text separated by two spaces, without box drawing and without trailing spaces (easy to
+`grep` and `awk`). ``--quiet`` keeps stdout and the notes on stderr silent; warnings and
+errors still go to stderr.
 """
 
 from __future__ import annotations
@@ -57,9 +59,31 @@ def _console(stderr: bool) -> Console:
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 
+def plain(stream: Any) -> bool:
+    """Plain text for this stream: not a terminal, or NO_COLOR set (https://no-color.org)."""
+    return not stream.isatty() or bool(os.environ.get("NO_COLOR"))
+
+
+def plain_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]],
+                title: str | None) -> str:
+    """Columns of text, two spaces apart, right-aligned where asked, no trailing spaces."""
+    header = any(name for name, _ in columns)
+    lines = [[name for name, _ in columns]] if header else []
+    lines += [list(row) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    text = [title] if title else []
+    for line in lines:
+        cells = [cell.rjust(width) if justify == "right" else cell.ljust(width)
+                 for cell, width, (_, justify) in zip(line, widths, columns, strict=True)]
+        text.append("  ".join(cells).rstrip())
+    return "\n".join(text) + "\n"
+
+
 class Output:
-    def __init__(self, json_mode: bool) -> None:
+    def __init__(self, json_mode: bool, quiet: bool = False, no_input: bool = False) -> None:
         self.json_mode = json_mode
+        self.quiet = quiet
+        self.no_input = no_input
 
     @cached_property
     def console(self) -> Console:
@@ -74,23 +98,34 @@ class Output:
         """Progress bars and prompts only for a person at a terminal."""
         return not self.json_mode and sys.stderr.isatty()
 
-    def emit(self, payload: Any, render: Callable[[], None]) -> None:
+    def emit(self, payload: Any, render: Callable[[], None],
+             essential: Callable[[], None] | None = None) -> None:
+        """The result: one JSON document, or the rendering for a person; with --quiet only
+        what must not be lost (``essential``: the transfercode of an offer)."""
         if self.json_mode:
             sys.stdout.write(to_json(payload) + "\n")
             sys.stdout.flush()
-        else:
+        elif not self.quiet:
             render()
+        elif essential is not None:
+            essential()
 
     def print(self, *renderables: Any) -> None:
         self.console.print(*renderables)
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, essential: bool = False) -> None:
         """A plain line on stdout, never interpreted as markup."""
-        self.console.print(text, markup=False)
+        if self.quiet and not essential:
+            return
+        if plain(sys.stdout):
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        else:
+            self.console.print(text, markup=False)
 
     def note(self, text: str) -> None:
-        """A message for the person (stderr); silent under --json."""
-        if not self.json_mode:
+        """A message for the person (stderr); silent under --json and --quiet."""
+        if not (self.json_mode or self.quiet):
             self.err_console.print(text, markup=False)
 
     def warn(self, text: str) -> None:
@@ -106,13 +141,21 @@ class Output:
         title: str | None = None,
         empty: str = "nothing to show",
     ) -> Table | None:
-        from rich import box
-        from rich.table import Table
-
         rows = list(rows)
         if not rows:
             self.note(f"({empty})")
             return None
+        if self.quiet:
+            return None
+        if plain(sys.stdout):
+            named = [c if isinstance(c, tuple) else (c, "left") for c in columns]
+            cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+            sys.stdout.write(plain_table(named, cells, title))
+            sys.stdout.flush()
+            return None
+        from rich import box
+        from rich.table import Table
+
         header = any(c[0] if isinstance(c, tuple) else c for c in columns)
         table = Table(title=title, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
                       title_justify="left", pad_edge=False)

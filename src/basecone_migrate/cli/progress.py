@@ -92,7 +92,7 @@ def progress_for(out: Output) -> tuple[Any, Progress]:
     """(context manager, progress sink) for this run's output."""
     from basecone_migrate.services.transfer import NoProgress
 
-    if out.json_mode:
+    if out.json_mode or out.quiet:
         none = NoProgress()
         return _Null(), none
     if out.interactive:

@@ -10,8 +10,9 @@ from basecone_migrate.errors import UsageProblem
 
 
 def questions_for(out: Output) -> TerminalQuestions | None:
-    """Questions only for a person: stdin a terminal and no --json."""
-    if out.json_mode or not sys.stdin.isatty():
+    """Questions only for a person: stdin a terminal, no --json, no --no-input. Without
+    them a command asks nothing and its Error: line names the option to pass."""
+    if out.json_mode or out.no_input or not sys.stdin.isatty():
         return None
     return TerminalQuestions(out)
 

@@ -23,6 +23,7 @@ from basecone_migrate.db.models import (
     Workflow,
     WorkflowAuthoriser,
 )
+from basecone_migrate.batches import Row
 from basecone_migrate.domain import mails, transfercode
 from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import (
@@ -130,17 +131,9 @@ def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: 
     if accept_terms is False:
         raise Refused("accept the terms of the migration with --accept-terms")
     for admin in admins:
-        package = admin.accounting_system.package
-        if not is_migratable(package):
-            raise Refused(
-                f"administration {admin_label(admin)} is linked to {package_label(package)}, "
-                "which cannot move between environments (only "
-                f"{', '.join(MIGRATABLE_PACKAGES.values())})")
+        _check_migratable(admin)
     for admin in admins:
-        busy = open_item(s, admin.id, now)
-        if busy is not None:
-            raise Refused(f"administration {admin_label(admin)} is already in migration "
-                          f"{busy.migration_id} ({busy.status}): revoke that offer first")
+        _check_free(s, admin, now)
     findings = _authoriser_findings(s, admins)
     if findings and confirm_checklist is False:
         raise Refused(
@@ -152,6 +145,52 @@ def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: 
         warnings.append(f"{len(admins)} administrations in one offer: the help centre advises at "
                         f"most {ADVISED_MAXIMUM} per offer")
     return _Offer(user, admins, source, findings, warnings)
+
+
+def _check_migratable(admin: Administration) -> None:
+    package = admin.accounting_system.package
+    if not is_migratable(package):
+        raise Refused(
+            f"administration {admin_label(admin)} is linked to {package_label(package)}, "
+            "which cannot move between environments (only "
+            f"{', '.join(MIGRATABLE_PACKAGES.values())})")
+
+
+def _check_free(s: Session, admin: Administration, now: datetime) -> None:
+    busy = open_item(s, admin.id, now)
+    if busy is not None:
+        raise Refused(f"administration {admin_label(admin)} is already in migration "
+                      f"{busy.migration_id} ({busy.status}): revoke that offer first")
+
+
+def check_offer_rows(rt: Runtime, rows: Sequence[Row]) -> list[str]:
+    """`offer --from FILE`: each row (an administration) checked on its own, every refused
+    row named; the references to offer when none is refused."""
+    from basecone_migrate.errors import BaseconeError
+
+    now = rt.now()
+    report: list[dict[str, Any]] = []
+    with rt.uow(read_only=True) as uow:
+        s = uow.session
+        user = lookup.acting_user(rt, s)
+        for row in rows:
+            entry: dict[str, Any] = {"line": row.line, "admin": row["admin"]}
+            try:
+                admin = lookup.administration(s, row["admin"] or "", user.environment)
+                entry.update(administration_id=admin.id, code=admin.code, name=admin.name)
+                _check_migratable(admin)
+                _check_free(s, admin, now)
+                entry.update(status="ok", error=None)
+            except BaseconeError as exc:
+                entry.update(status="refused", error=exc.message)
+            report.append(entry)
+    refused = [e for e in report if e["status"] == "refused"]
+    if refused:
+        named = "; ".join(f"line {e['line']}: {e['error']}" for e in refused[:10])
+        more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+        raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: {named}{more}",
+                      payload={"rows": report, "refused": len(refused)})
+    return [row["admin"] or "" for row in rows]
 
 
 def offer(

@@ -25,7 +25,7 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain import mails, transfercode
 from basecone_migrate.domain.rules import PREMIUM, SUPERUSER, administration_email, package_label
-from basecone_migrate.errors import NotAllowed, Refused, TransferIncomplete, UsageProblem
+from basecone_migrate.errors import BaseconeError, NotAllowed, Refused, TransferIncomplete, UsageProblem
 from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
@@ -199,53 +199,87 @@ def _option_view(s: Session, connection: AccountingSystem) -> dict[str, Any]:
 
 def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationItem],
                 links: Sequence[tuple[str, str, str | None]], target: Environment,
-                ask: Questions | None) -> list[_Link]:
+                ask: Questions | None, lines: Sequence[int] | None = None) -> list[_Link]:
+    """Where each taken administration goes. ``lines`` (a batch from `--links FILE`, one per
+    link) collects every refused link, named by its line, instead of stopping at the first."""
+    problems: list[tuple[str, str]] = []
+
+    def attempt(where: str, check: Any) -> Any:
+        if lines is None:
+            return check()
+        try:
+            return check()
+        except BaseconeError as exc:
+            problems.append((where, exc.message))
+            return None
+
     explicit: dict[int, tuple[str, str | None]] = {}
-    for reference, connection_id, code in links:
-        item = item_in(items, reference)
-        if item not in chosen:
-            raise UsageProblem(f"--link names {admin_label(item)}, which is not taken (see --select)")
-        if item.id in explicit:
-            raise UsageProblem(f"--link names {admin_label(item)} twice")
-        explicit[item.id] = (connection_id, code)
+    line_of: dict[int, str] = {}
+    for position, (reference, connection_id, code) in enumerate(links):
+        where = f"line {lines[position]}" if lines is not None else ""
+
+        def claim(reference: str = reference) -> MigrationItem:
+            item = item_in(items, reference)
+            if item not in chosen:
+                raise UsageProblem(f"--link names {admin_label(item)}, which is not taken (see --select)")
+            if item.id in explicit:
+                raise UsageProblem(f"--link names {admin_label(item)} twice")
+            return item
+
+        item = attempt(where, claim)
+        if item is not None:
+            explicit[item.id] = (connection_id, code)
+            line_of[item.id] = where
     plans: list[_Link] = []
     for item in chosen:
-        admin = item.administration
-        package = admin.accounting_system.package
-        if item.id in explicit:
-            connection_id, code = explicit[item.id]
-            connection = lookup.accounting_system(s, connection_id)
-            code = code or admin.code
-        else:
-            options = _link_options(s, target, package)
-            if not options:
-                raise Refused(f"environment {target.code} has no {package_label(package)} connection "
-                              f"for {admin_label(item)}: add one first (the package never changes)")
-            matching = [c for c in options if s.scalar(select(CatalogueEntry.id).where(
-                CatalogueEntry.accounting_system_id == c.id, CatalogueEntry.code == admin.code,
-                CatalogueEntry.name == admin.name))]
-            if len(matching) == 1:
-                connection, code = matching[0], admin.code
-            elif ask is not None:
-                connection_id, code = ask.link(_item_view(item), [_option_view(s, c) for c in options])
-                connection = lookup.accounting_system(s, connection_id)
-            else:
-                why = (f"{len(matching)} connections have {admin.code} {admin.name} in their catalogue"
-                       if matching else f"no connection has {admin.code} {admin.name} in its catalogue")
-                names = ", ".join(c.id for c in (matching or options))
-                raise UsageProblem(f"say where {admin_label(item)} goes with --link "
-                                   f"{item.source_code}=CONNECTION[:CODE] ({why}; "
-                                   f"{package_label(package)} connections: {names})")
-        check_link(s, admin, connection, code, target)
-        for other in plans:
-            if (other.connection.id, other.code) == (connection.id, code):
-                raise Refused(f"{admin_label(other.item)} and {admin_label(item)} are both linked to "
-                              f"code {code} of connection {connection.id}")
-            if (other.code, other.item.administration.name) == (code, admin.name):
-                raise Refused(f"{admin_label(other.item)} and {admin_label(item)} would both be "
-                              f"{code} {admin.name} in {target.code}")
-        plans.append(_Link(item, connection, code))
+        plan = attempt(line_of.get(item.id) or admin_label(item),
+                       lambda item=item: _plan_one(s, item, explicit, target, ask, plans))
+        if plan is not None:
+            plans.append(plan)
+    if problems:
+        named = "; ".join(f"{where}: {message}" for where, message in problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise Refused(f"{len(problems)} of {len(links)} links refused, so nothing changed: {named}{more}")
     return plans
+
+
+def _plan_one(s: Session, item: MigrationItem, explicit: dict[int, tuple[str, str | None]],
+              target: Environment, ask: Questions | None, plans: list[_Link]) -> _Link:
+    admin = item.administration
+    package = admin.accounting_system.package
+    if item.id in explicit:
+        connection_id, code = explicit[item.id]
+        connection = lookup.accounting_system(s, connection_id)
+        code = code or admin.code
+    else:
+        options = _link_options(s, target, package)
+        if not options:
+            raise Refused(f"environment {target.code} has no {package_label(package)} connection "
+                          f"for {admin_label(item)}: add one first (the package never changes)")
+        matching = [c for c in options if s.scalar(select(CatalogueEntry.id).where(
+            CatalogueEntry.accounting_system_id == c.id, CatalogueEntry.code == admin.code,
+            CatalogueEntry.name == admin.name))]
+        if len(matching) == 1:
+            connection, code = matching[0], admin.code
+        elif ask is not None:
+            connection_id, code = ask.link(_item_view(item), [_option_view(s, c) for c in options])
+            connection = lookup.accounting_system(s, connection_id)
+        else:
+            why = (f"{len(matching)} connections have {admin.code} {admin.name} in their catalogue"
+                   if matching else f"no connection has {admin.code} {admin.name} in its catalogue")
+            names = ", ".join(c.id for c in (matching or options))
+            raise UsageProblem(f"say where {admin_label(item)} goes with --link "
+                               f"{item.source_code}=CONNECTION[:CODE] ({why}; "
+                               f"{package_label(package)} connections: {names})")
+    check_link(s, admin, connection, code, target)
+    for other in plans:
+        if (other.connection.id, other.code) == (connection.id, code):
+            raise Refused(f"{admin_label(other.item)} and {admin_label(item)} are both linked to "
+                          f"code {code} of connection {connection.id}")
+        if (other.code, other.item.administration.name) == (code, admin.name):
+            raise Refused(f"{admin_label(other.item)} and {admin_label(item)} would both be "
+                          f"{code} {admin.name} in {target.code}")
+    return _Link(item, connection, code)
 
 
 # -- redeem -------------------------------------------------------------------------------------
@@ -263,7 +297,7 @@ class _Decision:
 
 def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_: Sequence[str],
             links: Sequence[tuple[str, str, str | None]], ask: Questions | None,
-            lock: bool) -> _Decision:
+            lock: bool, link_lines: Sequence[int] | None = None) -> _Decision:
     """Every check of a redeem, in the contract's order; asks what is missing when it may."""
     now = rt.now()
     fee = rt.settings.fee
@@ -289,7 +323,7 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
         chosen = offered
     if not chosen:
         raise UsageProblem("take at least one administration with --select, or use --reject")
-    plans = _plan_links(s, chosen, items, links, target, ask)
+    plans = _plan_links(s, chosen, items, links, target, ask, link_lines)
     return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen])
 
 
@@ -311,6 +345,7 @@ def redeem(
     ask: Questions | None = None,
     progress: Progress | None = None,
     background: bool = False,
+    link_lines: Sequence[int] | None = None,
 ) -> Outcome:
     """Take what a code offers, then move the archives: here, inline, or (``background``)
     by workers, with the items left ``in_progress`` and one queued job per item."""
@@ -330,14 +365,15 @@ def redeem(
             links = [(str(p.item.administration_id), p.connection.id, p.code) for p in asked.plans]
     if dry_run:
         with rt.uow(read_only=True) as uow:
-            decision = _decide(rt, uow.session, code_text, accept_terms, select_, links, None, lock=False)
+            decision = _decide(rt, uow.session, code_text, accept_terms, select_, links, None, lock=False,
+                               link_lines=link_lines)
             return Outcome(_dry_run(uow.session, decision, rt))
     # Held from before the checks until the transfer ends: a concurrent redeem of the same
     # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
     # (In the background the items' locks are the workers' to take: the jobs are visible the
     # moment the redeem commits.)
     with TransferLock(rt, migration_id, items=not background):
-        outcome = _take(rt, code_text, accept_terms, select_, links, reason, background)
+        outcome = _take(rt, code_text, accept_terms, select_, links, reason, background, link_lines)
         if not background:
             outcome.delivery.merge(_transfer(rt, migration_id, progress))
     outcome.payload = _redeem_payload(rt, migration_id)
@@ -363,12 +399,12 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
 
 def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str],
           links: Sequence[tuple[str, str, str | None]], reason: str | None,
-          background: bool = False) -> Outcome:
+          background: bool = False, link_lines: Sequence[int] | None = None) -> Outcome:
     now = rt.now()
     fee = rt.settings.fee
     with rt.uow() as uow:
         s = uow.session
-        d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True)
+        d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True, link_lines=link_lines)
         _check_archives(rt, d.migration.source_environment, d.target)
         # The administrations' rows are held too: no document joins an archive that is about
         # to move (archive add and load take the same lock).
