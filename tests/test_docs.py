@@ -31,3 +31,27 @@ def test_every_command_has_help_and_is_documented() -> None:
         for param in command.params:
             assert param.name == "ctx" or getattr(param, "help", None) or param.param_type_name == "argument", (
                 f"{path} {param.name} has no help")
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
+
+
+def test_the_command_reference_is_written_from_the_app_and_current() -> None:
+    from basecone_migrate.cli.reference import render
+
+    assert REFERENCE.read_text() == render(), (
+        "docs/reference.md is stale: python -m basecone_migrate.cli.reference > docs/reference.md")
+
+
+def test_every_command_has_an_example_and_clean_names_in_its_help() -> None:
+    from basecone_migrate.cli.help import EXAMPLES
+    from basecone_migrate.cli.reference import render
+
+    commands = dict(_commands(get_command(app)))
+    assert set(commands) == set(EXAMPLES)
+    for path, examples in EXAMPLES.items():
+        assert examples and all(e.startswith("basecone-migrate ") for e in examples), path
+        assert f" {path.split()[-1]}" in examples[0], path
+    text = render()
+    assert "{" not in "".join(line for line in text.splitlines() if line.startswith("Usage:"))
+    assert " <str>" not in text and "<int" not in text and "<list" not in text and "[[" not in text

@@ -29,7 +29,7 @@ app = typer.Typer(
         "defaults: see `basecone-migrate config`."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: no Rich import just to print --help
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -79,15 +79,18 @@ def root(
 def _register() -> None:
     from basecone_migrate.cli import aftercare, mail, migrate, setup
     from basecone_migrate.cli.context import with_common_options
+    from basecone_migrate.cli.help import command_class
 
     setup.register(app)
     migrate.register(app)
     aftercare.register(app)
     mail.register(app)
-    groups = [app] + [group.typer_instance for group in app.registered_groups]
-    for group in groups:
+    groups = [("", app)] + [(f"{group.name} ", group.typer_instance) for group in app.registered_groups]
+    for prefix, group in groups:
         for command in group.registered_commands:
             if command.callback is not None:
+                name = command.name or command.callback.__name__.replace("_", "-")
+                command.cls = command_class(prefix + name)
                 command.callback = with_common_options(command.callback)
 
 

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import context
+from basecone_migrate.cli import complete, context
 from basecone_migrate.cli.context import AsOption, JsonOption
 from basecone_migrate.cli.setup import AdminArgument
 
@@ -22,10 +22,11 @@ def register(app: typer.Typer) -> None:
 def link(
     ctx: typer.Context,
     admin: Annotated[str | None, typer.Argument(
-        metavar="[ADMIN]", help="Administration id, its code in your environment, or its mail "
+        metavar="[ADMIN]", autocompletion=complete.administrations, help="Administration id, its code in your environment, or its mail "
                                 "address (id:N always means an id); or --from FILE.")] = None,
     system: Annotated[str | None, typer.Option(
-        "--system", metavar="CONNECTION", help="Another connection of the same package (kind 3).")] = None,
+        "--system", metavar="CONNECTION", autocompletion=complete.connections,
+        help="Another connection of the same package (kind 3).")] = None,
     code: Annotated[str | None, typer.Option(
         "--code", metavar="CODE", help="A new code from the connection's catalogue (kind 2).")] = None,
     from_: Annotated[str | None, typer.Option(
@@ -147,13 +148,14 @@ def access_list(ctx: typer.Context, admin: AdminArgument, json: JsonOption = Fal
 
 def audit(
     ctx: typer.Context,
-    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN",
+    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN", autocompletion=complete.administrations,
                                               help="Only this administration (id, code or mail address).")] = None,
     migration: Annotated[int | None, typer.Option("--migration", metavar="MIGRATION",
+                                                  autocompletion=complete.migrations,
                                                   help="Only this migration.")] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN",
                                               help="From this UTC date or instant (2026-03-01, 2026-03-01T09:00Z).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1_000_000,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1_000_000,
                                        help="At most this many rows, oldest first.")] = 1000,
     after: Annotated[int | None, typer.Option(
         metavar="ID", min=0, max=2**31 - 1,

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def mail_list(
     ctx: typer.Context,
     state: Annotated[str | None, typer.Option(metavar="STATE", help="queued, sending or sent.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most recent first.")] = 100,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=10_000, help="Most recent first.")] = 100,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:

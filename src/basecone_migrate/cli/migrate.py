@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import context
+from basecone_migrate.cli import complete, context
 from basecone_migrate.cli.context import CLI, AsOption, JsonOption
 
 if TYPE_CHECKING:
@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Run every check and say what would happen; change nothing.")
 ]
-MigrationArgument = Annotated[int, typer.Argument(metavar="MIGRATION", help="Migration id.")]
+MigrationArgument = Annotated[int, typer.Argument(metavar="MIGRATION", help="Migration id.",
+                                                  autocompletion=complete.migrations)]
 BackgroundOption = Annotated[bool, typer.Option(
     "--background", help="Queue the transfers for `basecone-migrate worker` and return at once "
                          "(PostgreSQL only).")]
-STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+STATUSES = complete.STATUSES
 
 
 def register(app: typer.Typer) -> None:
@@ -62,7 +63,7 @@ def offer(
     to: Annotated[list[str], typer.Option("--to", metavar="EMAIL",
                                           help="A Superuser of the receiving environment (repeatable).")],
     admins: Annotated[list[str] | None, typer.Argument(
-        metavar="ADMIN...", help="Administrations (ids or codes); or --from FILE.")] = None,
+        metavar="ADMIN...", autocompletion=complete.administrations, help="Administrations (ids or codes); or --from FILE.")] = None,
     from_: Annotated[str | None, typer.Option(
         "--from", metavar="FILE", help="Administrations, one per line (- for standard input); "
                                        "any refused line refuses the offer.")] = None,
@@ -133,12 +134,12 @@ def _offer_rows(cli: CLI, source: str) -> list[str]:
 def list_(
     ctx: typer.Context,
     search: Annotated[str | None, typer.Option(metavar="TEXT", help="Match any column.")] = None,
-    status_: Annotated[str | None, typer.Option("--status", metavar="STATUS",
+    status_: Annotated[str | None, typer.Option("--status", metavar="STATUS", autocompletion=complete.statuses,
                                                 help=f"One of: {', '.join(STATUSES)}.")] = None,
     offered: Annotated[bool, typer.Option("--offered", help="Only what you offered.")] = False,
     received: Annotated[bool, typer.Option("--received", help="Only what you received.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per section.")] = 100,
-    offset: Annotated[int, typer.Option(min=0, max=2**31 - 1,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=10_000, help="Rows per section.")] = 100,
+    offset: Annotated[int, typer.Option(metavar="N", min=0, max=2**31 - 1,
                                         help="Skip this many rows per section.")] = 0,
     after: Annotated[str | None, typer.Option(
         metavar="CURSOR", help="Continue one section after this cursor (offered_next or "
@@ -188,7 +189,7 @@ def list_(
 def revoke(
     ctx: typer.Context,
     migration: MigrationArgument,
-    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN",
+    admin: Annotated[str | None, typer.Option("--admin", metavar="ADMIN", autocompletion=complete.administrations,
                                               help="Only this administration of the offer.")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
@@ -246,7 +247,7 @@ def redeem(
     accept_terms: Annotated[bool, typer.Option("--accept-terms",
                                                help="Accept the terms and the costs.")] = False,
     select: Annotated[list[str] | None, typer.Option(
-        "--select", metavar="ADMIN", help="Take only these (repeatable); the rest are rejected.")] = None,
+        "--select", metavar="ADMIN", autocompletion=complete.administrations, help="Take only these (repeatable); the rest are rejected.")] = None,
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="ADMIN=CONNECTION[:CODE]",
         help="Where an administration goes (repeatable); may be left out where exactly one "
@@ -323,9 +324,9 @@ def _emit_payload_of(cli: CLI, exc: Exception, title: str) -> None:
 
 def status(
     ctx: typer.Context,
-    migration: Annotated[int | None, typer.Argument(metavar="[MIGRATION]",
+    migration: Annotated[int | None, typer.Argument(metavar="[MIGRATION]", autocompletion=complete.migrations,
                                                     help="Migration id (default: recent ones).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1000,
                                        help="Without MIGRATION: this many, newest first.")] = 20,
     after: Annotated[int | None, typer.Option(
         metavar="MIGRATION", help="Without MIGRATION: continue below this one.")] = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import context
+from basecone_migrate.cli import complete, context
 from basecone_migrate.cli.context import AsOption, JsonOption
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -17,7 +17,7 @@ archive_app = typer.Typer(help="An administration's archive of documents.", no_a
 AdminArgument = Annotated[
     str,
     typer.Argument(
-        metavar="ADMIN",
+        metavar="ADMIN", autocompletion=complete.administrations,
         help="Administration id, its code in your environment, or its mail address "
              "(id:N always means an id).",
     ),
@@ -143,7 +143,7 @@ def render_administrations(cli: context.CLI, rows: list[dict[str, Any]], title: 
 @admin_app.command("list")
 def admin_list(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Option(metavar="CODE", help="Only this office.")] = None,
+    env: Annotated[str | None, typer.Option(metavar="CODE", autocompletion=complete.offices, help="Only this office.")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -262,7 +262,7 @@ def render_verify(cli: context.CLI, result: dict[str, Any]) -> None:
 
 def demo(
     ctx: typer.Context,
-    documents: Annotated[int, typer.Option(min=1, max=100_000, help="Documents to generate.")] = 300,
+    documents: Annotated[int, typer.Option(metavar="N", min=1, max=100_000, help="Documents to generate.")] = 300,
     workspace: Annotated[
         Path | None,
         typer.Option(metavar="DIR", help="Folder for the demo (default: a new temporary folder)."),
