@@ -42,6 +42,16 @@ def _pg_admin_engine():
     return create_engine(normalise_db_url(PG_URL), isolation_level="AUTOCOMMIT")
 
 
+@pytest.fixture
+def shm(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a second filesystem (/dev/shm), removed afterwards."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs /dev/shm for a second filesystem")
+    folder = Path("/dev/shm") / f"bcm-test-{os.getpid()}-{tmp_path.name}"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
     """A PostgreSQL server we may create databases on."""

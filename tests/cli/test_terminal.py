@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SUE, TINA, Cli, make_offer
 from tests.cli.test_prompts import Terminal
+from tests.conftest import SUE, TINA, Cli, make_offer
 
 BOX = set("─━│┃┌┐└┘├┤┬┴┼╭╮╯╰═║")
 

@@ -12,8 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from tests.integration.test_transfer import (
     env_process,
     item_row,
     many_documents,
-    shm,  # noqa: F401 - a fixture
 )
 
 pytestmark = pytest.mark.slow

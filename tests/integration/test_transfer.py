@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +33,6 @@ pytestmark = pytest.mark.slow
 
 class Crash(BaseException):
     """Stands in for the process dying at a chosen point (not caught by the CLI)."""
-
-
-@pytest.fixture
-def shm(tmp_path: Path) -> Iterator[Path]:
-    if not os.path.isdir("/dev/shm"):
-        pytest.skip("needs /dev/shm for a second filesystem")
-    folder = Path("/dev/shm") / f"bcm-test-{os.getpid()}-{tmp_path.name}"
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def many_documents(world_dir: Path, count: int, size: int = 20_000) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from basecone_migrate.runtime import Runtime
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from basecone_migrate.db.models import AccountingSystem, Administration, Environment, Migration, User
+    from basecone_migrate.db.models import (
+        AccountingSystem,
+        Administration,
+        Environment,
+        Migration,
+        User,
+    )
 
 #: Ids are 32-bit integers on PostgreSQL: a larger number names nothing.
 MAX_ID = 2**31 - 1

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from basecone_migrate.batches import Row
 from basecone_migrate.db.models import (
     Administration,
     Environment,
@@ -23,7 +24,6 @@ from basecone_migrate.db.models import (
     Workflow,
     WorkflowAuthoriser,
 )
-from basecone_migrate.batches import Row
 from basecone_migrate.domain import mails, transfercode
 from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import (

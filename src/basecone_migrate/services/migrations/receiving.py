@@ -25,7 +25,13 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain import mails, transfercode
 from basecone_migrate.domain.rules import PREMIUM, SUPERUSER, administration_email, package_label
-from basecone_migrate.errors import BaseconeError, NotAllowed, Refused, TransferIncomplete, UsageProblem
+from basecone_migrate.errors import (
+    BaseconeError,
+    NotAllowed,
+    Refused,
+    TransferIncomplete,
+    UsageProblem,
+)
 from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, select
 from basecone_migrate.db.sql import among
 from basecone_migrate.db.tables import migration_items, migration_recipients, migrations
 
+
 def effective_status(now: datetime) -> Any:
     """An offer past its expiry reads as expired, whether or not `expire` has run yet."""
     return case(
