@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import insert, literal, select, update
@@ -215,8 +216,9 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
     the UPDATE only takes rows still ``offered``, and each run mails what it took. The ids
     travel as one bound array, never as an IN list. Returns (items expired, mail ids).
     """
+    # (id, migration id, administration id, name, code, package, email), by id
     expired = sorted(session.execute(expire_statement(session, now, administration_ids, item_ids))
-                     .all(), key=lambda row: row.id)
+                     .all(), key=itemgetter(0))
     if not expired:
         return 0, []
     items = migration_items.c
@@ -224,10 +226,10 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
         ["at", "actor", "action", "administration_id", "migration_id", "details"],
         select(literal(now, audit_log.c.at.type), literal(actor), literal("expire"),
                items.administration_id, items.migration_id, literal({}, audit_log.c.details.type))
-        .where(among(session, items.id, [row.id for row in expired])).order_by(items.id)))
-    by_migration: dict[int, list[Any]] = defaultdict(list)
-    for row in expired:
-        by_migration[row.migration_id].append(row)
+        .where(among(session, items.id, [row[0] for row in expired])).order_by(items.id)))
+    by_migration: dict[int, list[mails.AdminLine]] = defaultdict(list)
+    for row in expired:  # a plain tuple per item: 100,000 of them at a time
+        by_migration[row[1]].append(mails.AdminLine._make(row[3:]))
     by_sender: dict[int, list[int]] = defaultdict(list)
     for mid, sender in sorted(session.execute(select(migrations.c.id, migrations.c.created_by_id)
                                               .where(among(session, migrations.c.id, list(by_migration))))
@@ -238,7 +240,7 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
                                                .where(among(session, users.c.id, list(by_sender))))}
     mail_ids = queue_mails(rt, session, (
         (mails.expired(sender=party(people[sender_id]),
-                       offers=[(mid, ", ".join(to[mid]), lines(by_migration[mid])) for mid in offers]),
+                       offers=[(mid, ", ".join(to[mid]), by_migration[mid]) for mid in offers]),
          offers[0] if len(offers) == 1 else None)
         for sender_id, offers in sorted(by_sender.items())))
     return len(expired), mail_ids
