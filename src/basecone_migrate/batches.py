@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from basecone_migrate.domain.text import printable, unstorable
@@ -62,9 +63,8 @@ def read_rows(source: str, columns: tuple[str, ...], required: int, option: str)
             continue
         rows.append(Row(number, values))
     if problems:
-        shown = "; ".join(problems[:NAMED]) + (f"; and {len(problems) - NAMED} more" if len(problems) > NAMED else "")
         raise UsageProblem(f"{option} {_name(source)}: {len(problems)} malformed row(s), nothing "
-                           f"changed: {shown} (expected {'CSV' if not as_json else 'JSON lines'} "
+                           f"changed: {summary(problems)} (expected {'CSV' if not as_json else 'JSON lines'} "
                            f"with {', '.join(columns)})")
     if not rows:
         raise UsageProblem(f"{option} {_name(source)} holds no rows")
@@ -72,6 +72,12 @@ def read_rows(source: str, columns: tuple[str, ...], required: int, option: str)
         raise UsageProblem(f"{option} {_name(source)} holds {len(rows)} rows; split it into batches "
                            f"of at most {MAX_ROWS}")
     return rows
+
+
+def summary(problems: Sequence[str]) -> str:
+    """The first NAMED problems of a batch, joined, and how many more there are."""
+    more = f"; and {len(problems) - NAMED} more" if len(problems) > NAMED else ""
+    return "; ".join(problems[:NAMED]) + more
 
 
 def _name(source: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from basecone_migrate.batches import Row
+from basecone_migrate.batches import Row, summary
 from basecone_migrate.db.models import (
     AccountingSystem,
     Administration,
@@ -175,10 +175,9 @@ def link_many(rt: Runtime, rows: Sequence[Row], *, dry_run: bool = False) -> dic
         payload = {"dry_run": dry_run, "rows": report, "changed": 0 if (dry_run or refused) else len(report),
                    "refused": len(refused)}
         if refused:
-            named = "; ".join(f"line {e['line']}: {e['error']}" for e in refused[:10])
-            more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
-            raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: "
-                          f"{named}{more}", payload=payload)
+            named = summary([f"line {e['line']}: {e['error']}" for e in refused])
+            raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: {named}",
+                          payload=payload)
         if not dry_run:
             uow.commit()
     if not dry_run:

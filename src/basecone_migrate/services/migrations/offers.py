@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from basecone_migrate.batches import Row
+from basecone_migrate.batches import Row, summary
 from basecone_migrate.db.models import (
     Administration,
     Environment,
@@ -186,9 +186,8 @@ def check_offer_rows(rt: Runtime, rows: Sequence[Row]) -> list[str]:
             report.append(entry)
     refused = [e for e in report if e["status"] == "refused"]
     if refused:
-        named = "; ".join(f"line {e['line']}: {e['error']}" for e in refused[:10])
-        more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
-        raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: {named}{more}",
+        named = summary([f"line {e['line']}: {e['error']}" for e in refused])
+        raise Refused(f"{len(refused)} of {len(report)} rows refused, so nothing changed: {named}",
                       payload={"rows": report, "refused": len(refused)})
     return [row["admin"] or "" for row in rows]
 

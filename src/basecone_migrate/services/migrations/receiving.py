@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from basecone_migrate.batches import summary
 from basecone_migrate.db.models import (
     AccountingSystem,
     Administration,
@@ -243,9 +244,8 @@ def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationIt
         if plan is not None:
             plans.append(plan)
     if problems:
-        named = "; ".join(f"{where}: {message}" for where, message in problems[:10])
-        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise Refused(f"{len(problems)} of {len(links)} links refused, so nothing changed: {named}{more}")
+        named = summary([f"{where}: {message}" for where, message in problems])
+        raise Refused(f"{len(problems)} of {len(links)} links refused, so nothing changed: {named}")
     return plans
 
 
