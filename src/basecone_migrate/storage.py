@@ -47,6 +47,12 @@ class ChecksumMismatch(Exception):
     """The bytes read do not have the SHA-256 recorded for the document."""
 
 
+def require_sha256(expected: str | None, read: str) -> None:
+    """ChecksumMismatch unless the bytes read have the expected SHA-256 (None: any)."""
+    if expected is not None and read != expected:
+        raise ChecksumMismatch(f"expected sha256 {expected}, read {read}")
+
+
 @dataclass(frozen=True)
 class Stored:
     key: str
@@ -293,8 +299,7 @@ class Archive:
                            else self.fs.open(temporary, "wb"))
             with target_file as target:
                 size, sha256 = copy_hashing(source, target, buffer)
-            if expect_sha256 is not None and sha256 != expect_sha256:
-                raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+            require_sha256(expect_sha256, sha256)
             key = document_key(administration_id, sha256)
             if self.is_local:
                 os.replace(temporary, self.path(key))
@@ -322,8 +327,7 @@ class Archive:
         else:
             return self._write_parts(source, administration_id, expect_sha256, buffer, head, digest)
         sha256 = digest.hexdigest()
-        if expect_sha256 is not None and sha256 != expect_sha256:
-            raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+        require_sha256(expect_sha256, sha256)
         key = document_key(administration_id, sha256)
         self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256")
         return Stored(key, len(head), sha256)
@@ -341,8 +345,7 @@ class Archive:
                     target.write(view[:count])
                     size += count
             sha256 = digest.hexdigest()
-            if expect_sha256 is not None and sha256 != expect_sha256:
-                raise ChecksumMismatch(f"expected sha256 {expect_sha256}, read {sha256}")
+            require_sha256(expect_sha256, sha256)
             key = document_key(administration_id, sha256)
             self._copy_object(temporary, self.path(key), None, sha256, size)
         finally:
@@ -579,8 +582,7 @@ class Archive:
                                             io.FileIO(target, "w", closefd=False), buffer)
             finally:
                 os.close(target)
-            if digest != sha256:
-                raise ChecksumMismatch(f"expected sha256 {sha256}, read {digest}")
+            require_sha256(sha256, digest)
             os.replace(temporary, other.path(key))
             return size
         except BaseException:
