@@ -70,7 +70,7 @@ def test_the_task_queue_goes_down_and_up_with_revision_0007(make_pg_database: An
         with engine.connect() as connection:
             left = connection.execute(text(
                 "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'")).scalar_one()
-        assert _tables(url) == TABLES and left == 0
+        assert _tables(url) == TABLES - {"database_identity"} and left == 0  # 0008's table went too
         upgrade(engine)
         assert _tables(url) == TABLES | QUEUE_TABLES
     finally:

@@ -166,6 +166,7 @@ class Migration(Base):
     redeemed_at: Mapped[datetime | None]
     redeemed_by_id: Mapped[int | None]
     reject_reason: Mapped[str | None]
+    offered_to_environment_id: Mapped[int | None]
 
     source_environment: Mapped[Environment] = relationship(
         foreign_keys=[tables.migrations.c.source_environment_id])
@@ -212,6 +213,7 @@ class MigrationItem(Base):
     target_accounting_system_id: Mapped[str | None]
     target_code: Mapped[str | None]
     target_email: Mapped[str | None]
+    target_name: Mapped[str | None]
     phase: Mapped[str | None]
     documents_total: Mapped[int]
     bytes_total: Mapped[int]

@@ -207,6 +207,8 @@ migrations = Table(  # one offer: administrations of one environment, to recipie
     _at("redeemed_at", nullable=True),  # redeemed or rejected: the code is spent
     _ref("redeemed_by_id", "users.id", nullable=True),
     _text("reject_reason", 2000, nullable=True),
+    # The environment the offer is for, fixed when it is made (rule 5: one offer, one target).
+    _ref("offered_to_environment_id", "environments.id", nullable=True),
     # The overview's two sections and `status`, newest first, one page at a time.
     Index("ix_migrations_source_created", "source_environment_id", "created_at"),
     Index("ix_migrations_target_created", "target_environment_id", "created_at"),
@@ -245,6 +247,8 @@ migration_items = Table(  # one administration in one migration: what it was and
     _text("target_accounting_system_id", 100, nullable=True),
     _text("target_code", 60, nullable=True),
     _text("target_email", 400, nullable=True),
+    # The catalogue's name, when the receiver linked it to an entry of another name on purpose.
+    _text("target_name", 200, nullable=True),
     # The transfer.
     _text("phase", 20, nullable=True),
     Column("documents_total", Integer, nullable=False, default=0),
@@ -325,6 +329,16 @@ outbox = Table(  # mails written with the change they report, sent after the com
     _at("sent_at", nullable=True),
     _text("delivered_via", 1000, nullable=True),
     CheckConstraint(_in("state", MAIL_STATES), name="state"),
+)
+
+# The database's own identity, made on first use: storage roots and the outbox are marked
+# with it, so that no other database ever touches their documents and mails.
+database_identity = Table(
+    "database_identity", metadata,
+    Column("id", Integer, primary_key=True),
+    _text("identity", 36),
+    _at("created_at"),
+    CheckConstraint("id = 1", name="one_row"),
 )
 
 # -- after-care -------------------------------------------------------------------------
