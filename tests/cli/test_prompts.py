@@ -19,41 +19,71 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
 class Terminal:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    """The program in a pseudo-terminal, its output read by a terminal emulator (pyte): ``seen``
+    is everything it wrote, ``screen`` what a person sees now (a line erased is gone)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], columns: int = 160,
+                 lines: int = 50) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        import pyte
+
         self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
         full = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
-        full.update(env, COLUMNS="160", TERM="xterm")
+        full.pop("COLUMNS", None)
+        full.update(env, TERM="xterm")
         self.process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=full,
                                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
         os.close(slave)
         self.seen = ""
+        self._screen = pyte.Screen(columns, lines)
+        self._stream = pyte.ByteStream(self._screen)
+
+    @property
+    def screen(self) -> str:
+        return "\n".join(line.rstrip() for line in self._screen.display)
+
+    def _read(self, timeout: float) -> bool:
+        """Read what the program wrote within ``timeout``; False when it wrote nothing."""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            raw = os.read(self.master, 65536)
+        except OSError:  # the program ended
+            raw = b""
+        self._stream.feed(raw)
+        self.seen += ANSI.sub("", raw.decode(errors="replace")).replace("\r", "")
+        return bool(raw)
 
     def expect(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while text not in self.seen:
             if time.monotonic() > deadline:
                 raise AssertionError(f"never saw {text!r} in {self.seen!r}")
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(self.master, 65536).decode(errors="replace")
-                except OSError:  # the program ended
-                    chunk = ""
-                self.seen += ANSI.sub("", chunk).replace("\r", "")
+            self._read(0.1)
         return self.seen
+
+    def waits_with(self, text: str, timeout: float = 30, quiet: float = 1.0) -> str:
+        """Wait until the program waits (it writes nothing for ``quiet`` seconds and is still
+        running); then ``text`` must be on the screen, as a person would see it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never waited with {text!r} on the screen:\n{self.screen}")
+            if not self._read(quiet) and self.process.poll() is None and text in self.seen:
+                assert text in self.screen, f"{text!r} is not on the screen:\n{self.screen}"
+                return self.screen
 
     def send(self, line: str) -> None:
         os.write(self.master, (line + "\n").encode())
 
     def finish(self, timeout: float = 60) -> int:
         code = self.process.wait(timeout=timeout)
-        try:
-            while True:
-                ready, _, _ = select.select([self.master], [], [], 0.1)
-                if not ready:
-                    break
-                self.seen += ANSI.sub("", os.read(self.master, 65536).decode(errors="replace"))
-        except OSError:
+        while self._read(0.1):
             pass
         os.close(self.master)
         return code
@@ -75,6 +105,10 @@ def test_redeem_asks_for_terms_selection_and_links(
     terminal.send("y")
     terminal.expect("Take which administrations")
     terminal.send("1001")
+    terminal.expect("Reject them?")
+    terminal.send("y")
+    terminal.expect("Reason for the sender")
+    terminal.send("")
     screen = terminal.expect("Number")
     [row] = [line for line in screen.splitlines() if "book-tw2" in line and "1001" in line]
     terminal.send(row.split()[0])
@@ -110,3 +144,63 @@ def test_a_question_at_the_terminal_holds_no_lock(env_vars: dict[str, str], load
     assert terminal.finish() == 0, terminal.seen
     assert cron.returncode == 0, cron.stderr
     assert Cli(env_vars).ok("--as", "sue@acme.example", "list", "--json").json()["offered_total"] == 1
+
+
+@pytest.mark.slow
+def test_every_question_is_on_the_screen_while_redeem_waits(
+    env_vars: dict[str, str], loaded: dict[str, Any]
+) -> None:
+    """The README's redeem at a 120-column terminal: each question stays on the screen while
+    the program waits for its answer (no live display erases it), and what is left out of
+    the selection is rejected only once the person has said so, with a reason."""
+    cli = Cli(env_vars)
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    terminal = Terminal(["--as", TINA, "redeem", code], env_vars, columns=120, lines=40)
+    terminal.waits_with("Do you accept the terms and the costs? [y/n] (n):")
+    assert "Migration costs EUR 0.00 per administration, invoiced to BOOK." in terminal.screen
+    terminal.send("y")
+    screen = terminal.waits_with("Take which administrations (ids or codes, comma-separated) (all):")
+    assert "Offered administrations" in screen and "Garage Smit" in screen
+    terminal.send("1002")
+    screen = terminal.waits_with("Reject them? [y/n] (n):")
+    assert "  - 1001 Bakkerij Jansen" in screen
+    terminal.send("n")  # not what was meant: choose again
+    terminal.waits_with("Then choose again.")
+    terminal.send("1001")
+    screen = terminal.waits_with("Reject them? [y/n] (n):")
+    assert "  - 1002 Garage Smit" in screen
+    terminal.send("y")
+    terminal.waits_with("Reason for the sender (not selected):")
+    terminal.send("we only keep the bakery")
+    assert terminal.finish() == 0, terminal.seen
+    assert "Migration 1: completed" in terminal.screen
+    status = cli.ok("status", "1", "--json").json()
+    assert [(i["administration"], i["status"]) for i in status["items"]] == [
+        ("Bakkerij Jansen", "completed"), ("Garage Smit", "rejected")]
+    [rejected] = [row for row in cli.ok("audit", "--migration", "1", "--json").json()
+                  if row["action"] == "reject"]
+    assert rejected["details"]["reason"] == "we only keep the bakery"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_redeem_asks_nothing_that_the_options_answer(
+    env_vars: dict[str, str], loaded: dict[str, Any], backend: str
+) -> None:
+    """--accept-terms with --link (the offer mail's form), and one administration offered whose
+    link is found: nothing is asked at a terminal, and the transfer runs to the end."""
+    cli = Cli(env_vars)
+    one = make_offer(cli, "1001")["transfercode"]  # one administration, its link found
+    found = Terminal(["--as", TINA, "redeem", one, "--accept-terms"], env_vars, columns=120, lines=40)
+    assert found.finish(timeout=60) == 0, found.seen
+    assert "[y/n]" not in found.seen and "(all):" not in found.seen
+    assert "Migration 1: completed" in found.screen
+
+    two = make_offer(cli, "1002", extra=("--confirm-checklist",))["transfercode"]
+    linked = Terminal(["--as", TINA, "redeem", two, "--accept-terms", "--link", "1002=book-tw"],
+                      env_vars, columns=120, lines=40)
+    assert linked.finish(timeout=60) == 0, linked.seen
+    assert "[y/n]" not in linked.seen and "(all):" not in linked.seen
+    assert "Migration 2: completed" in linked.screen
+    moved = cli.ok("admin", "list", "--env", "BOOK", "--json").json()
+    assert sorted(a["code"] for a in moved) == ["1001", "1002", "5001"]

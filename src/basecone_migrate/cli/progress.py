@@ -36,7 +36,11 @@ class LinesProgress:
 
 
 class RichProgress:
-    """A bar per administration and one overall, in bytes and documents."""
+    """A bar per administration and one overall, in bytes and documents.
+
+    The live display starts with the first administration's transfer, never before: a
+    display that is running redraws its lines and would erase a question that a command
+    asks meanwhile (`redeem` asks every question before it moves anything)."""
 
     def __init__(self, out: Output) -> None:
         from rich.progress import (
@@ -56,17 +60,21 @@ class RichProgress:
         self.current: Any = None
         self.overall: Any = None
         self.docs = [0, 0]
+        self.live = False
 
     def __enter__(self) -> RichProgress:
-        self.bar.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.bar.stop()
+        if self.live:
+            self.bar.stop()
 
     def item_started(self, label: str, documents: int, size: int, documents_done: int,
                      bytes_done: int) -> None:
+        if not self.live:
+            self.bar.start()
+            self.live = True
         if self.overall is None:
             self.overall = self.bar.add_task("all administrations", total=0, docs="0/0")
         self.docs[0] += documents_done

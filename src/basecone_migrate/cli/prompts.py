@@ -61,6 +61,20 @@ class TerminalQuestions:
             chosen += match
         return chosen
 
+    def confirm_rejection(self, left: list[dict[str, Any]], reason: str | None) -> str | None:
+        from rich.prompt import Confirm, Prompt
+
+        self.console.print("Not taken, so rejected (the sender gets a mail saying so):", markup=False)
+        for item in left:
+            self.console.print(f"  - {item['code']} {item['name']}", markup=False)
+        if not Confirm.ask("Reject them?", console=self.console, default=False):
+            self.console.print("Then choose again.", markup=False)
+            return None
+        if reason is None:
+            reason = Prompt.ask("Reason for the sender", console=self.console,
+                                default="not selected").strip() or "not selected"
+        return reason
+
     def link(self, item: dict[str, Any], options: list[dict[str, Any]]) -> tuple[str, str]:
         from rich.prompt import IntPrompt
 

@@ -61,6 +61,9 @@ class Questions(Protocol):
 
     def select(self, offered: list[dict[str, Any]]) -> list[int]: ...
 
+    def confirm_rejection(self, left: list[dict[str, Any]], reason: str | None) -> str | None:
+        """The reason to reject what was not selected with, or None to choose again."""
+
     def link(self, item: dict[str, Any], options: list[dict[str, Any]]) -> tuple[str, str]: ...
 
 

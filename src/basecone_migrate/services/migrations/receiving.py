@@ -299,12 +299,17 @@ class _Decision:
     target: Environment
     plans: list[_Link]
     left: list[MigrationItem]
+    reason: str | None = None  # why the others are rejected (asked, or --reason)
 
 
 def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_: Sequence[str],
             links: Sequence[tuple[str, str, str | None]], ask: Questions | None,
-            lock: bool, link_lines: Sequence[int] | None = None) -> _Decision:
-    """Every check of a redeem, in the contract's order; asks what is missing when it may."""
+            lock: bool, link_lines: Sequence[int] | None = None,
+            reason: str | None = None) -> _Decision:
+    """Every check of a redeem, in the contract's order; asks what is missing when it may,
+    and nothing that the options answer: the terms unless accepted, which administrations
+    only when several are offered and neither --select nor a link names them, a link only
+    where no single connection has the administration's code and name."""
     now = rt.now()
     fee = rt.settings.fee
     user, migration, digest = _receiver(rt, s, code_text, rejecting=False, lock=lock)
@@ -322,15 +327,32 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
                 raise Refused(f"{admin_label(item)} is {item_status(item, now)}, not offered")
             if item not in chosen:
                 chosen.append(item)
-    elif ask is not None:
-        wanted = set(ask.select([_item_view(i) for i in offered]))
-        chosen = [i for i in offered if i.administration_id in wanted]
+    elif ask is not None and not links and len(offered) > 1:
+        chosen, reason = _ask_selection(ask, offered, reason)
     else:
         chosen = offered
     if not chosen:
         raise UsageProblem("take at least one administration with --select, or use --reject")
     plans = _plan_links(s, chosen, items, links, target, ask, link_lines)
-    return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen])
+    return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen],
+                     reason)
+
+
+def _ask_selection(ask: Questions, offered: list[MigrationItem],
+                   reason: str | None) -> tuple[list[MigrationItem], str | None]:
+    """Which administrations a person takes; what they leave is rejected (its sender is
+    mailed), so that is said and confirmed, with a reason, before anything is decided. A
+    person who does not confirm chooses again."""
+    views = [_item_view(i) for i in offered]
+    while True:
+        wanted = set(ask.select(views))
+        chosen = [i for i in offered if i.administration_id in wanted]
+        left = [view for view in views if view["administration_id"] not in wanted]
+        if not chosen or not left:
+            return chosen, reason
+        confirmed = ask.confirm_rejection(left, reason)
+        if confirmed is not None:
+            return chosen, confirmed
 
 
 def _documents(s: Session, administration_id: int) -> tuple[int, int]:
@@ -365,8 +387,10 @@ def redeem(
     if ask is not None:
         # Questions first, in a read-only pass: nobody waits on a lock while a person thinks.
         with rt.uow(read_only=True) as uow:
-            asked = _decide(rt, uow.session, code_text, accept_terms, select_, links, ask, lock=False)
+            asked = _decide(rt, uow.session, code_text, accept_terms, select_, links, ask, lock=False,
+                            reason=reason)
             accept_terms = True
+            reason = asked.reason
             select_ = [str(p.item.administration_id) for p in asked.plans]
             links = [(str(p.item.administration_id), p.connection.id, p.code) for p in asked.plans]
     if dry_run:
