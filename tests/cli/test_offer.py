@@ -54,7 +54,8 @@ def test_offer_makes_a_code_and_mails_it(
     assert f"Transfercode: {code}" in text
     assert "Bakkerij Jansen (code 1001, Twinfield)" in text and "Garage Smit (code 1002" in text
     assert "Valid until:  2026-03-17 09:00 UTC" in text
-    assert f"redeem {code} --accept-terms" in text
+    assert "basecone-migrate --as YOUR-EMAIL redeem --accept-terms\r\n" in text
+    assert f"(redeem {code} --accept-terms)" in text and "--code-file FILE" in text
     assert "<br>" not in text
 
 

@@ -204,3 +204,19 @@ def test_redeem_asks_nothing_that_the_options_answer(
     assert "Migration 2: completed" in linked.screen
     moved = cli.ok("admin", "list", "--env", "BOOK", "--json").json()
     assert sorted(a["code"] for a in moved) == ["1001", "1002", "5001"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_code_is_asked_for_without_echo(
+    env_vars: dict[str, str], loaded: dict[str, Any], backend: str
+) -> None:
+    """Left out at a terminal, the code is asked for and never shown: not in the process list,
+    the shell history or on the screen."""
+    code = make_offer(Cli(env_vars), "1001")["transfercode"]
+    terminal = Terminal(["--as", TINA, "redeem", "--accept-terms"], env_vars, columns=120, lines=40)
+    terminal.waits_with("Transfercode (from the mail; not shown as you type):")
+    terminal.send(code)
+    assert terminal.finish() == 0, terminal.seen
+    assert "Migration 1: completed" in terminal.screen
+    assert code not in terminal.seen and code.replace("-", "") not in terminal.seen

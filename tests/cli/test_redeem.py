@@ -436,3 +436,49 @@ def test_coming_back_after_an_unfinished_transfer_points_to_resume(
         1, "Error: this transfercode was redeemed on 2026-03-02 and its transfer did not finish: run "
            "`basecone-migrate resume 1`")
     assert snapshot_database(db_url)["failed_redeems"] == []  # not counted as a guess
+
+
+def test_the_code_can_come_from_a_file_or_standard_input(
+    cli: Cli, loaded: dict[str, Any], tmp_path: Path
+) -> None:
+    """--code-file keeps the code out of the process list and the shell history."""
+    code = make_offer(cli, "1001")["transfercode"]
+    secret = tmp_path / "code.txt"
+    secret.write_text(f"\n  {code}  \n")
+    dry = cli.ok("--as", TINA, "redeem", "--code-file", secret, "--accept-terms", "--dry-run", "--json")
+    assert dry.json()["migration_id"] == 1
+    taken = cli.ok("--as", TINA, "redeem", "--code-file", "-", "--accept-terms", "--json", input=code + "\n")
+    assert taken.json()["status"] == "completed"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_code_that_cannot_be_read_is_a_usage_error(
+    cli: Cli, loaded: dict[str, Any], tmp_path: Path, state: State, backend: str
+) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+    before = state.take()
+    two = tmp_path / "two.txt"
+    two.write_text(f"{code}\n{code}\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    cases = [
+        ((), "", "Error: give the transfercode: --code-file FILE (- for standard input), or CODE"),
+        ((code, "--code-file", two), "",
+         "Error: give the transfercode once: as CODE or with --code-file, not both"),
+        (("--code-file", two), "",
+         f"Error: --code-file: {two} must hold the transfercode on one line, and nothing else "
+         "(found 2 lines)"),
+        (("--code-file", empty), "",
+         f"Error: --code-file: {empty} must hold the transfercode on one line, and nothing else "
+         "(found 0 lines)"),
+        (("--code-file", tmp_path / "missing.txt"), "",
+         f"Error: --code-file {tmp_path / 'missing.txt'}: no such file"),
+        (("--code-file", "-"), "x" * 5000,
+         "Error: --code-file: standard input is longer than a transfercode file can be (4096 bytes)"),
+        (("--code-file", "-", "--links", "-"), code,
+         "Error: --code-file - and --links - both read standard input: give one a file"),
+    ]
+    for args, given, message in cases:
+        result = cli("--as", TINA, "redeem", *args, "--accept-terms", input=given)
+        assert (result.exit_code, result.error) == (2, message), args
+    assert state.take() == before

@@ -35,9 +35,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
              "basecone-migrate --as sue@acme.example list --search garage --json"),
     "revoke": ("basecone-migrate --as sue@acme.example revoke 42 --admin 1002",),
     "resend": ("basecone-migrate --as sue@acme.example resend 42",),
-    "redeem": ("basecone-migrate --as tina@book.example redeem K7QF-9XMB-2R4D-HT0C-W8NS --accept-terms "
-               "--link 1002=book-tw:7002",
-               "basecone-migrate --as tina@book.example redeem K7QF-9XMB-2R4D-HT0C-W8NS --accept-terms "
+    "redeem": ("basecone-migrate --as tina@book.example redeem --accept-terms --link 1002=book-tw:7002",
+               "basecone-migrate --as tina@book.example redeem --code-file code.txt --accept-terms "
                "--background"),
     "status": ("basecone-migrate status 42 --watch", "basecone-migrate --as tina@book.example status --json"),
     "resume": ("basecone-migrate --as tina@book.example resume 42",),

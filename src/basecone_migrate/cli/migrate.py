@@ -243,7 +243,12 @@ def _parse_link(text: str) -> tuple[str, str, str | None]:
 
 def redeem(
     ctx: typer.Context,
-    code: Annotated[str, typer.Argument(metavar="CODE", help="The transfercode from the mail.")],
+    code: Annotated[str | None, typer.Argument(
+        metavar="[CODE]", help="The transfercode from the mail. Leave it out to be asked for it at "
+                               "a terminal (not echoed), or give --code-file: a code on the command "
+                               "line shows in the process list and the shell history.")] = None,
+    code_file: Annotated[str | None, typer.Option(
+        "--code-file", metavar="FILE", help="Read the transfercode from FILE (- for standard input).")] = None,
     accept_terms: Annotated[bool, typer.Option("--accept-terms",
                                                help="Accept the terms and the costs.")] = False,
     select: Annotated[list[str] | None, typer.Option(
@@ -274,6 +279,7 @@ def redeem(
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
+    code = _transfercode(cli, code, code_file, uses_stdin=links_file == "-")
     if reject and (select or link or accept_terms):
         raise UsageProblem("--reject declines the whole offer: drop --select, --link and --accept-terms")
     if reject and background:
@@ -313,6 +319,60 @@ def redeem(
     if background and not dry_run:
         title += f" (queued for the workers: follow with `basecone-migrate status {p['migration_id']} --watch`)"
     cli.out.emit(p, lambda: _render_items(cli, p["items"], title))
+
+
+#: A transfercode file holds one code: anything longer is not one.
+CODE_FILE_LIMIT = 4096
+
+
+def _transfercode(cli: CLI, code: str | None, code_file: str | None, uses_stdin: bool) -> str:
+    """The code from the argument, from --code-file (- for standard input), or asked for at a
+    terminal without echo: the last two keep it out of the process list and the history."""
+    from basecone_migrate.errors import UsageProblem
+
+    if code is not None and code_file is not None:
+        raise UsageProblem("give the transfercode once: as CODE or with --code-file, not both")
+    if code is not None:
+        return code
+    if code_file is not None:
+        return _read_code_file(code_file, uses_stdin)
+    from basecone_migrate.cli.prompts import questions_for
+
+    ask = questions_for(cli.out)
+    if ask is None:
+        raise UsageProblem("give the transfercode: --code-file FILE (- for standard input), or CODE")
+    return ask.transfercode()
+
+
+def _read_code_file(source: str, uses_stdin: bool) -> str:
+    import sys
+
+    from basecone_migrate.errors import UsageProblem
+    from basecone_migrate.files import UnreadableFile, open_regular
+
+    if source == "-":
+        if uses_stdin:
+            raise UsageProblem("--code-file - and --links - both read standard input: give one a file")
+        text = sys.stdin.read(CODE_FILE_LIMIT + 1)
+    else:
+        try:
+            with open(open_regular(source), "rb") as handle:
+                raw = handle.read(CODE_FILE_LIMIT + 1)
+        except UnreadableFile as exc:
+            raise UsageProblem(f"--code-file {source}: {exc.reason}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageProblem(f"--code-file {source}: not UTF-8 text") from None
+    where = "standard input" if source == "-" else source
+    if len(text) > CODE_FILE_LIMIT:
+        raise UsageProblem(f"--code-file: {where} is longer than a transfercode file can be "
+                           f"({CODE_FILE_LIMIT} bytes)")
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(found) != 1:
+        raise UsageProblem(f"--code-file: {where} must hold the transfercode on one line, "
+                           f"and nothing else (found {len(found)} lines)")
+    return found[0]
 
 
 def _emit_payload_of(cli: CLI, exc: Exception, title: str) -> None:

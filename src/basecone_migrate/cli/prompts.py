@@ -27,6 +27,15 @@ class TerminalQuestions:
 
         return Confirm.ask(question, console=self.console, default=False)
 
+    def transfercode(self) -> str:
+        from rich.prompt import Prompt
+
+        while True:
+            code = Prompt.ask("Transfercode (from the mail; not shown as you type)",
+                              console=self.console, password=True).strip()
+            if code:
+                return code
+
     def accept_terms(self, fee: str, count: int, environment: str) -> bool:
         self.console.print(f"Migration costs {fee} per administration, invoiced to {environment}.",
                            markup=False)

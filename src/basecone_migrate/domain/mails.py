@@ -68,9 +68,14 @@ Valid until:  {_utc(expires_at)}, and only once.
 
 To take them, as a Superuser of the receiving (premium) environment:
 
-  basecone-migrate --as YOUR-EMAIL redeem {code} --accept-terms
+  basecone-migrate --as YOUR-EMAIL redeem --accept-terms
 
-or in Basecone: Administrations > Migrate administration(s) > Retrieve one or
+which asks for the code without showing it. A code typed on the command line
+(redeem {code} --accept-terms) shows in the process list and the shell history:
+in a script, put it in a file only you can read and pass --code-file FILE, or
+--code-file - to read it from standard input.
+
+Or in Basecone: Administrations > Migrate administration(s) > Retrieve one or
 more administrations. Redeeming accepts the terms and the costs ({fee} per
 administration, invoiced to the receiving environment). You choose which
 administrations to take and the accounting system to link each to (with
