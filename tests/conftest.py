@@ -129,7 +129,9 @@ def _truncate(url: str) -> None:
     from basecone_migrate.db.models import Base
 
     engine = create_engine(url)
-    names = ", ".join([f'"{t.name}"' for t in Base.metadata.sorted_tables] + list(QUEUE_TABLES))
+    # The database keeps its identity, as a real one does (its folders are marked with it).
+    names = ", ".join([f'"{t.name}"' for t in Base.metadata.sorted_tables
+                       if t.name != "database_identity"] + list(QUEUE_TABLES))
     with engine.begin() as connection:
         connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     engine.dispose()
@@ -420,6 +422,21 @@ def snapshot_database(url: str) -> dict[str, list[tuple[Any, ...]]]:
             state["procrastinate_jobs"] = sorted(tuple(map(repr, row)) for row in rows)
     engine.dispose()
     return state
+
+
+MARKER = ".basecone-migrate-database"  # the file that says which database a folder is for
+
+
+def database_folder(db_url: str, home: Path) -> Path:
+    """The data folder's own folder of a database other than the default (named by its
+    identity): its default archive and outbox."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        identity = connection.execute(text("SELECT identity FROM database_identity")).scalar_one()
+    engine.dispose()
+    return home / "data" / "basecone-migrate" / "databases" / identity
 
 
 def snapshot_files(root: Path) -> dict[str, str]:

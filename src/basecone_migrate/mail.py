@@ -130,6 +130,13 @@ class Delivery:
         self.trouble = self.trouble or other.trouble
 
 
+def check_outbox(rt: Runtime) -> None:
+    """Without an SMTP host mails are files in the outbox: one marked as another database's
+    refuses the command before it changes anything (it is marked with its first mail)."""
+    if not rt.settings.smtp_host:
+        rt.claim_outbox(check_only=True)
+
+
 def check_settings(settings: Settings) -> None:
     """Mail settings a command will need, checked before it changes anything (exit 2)."""
     security = settings.smtp_security
@@ -157,8 +164,7 @@ class _Transport:
         message = message_bytes(row, self.rt.now())
         settings = self.rt.settings
         if not settings.smtp_host:
-            folder = settings.outbox_dir
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder = self.rt.claim_outbox()
             path = folder / _file_name(row)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "wb") as handle:  # a transfercode is for its recipients only

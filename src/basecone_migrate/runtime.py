@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from basecone_migrate.settings import Settings
@@ -36,6 +37,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._archives: dict[str, Archive] = {}
+        self._claimed: set[str] = set()
 
     @cached_property
     def engine(self) -> Engine:
@@ -66,6 +68,8 @@ class Runtime:
         lock."""
         from basecone_migrate.db.engine import UnitOfWork
 
+        if not read_only:
+            self.identity  # noqa: B018 - made, if need be, before SQLite's write lock is held
         return UnitOfWork(self._read_sessions if read_only else self._sessions, read_only)
 
     @cached_property
@@ -78,6 +82,7 @@ class Runtime:
     def writing(self) -> Iterator[Connection]:
         """A writing transaction in Core, committed when the block ends without an error
         (``BEGIN IMMEDIATE`` on SQLite, as every writer)."""
+        self.identity  # noqa: B018 - made, if need be, before SQLite's write lock is held
         with self.engine.begin() as connection:
             yield connection
 
@@ -91,14 +96,72 @@ class Runtime:
     def now(self) -> datetime:
         return self.settings.now()
 
+    # -- what belongs to this database ------------------------------------------------
+
+    @cached_property
+    def identity(self) -> str:
+        """This database's identity (made on first use), which its folders are marked with."""
+        from basecone_migrate.db.identity import identity_of
+
+        return identity_of(self.engine)
+
+    @property
+    def storage_root(self) -> str:
+        """The storage root: as set, the default database's ``archive/``, or this database's
+        own folder in the data folder."""
+        return self.settings.storage or str(self.settings.database_folder(self.identity) / "archive")
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.settings.outbox_dir or self.settings.database_folder(self.identity) / "outbox"
+
+    def claim_outbox(self, check_only: bool = False) -> Path:
+        """The outbox, checked to be this database's (marked so on its first mail, or with
+        ``check_only`` only checked): else Refused."""
+        folder = self.outbox_dir
+        if "outbox" not in self._claimed:
+            self._claim(str(folder), "the outbox folder", None, check_only)
+            if not check_only:
+                self._claimed.add("outbox")
+        return folder
+
+    def _claim(self, place: str, what: str, archive: Archive | None, check_only: bool = False) -> None:
+        from basecone_migrate import ownership
+        from basecone_migrate.errors import Refused
+        from basecone_migrate.settings import mask_url_password
+
+        url = mask_url_password(self.settings.db_url)
+        now = self.now().isoformat()
+        try:
+            if check_only:
+                ownership.check_folder(place, self.identity)
+                return
+            if archive is None or archive.is_local:
+                owner = ownership.claim_folder(archive.root if archive else place, self.identity, url, now)
+            else:
+                owner = ownership.claim_object_root(archive.fs, archive.root, self.identity, url, now,
+                                                    exclusive=archive.object_store)
+        except ownership.ForeignRoot as foreign:
+            if foreign.owner is None:
+                raise Refused(f"{what} {place} cannot be used: {foreign.problem}") from None
+            raise Refused(
+                f"{what} {place} belongs to another database ({foreign.owner.describe()}); this "
+                f"database ({url}) never reads, writes or removes what is there: give it a folder of "
+                "its own (BASECONE_MIGRATE_STORAGE, or the environment's storage in the world "
+                "file)") from None
+        if archive is not None:
+            archive.token = owner.root
+
+    # -- archives -------------------------------------------------------------------------
+
     def archive_url(self, environment: HasStorage) -> str:
         from basecone_migrate.storage import environment_root
 
-        return environment_root(self.settings.storage, environment.code, environment.storage)
+        return environment_root(self.storage_root, environment.code, environment.storage)
 
     def archive(self, environment: HasStorage) -> Archive:
-        """An environment's archive; for s3:// with the endpoint and credentials of the
-        settings (a missing driver is a usage error)."""
+        """An environment's archive, claimed for this database (else Refused); for s3:// with
+        the endpoint and credentials of the settings (a missing driver is a usage error)."""
         from basecone_migrate.storage import Archive, ArchiveUnavailable
 
         url = self.archive_url(environment)
@@ -106,9 +169,16 @@ class Runtime:
             from basecone_migrate.errors import UsageProblem
 
             try:
-                self._archives[url] = Archive(url, self.settings.storage_options(url))
+                archive = Archive(url, self.settings.storage_options(url))
             except ArchiveUnavailable as exc:
                 raise UsageProblem(str(exc)) from None
+            if not environment.storage and "storage root" not in self._claimed:
+                # Under the storage root: the root is this database's too.
+                root = self.storage_root
+                self._claim(root, "the storage root", Archive(root, self.settings.storage_options(root)))
+                self._claimed.add("storage root")
+            self._claim(url, "the archive folder", archive)
+            self._archives[url] = archive
         return self._archives[url]
 
     def close(self) -> None:

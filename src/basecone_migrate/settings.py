@@ -221,13 +221,22 @@ class Settings:
 
     @property
     def db_is_default(self) -> bool:
-        return self._resolved["db"].value is None
+        """The SQLite file in the data folder: the one database whose archive and outbox are
+        the data folder's own ``archive/`` and ``outbox/`` (any other has folders of its own)."""
+        return self.db_url == f"sqlite:///{self.data_dir / 'basecone-migrate.db'}"
+
+    def database_folder(self, identity: str) -> Path:
+        """Where a database other than the default keeps its default archive and outbox:
+        named by its identity, so that no two databases ever share them."""
+        return self.data_dir / "databases" / identity
 
     @cached_property
-    def storage(self) -> str:
+    def storage(self) -> str | None:
+        """The storage root given (option, variable, file), the default database's
+        ``archive/``, or None: one per database (`Runtime.storage_root`)."""
         value = self._resolved["storage"].value
         if not value:
-            return str(self.data_dir / "archive")
+            return str(self.data_dir / "archive") if self.db_is_default else None
         if "://" in value:
             return value.rstrip("/")
         return str(Path(value).expanduser().resolve())
@@ -354,8 +363,10 @@ class Settings:
         return options
 
     @property
-    def outbox_dir(self) -> Path:
-        return self.data_dir / "outbox"
+    def outbox_dir(self) -> Path | None:
+        """The default database's outbox; None for any other (one per database:
+        `Runtime.outbox_dir`)."""
+        return self.data_dir / "outbox" if self.db_is_default else None
 
     # -- reporting -----------------------------------------------------------
 
@@ -374,7 +385,8 @@ class Settings:
             if spec.key == "s3_secret_access_key":
                 resolved = self.s3_secret_access_key()
             if spec.key in ("db", "storage"):  # shown as the tool will use them
-                value: str | None = self.db_url if spec.key == "db" else self.storage
+                value: str | None = self.db_url if spec.key == "db" else (
+                    self.storage or str(self.database_folder("<database identity>") / "archive"))
             else:
                 value = resolved.value or defaults.get(spec.key)
             if spec.secret and value:

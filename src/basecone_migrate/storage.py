@@ -132,6 +132,11 @@ class Archive:
         self.url = url
         self._fs: Any = None
         self.object_store = False
+        #: The root's own token, from its ownership marker (`ownership.py`), once claimed.
+        self.token: str | None = None
+        options = storage_options or {}
+        self._endpoint = str(options.get("endpoint_url")
+                             or options.get("client_kwargs", {}).get("endpoint_url") or "")
         if "://" not in url or url.startswith("file://"):
             self.is_local = True
             self.root = os.path.abspath(url.removeprefix("file://"))
@@ -441,6 +446,53 @@ class Archive:
             except (FileNotFoundError, NotImplementedError, OSError):
                 pass
         self._made.discard(folder)
+
+    # -- where it is: one place, whatever its spelling ---------------------------
+
+    def place(self) -> tuple[str, ...]:
+        """The root, canonically: a local folder as its resolved path (symlinks followed); an
+        object store as protocol, endpoint, bucket and the key's parts (no empty ones)."""
+        if self.is_local:
+            return ("file", *os.path.realpath(self.root).strip(os.sep).split(os.sep))
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return (protocol, self._endpoint.rstrip("/").lower(), *[p for p in self.root.split("/") if p])
+
+    def _device_inode(self) -> tuple[int, int] | None:
+        try:
+            status = os.stat(self.root)
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def same_place(self, other: Archive) -> bool:
+        """One root under two names: the same canonical place, the same folder (device and
+        inode: a bind mount), or the same ownership marker read through both (any alias)."""
+        if self.place() == other.place():
+            return True
+        if self.token is not None and self.token == other.token:
+            return True
+        if self.is_local and other.is_local:
+            mine = self._device_inode()
+            return mine is not None and mine == other._device_inode()
+        return False
+
+    def same_file(self, other: Archive, key: str) -> bool:
+        """Whether ``key`` here and in ``other`` is one file (two names of one folder)."""
+        if not (self.is_local and other.is_local):
+            return False
+        try:
+            mine, theirs = os.stat(self.path(key)), os.stat(other.path(key))
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+    def overlaps(self, other: Archive) -> bool:
+        """The same root, or one inside the other: the two would share documents' folders."""
+        if self.same_place(other):
+            return True
+        mine, theirs = self.place(), other.place()
+        shorter = min(len(mine), len(theirs))
+        return mine[:shorter] == theirs[:shorter] and (self.is_local or shorter > 2)
 
     # -- moving between roots --------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, State
+from tests.conftest import MARKER, Cli, State
 
 
 def admin_id(cli: Cli, code: str) -> str:
@@ -56,7 +56,7 @@ def test_a_file_name_cannot_steer_where_a_document_is_stored(
     [doc] = cli.ok("archive", "add", ident, nested / ".." / "..%2F..%2Fescape.pdf", "--json").json()
 
     assert doc["filename"] == "..%2F..%2Fescape.pdf"
-    stored = [p.relative_to(storage) for p in storage.rglob("*") if p.is_file()]
+    stored = [p.relative_to(storage) for p in storage.rglob("*") if p.is_file() and p.name != MARKER]
     assert Path("ACME", ident, doc["sha256"]) in stored
     assert all(p.parts[0] in ("ACME", "BOOK") for p in stored)
 

@@ -188,8 +188,10 @@ def test_environment_storage_may_be_its_own_root(
     envs = {e["code"]: e for e in cli.ok("env", "list", "--json").json()}
     assert envs["ACME"]["storage"] == str(tmp_path / "acme-archive")
     assert envs["BOOK"]["storage"] == str(storage / "BOOK")
-    assert len(list((tmp_path / "acme-archive").rglob("*.*"))) == 0  # keys have no extension
-    assert len([p for p in (tmp_path / "acme-archive").rglob("*") if p.is_file()]) == 4
+    files = [p for p in (tmp_path / "acme-archive").rglob("*") if p.is_file()]
+    marker = tmp_path / "acme-archive" / ".basecone-migrate-database"  # the root is this database's
+    assert sorted(files) == sorted([marker, *[p for p in files if p.parent.name.isdigit()]])
+    assert len(files) == 5 and not [p for p in files if p != marker and "." in p.name]  # keys: no extension
 
 
 # -- the world file is seed data: it never undoes a migration ---------------------------------

@@ -13,7 +13,16 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from basecone_migrate.db.models import OutboxMail
-from tests.conftest import SUE, TINA, Cli, SmtpServer, make_offer, run_process
+from tests.conftest import (
+    MARKER,
+    SUE,
+    TINA,
+    Cli,
+    SmtpServer,
+    database_folder,
+    make_offer,
+    run_process,
+)
 
 
 def outbox(db_url: str) -> list[OutboxMail]:
@@ -125,11 +134,11 @@ def test_a_mail_refused_mid_batch_stays_queued_and_the_others_go_once(
 
 
 def test_without_smtp_mails_become_eml_files(
-    cli: Cli, loaded: dict[str, Any], isolated_environment: Path
+    cli: Cli, loaded: dict[str, Any], isolated_environment: Path, db_url: str
 ) -> None:
     result = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
-    folder = isolated_environment / "data" / "basecone-migrate" / "outbox"
-    [path] = sorted(folder.iterdir())
+    folder = database_folder(db_url, isolated_environment) / "outbox"  # this database's own
+    [path] = sorted(p for p in folder.iterdir() if p.name != MARKER)
     assert f"Mail written to {path} (no SMTP host set)" in result.stderr
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert (message["To"], message["Cc"]) == (TINA, SUE)
@@ -218,9 +227,9 @@ def test_bad_mail_settings_refuse_before_anything_changes(
 
 
 def test_an_outbox_that_cannot_be_written_leaves_the_mail_queued(
-    env_vars: dict[str, str], loaded: dict[str, Any], isolated_environment: Path
+    env_vars: dict[str, str], loaded: dict[str, Any], isolated_environment: Path, db_url: str
 ) -> None:
-    data = isolated_environment / "data" / "basecone-migrate"
+    data = database_folder(db_url, isolated_environment)
     data.mkdir(parents=True)
     (data / "outbox").write_text("a file where the folder should be")
     cli = Cli(env_vars)
@@ -235,11 +244,11 @@ def test_an_outbox_that_cannot_be_written_leaves_the_mail_queued(
 
 
 def test_mail_files_and_the_default_database_are_private(
-    cli: Cli, loaded: dict[str, Any], isolated_environment: Path
+    cli: Cli, loaded: dict[str, Any], isolated_environment: Path, db_url: str
 ) -> None:
     cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
-    folder = isolated_environment / "data" / "basecone-migrate" / "outbox"
-    [path] = folder.iterdir()
+    folder = database_folder(db_url, isolated_environment) / "outbox"
+    [path] = [p for p in folder.iterdir() if p.name != MARKER]
     assert (folder.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o700, 0o600)
     Cli({})("env", "list")  # the embedded default database
     database = isolated_environment / "data" / "basecone-migrate" / "basecone-migrate.db"

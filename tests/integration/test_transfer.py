@@ -359,7 +359,7 @@ def test_a_move_on_an_object_store_that_died_half_way_leaves_no_duplicate(
     assert cli.ok("--as", TINA, "resume", "1", "--json").json()["status"] == "completed"
 
     acme = memory.find(f"/{tmp_path.name}/acme/1")
-    book = sorted(p.rsplit("/", 1)[1] for p in memory.find(f"/{tmp_path.name}/book"))
+    book = sorted(p.rsplit("/", 1)[1] for p in memory.find(f"/{tmp_path.name}/book/1"))
     assert acme == []
     assert book == sorted(d["sha256"] for d in before)
     assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 3

@@ -119,9 +119,11 @@ class _Plan:
     size: int
     last_id: int
 
-    @property
+    @cached_property
     def same_root(self) -> bool:
-        return self.source.url == self.target.url
+        """One place under one name or two (`Archive.same_place`): nothing moves, and no
+        source is ever removed, for it is its own target."""
+        return self.source.same_place(self.target)
 
     @cached_property  # creates the roots and stats both: once per plan is enough
     def by_rename(self) -> bool:
@@ -409,9 +411,12 @@ class _ItemTransfer:
                 doc = by_key.get(key)
                 if doc is None:
                     continue  # not one of this administration's documents: never ours to delete
-                if plan.target.size(key) != doc.size:
+                if plan.source.same_file(plan.target, key):
+                    continue  # two names of one file: removing the source would remove the target
+                if not plan.target.holds(key, doc.size, doc.sha256, buffer):
                     plan.source.move_to(plan.target, key, doc.sha256, buffer)
-                if plan.target.size(key) == doc.size:
+                # Only a copy whose bytes are the recorded ones at the target lets the source go.
+                if plan.target.holds(key, doc.size, doc.sha256, buffer):
                     plan.source.remove(key)
 
     def record_timings(self, plan: _Plan, timings: dict[str, float], status: str | None = None,

@@ -28,7 +28,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -304,6 +304,8 @@ class _Loader:
         storage = env.storage
         if storage and "://" not in storage:
             storage = str((self.base / storage).resolve())
+        if existing is not None and (existing.storage or None) != (storage or None):
+            self._repoint(f"environments[{i}].storage", existing, storage)
         model = self._upsert(
             "environments", existing,
             lambda: Environment(code=env.code, name=env.name, plan=env.plan, storage=storage),
@@ -311,6 +313,64 @@ class _Loader:
         )
         self.session.flush()
         return model
+
+    def _repoint(self, where: str, environment: Environment, storage: str | None) -> None:
+        """A new ``storage`` for an environment: another spelling of the same place is fine;
+        another place is refused while the environment holds documents (they would all be
+        missing there), else made and audited."""
+        from basecone_migrate.storage import Archive, environment_root
+
+        settings = self.rt.settings
+        before = self.rt.archive_url(environment)
+        after = environment_root(self.rt.storage_root, environment.code, storage)
+        moved = not Archive(before, settings.storage_options(before)).same_place(
+            Archive(after, settings.storage_options(after)))
+        if moved:
+            held = self.session.scalar(
+                select(func.count(Document.id)).join(Administration)
+                .where(Administration.environment_id == environment.id))
+            if held:
+                raise self.fail(Refused, where, (
+                    f"environment {environment.code} holds {held} documents in {before}; this file "
+                    f"would point it at {after}, where they are not: keep its storage as it is "
+                    "(or move the documents there first)"))
+        audit.record(self.session, at=self.rt.now(), actor=self.rt.settings.user or audit.SYSTEM,
+                     action="storage", environment=environment.code, before=before, after=after,
+                     same_place=not moved)
+
+    def check_roots(self) -> None:
+        """No two environments share an archive root, under any spelling, or hold one inside
+        the other: a move between them would remove what it moved."""
+        from basecone_migrate.storage import Archive
+
+        settings = self.rt.settings
+        rows = self.session.execute(select(Environment.code, Environment.storage)
+                                    .order_by(Environment.code)).all()
+        places: list[tuple[tuple[str, ...], str, str]] = []
+        folders: dict[tuple[int, int], tuple[str, str]] = {}
+        for row in rows:
+            url = self.rt.archive_url(row)
+            archive = Archive(url, settings.storage_options(url))
+            places.append((archive.place(), row.code, url))
+            inode = archive._device_inode() if archive.is_local else None
+            if inode is not None:
+                if inode in folders:
+                    self._share(folders[inode], (row.code, url), "are one place")
+                folders[inode] = (row.code, url)
+        outer: list[tuple[tuple[str, ...], str, str]] = []
+        for place, code, url in sorted(places):
+            while outer and outer[-1][0] != place[:len(outer[-1][0])]:
+                outer.pop()
+            if outer and outer[-1][0] == place:
+                self._share(*sorted([outer[-1][1:], (code, url)]), "are one place")
+            if outer:
+                self._share(outer[-1][1:], (code, url), "are one inside the other")
+            outer.append((place, code, url))
+
+    def _share(self, first: tuple[str, str], second: tuple[str, str], how: str) -> None:
+        raise Refused(f"{self.path}: the archive roots of environments {first[0]} ({first[1]}) and "
+                      f"{second[0]} ({second[1]}) {how}: a move between them could remove what "
+                      "it moved; give each environment a storage of its own")
 
     def user(self, where: str, environment: Environment, user: UserIn) -> User:
         existing = self.session.scalar(select(User).where(User.email == user.email))
@@ -554,6 +614,8 @@ class _Loader:
             self.session.flush()
             for j, system in enumerate(env_in.accounting_systems):
                 self.system(f"{e}.accounting_systems[{j}].id", environment, system)
+        self.session.flush()
+        self.check_roots()
         targets: list[tuple[_Target, Environment]] = []
         for i, (env_in, environment) in enumerate(zip(world.environments, environments, strict=True)):
             for j, admin in enumerate(env_in.administrations):

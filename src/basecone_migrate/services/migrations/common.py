@@ -152,10 +152,12 @@ def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: in
 
 
 def require_mail_settings(rt: Runtime) -> None:
-    """A malformed mail setting refuses the command before it changes anything."""
-    from basecone_migrate.mail import check_settings
+    """A malformed mail setting, or an outbox of another database, refuses the command before
+    it changes anything."""
+    from basecone_migrate.mail import check_outbox, check_settings
 
     check_settings(rt.settings)
+    check_outbox(rt)
 
 
 # -- expiry -----------------------------------------------------------------------------------

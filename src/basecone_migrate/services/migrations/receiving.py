@@ -481,12 +481,20 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
     return Outcome({}, Postman(rt).deliver(mail_ids))
 
 
-def _check_archives(rt: Runtime, *environments: Environment | None) -> None:
+def _check_archives(rt: Runtime, source: Environment, target: Environment | None) -> None:
     """The archives a transfer will use can be opened as configured (a driver, an endpoint,
-    credentials), or the command is refused before it changes anything (2)."""
-    for environment in environments:
-        if environment is not None:
-            rt.archive(environment)
+    credentials: else 2), are this database's (else 1), and are two places: two names of
+    one folder or bucket, or one inside the other, would have the move remove what it
+    moved (1). Refused before the command changes anything."""
+    archive = rt.archive(source)
+    if target is None:
+        return
+    other = rt.archive(target)
+    if archive.overlaps(other):
+        how = "are one place" if archive.same_place(other) else "are one inside the other"
+        raise Refused(f"the archives of {source.code} ({archive.url}) and {target.code} "
+                      f"({other.url}) {how}: a move between them could remove what it moved; "
+                      "give each environment a storage of its own in the world file")
 
 
 def _transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
