@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import (
     MARKER,
-    S3,
     NOW,
+    S3,
     SUE,
     TINA,
     Cli,

@@ -466,11 +466,11 @@ def test_a_code_that_cannot_be_read_is_a_usage_error(
         ((code, "--code-file", two), "",
          "Error: give the transfercode once: as CODE or with --code-file, not both"),
         (("--code-file", two), "",
-         f"Error: --code-file: {two} must hold the transfercode on one line, and nothing else "
-         "(found 2 lines)"),
+         (f"Error: --code-file: {two} must hold the transfercode on one line, and nothing else "
+          "(found 2 lines)")),
         (("--code-file", empty), "",
-         f"Error: --code-file: {empty} must hold the transfercode on one line, and nothing else "
-         "(found 0 lines)"),
+         (f"Error: --code-file: {empty} must hold the transfercode on one line, and nothing else "
+          "(found 0 lines)")),
         (("--code-file", tmp_path / "missing.txt"), "",
          f"Error: --code-file {tmp_path / 'missing.txt'}: no such file"),
         (("--code-file", "-"), "x" * 5000,
