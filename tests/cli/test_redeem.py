@@ -198,6 +198,10 @@ REFUSALS: list[tuple[str, str, list[str], int, str]] = [
     ("code taken in the connection", TINA, ["--accept-terms", "--link", "1001=book-tw:5001"], 1,
      "code 5001 of connection book-tw is already linked to administration 5001 Drukkerij Visser "
      "(id 4): administrations are never merged"),
+    ("another company in the catalogue", TINA, ["--accept-terms", "--link", "1001=book-tw:1002"], 1,
+     ("code 1002 of connection book-tw is 'Garage Smit' in the catalogue, not 'Bakkerij Jansen': check "
+      "the code, or pass --take-catalogue-name to link administration 1 to it and rename it "
+      "'Garage Smit'")),
     ("connection of another environment", TINA, ["--accept-terms", "--link", "1001=acme-tw2"], 1,
      "connection acme-tw2 belongs to environment ACME, not BOOK"),
     ("unknown connection", TINA, ["--accept-terms", "--link", "1001=nope"], 3,
@@ -398,6 +402,45 @@ def test_dry_run_redeem_changes_nothing(
     assert state.take() == snapshot
     assert smtp.take() == []
     mailing_cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--select", "1001")
+
+
+def test_a_link_to_another_name_renames_at_the_switch_only_when_asked(
+    mailing_cli: Cli, world_dir: Path, world: dict[str, Any], smtp: SmtpServer, state: State
+) -> None:
+    world["environments"][1]["accounting_systems"][0]["catalogue"].append(
+        {"code": "1004", "name": "Slagerij Peters"})
+    cli = mailing_cli
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]
+    smtp.take()
+    snapshot = state.take()
+    refused = cli("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004", "--dry-run")
+    assert (refused.exit_code, refused.error) == (
+        1, ("Error: code 1004 of connection book-tw is 'Slagerij Peters' in the catalogue, not "
+            "'Bakkerij Jansen': check the code, or pass --take-catalogue-name to link administration 1 "
+            "to it and rename it 'Slagerij Peters'"))
+    dry = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                 "--take-catalogue-name", "--dry-run", "--json").json()
+    assert [(i["administration"], i["renamed_from"], i["code"]) for i in dry["items"]] == [
+        ("Slagerij Peters", "Bakkerij Jansen", "1004")]
+    dry_table = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                       "--take-catalogue-name", "--dry-run")
+    assert "Slagerij Peters (was Bakkerij Jansen)" in dry_table.stdout
+    assert state.take() == snapshot and smtp.take() == []
+
+    result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                    "--take-catalogue-name", "--json").json()
+
+    [item] = result["items"]
+    assert (item["administration"], item["renamed_from"], item["code"], item["status"]) == (
+        "Slagerij Peters", "Bakkerij Jansen", "1004", "completed")
+    shown = cli.ok("admin", "show", "1", "--json").json()
+    assert (shown["environment"], shown["code"], shown["name"]) == ("BOOK", "1004", "Slagerij Peters")
+    status = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (status["from"]["name"], status["to"]["name"]) == ("Bakkerij Jansen", "Slagerij Peters")
+    completed = [m for m in smtp.take() if m.subject.startswith("Migration complete")]
+    assert len(completed) == 1
+    assert "Slagerij Peters (was Bakkerij Jansen) (code 1004, Twinfield)" in completed[0].text
 
 
 def test_redeem_never_prompts_without_a_terminal(cli: Cli, loaded: dict[str, Any]) -> None:

@@ -53,7 +53,9 @@ def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
     cli.out.table(
         [("id", "right"), "administration", "status", "accounting system", "code", "e-mail",
          ("docs", "right"), ("size", "right")],
-        [(i["administration_id"], i["administration"], i.get("action") or i["status"],
+        [(i["administration_id"],
+          f"{i['administration']} (was {i['renamed_from']})" if i.get("renamed_from") else i["administration"],
+          i.get("action") or i["status"],
           i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
          for i in items], title=title)
 
@@ -255,6 +257,10 @@ def redeem(
     links_file: Annotated[str | None, typer.Option(
         "--links", metavar="FILE", help="Many --link at once: CSV or JSON lines of "
                                         "admin,connection[,code] (- for standard input).")] = None,
+    take_catalogue_name: Annotated[bool, typer.Option(
+        "--take-catalogue-name",
+        help="Link to a catalogue entry whose name differs from the administration's anyway: "
+             "the administration takes that name when it arrives (without it: refused).")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Decline the whole offer.")] = False,
     reason: Annotated[str | None, typer.Option(metavar="TEXT",
                                                help="Why (for --reject or what --select leaves).")] = None,
@@ -303,7 +309,8 @@ def redeem(
             outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
-                                        progress=progress, background=background, link_lines=lines)
+                                        progress=progress, background=background, link_lines=lines,
+                                        take_name=take_catalogue_name)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise

@@ -271,9 +271,10 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "timings": item.timings,
             "error": item.error,
             "from": {"accounting_system": item.source_accounting_system_id, "code": item.source_code,
-                     "email": item.source_email},
+                     "email": item.source_email, "name": item.name},
             "to": {"accounting_system": item.target_accounting_system_id, "code": item.target_code,
-                   "email": item.target_email},
+                   "email": item.target_email,
+                   "name": item.target_name or (item.name if item.target_code else None)},
         })
     statuses = [i["status"] for i in items]
     running = "in_progress" in statuses and TransferLock(rt, migration.id).is_running()
