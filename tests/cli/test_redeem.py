@@ -15,7 +15,6 @@ from tests.conftest import (
     SUE,
     TIM,
     TINA,
-    TOM,
     UMA,
     Cli,
     SmtpServer,
@@ -179,7 +178,7 @@ def _variant(world: dict[str, Any]) -> dict[str, Any]:
 
 
 REFUSALS: list[tuple[str, str, list[str], int, str]] = [
-    # (case, acting user, extra arguments, exit code, message); 1001 is offered to tina and uma
+    # (case, acting user, extra arguments, exit code, message); 1001 is offered to tina
     ("not a superuser", UMA, ["--accept-terms"], 4,
      "uma@book.example is not a Superuser: only a Superuser of the receiving environment may redeem "
      "an offer"),
@@ -224,7 +223,7 @@ def test_refused_redeems_change_nothing(
     mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, state: State,
     case: str, user: str, args: list[str], exit_code: int, message: str, dry_run: bool,
 ) -> None:
-    code = make_offer(mailing_cli, "1001", to=(TINA, UMA))["transfercode"]
+    code = make_offer(mailing_cli, "1001")["transfercode"]
     smtp.take()
     snapshot = state.take()
 
@@ -283,12 +282,17 @@ def test_an_ambiguous_link_must_be_named(
     cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw2")
 
 
-def test_a_trial_environment_cannot_receive(cli: Cli, loaded: dict[str, Any], state: State) -> None:
-    code = make_offer(cli, "1001", to=(TOM,))["transfercode"]
+def test_a_trial_environment_cannot_receive(
+    cli: Cli, world_dir: Path, world: dict[str, Any], state: State
+) -> None:
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]  # offer refuses a trial office: BOOK is premium
+    world["environments"][1]["plan"] = "trial"  # ... until its plan ends
+    cli.ok("load", write_world(world_dir, world))
     snapshot = state.take()
-    result = cli("--as", TOM, "redeem", code, "--accept-terms")
+    result = cli("--as", TINA, "redeem", code, "--accept-terms")
     assert (result.exit_code, result.error) == (
-        1, "Error: environment TRY is on a trial plan: only premium environments can receive "
+        1, "Error: environment BOOK is on a trial plan: only premium environments can receive "
            "administrations")
     assert state.take() == snapshot
 
@@ -305,7 +309,8 @@ def test_the_source_environment_cannot_receive(
     assert state.take() == snapshot
 
     # A recipient who joins the source office after the offer still cannot take it there.
-    code = make_offer(cli, "1001", to=("newboss@acme.example",))["transfercode"]
+    code = make_offer(cli, "1001", to=("newboss@acme.example",),
+                      extra=("--allow-unknown-recipient", "--to-env", "BOOK"))["transfercode"]
     world["environments"][0]["users"].append(
         {"email": "newboss@acme.example", "name": "New", "role": "superuser"})
     cli.ok("load", write_world(world_dir, world))

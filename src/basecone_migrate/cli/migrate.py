@@ -73,6 +73,14 @@ def offer(
     confirm_checklist: Annotated[bool, typer.Option(
         "--confirm-checklist",
         help="Confirm that authorisers are not transferred and are out of the workflows.")] = False,
+    allow_unknown_recipient: Annotated[bool, typer.Option(
+        "--allow-unknown-recipient",
+        help="Mail the code also to --to addresses that are no user the tool knows (never to a "
+             "known user who is not a Superuser of a premium environment).")] = False,
+    to_env: Annotated[str | None, typer.Option(
+        "--to-env", metavar="OFFICE", autocompletion=complete.offices,
+        help="The environment the offer is for (only its Superusers can redeem it); needed when "
+             "no --to is a known Superuser.")] = None,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
     as_: AsOption = None,
@@ -95,7 +103,8 @@ def offer(
         raise UsageProblem("name the administrations to offer (ADMIN...), or give them with --from FILE")
     outcome = migrations.offer(cli.runtime, references, to, accept_terms=accept_terms,
                                confirm_checklist=confirm_checklist, dry_run=dry_run,
-                               ask=questions_for(cli.out))
+                               ask=questions_for(cli.out), allow_unknown=allow_unknown_recipient,
+                               to_env=to_env)
     report(cli, outcome)
     p = outcome.payload
 

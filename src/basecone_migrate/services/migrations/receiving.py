@@ -143,6 +143,11 @@ def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
     if target.id == migration.source_environment_id:
         raise Refused(f"these administrations are already in your environment {target.code}: a "
                       "transfercode moves them to another environment")
+    if migration.offered_to_environment_id not in (None, target.id):  # rule 5: fixed at the offer
+        offered_to = s.get(Environment, migration.offered_to_environment_id)
+        assert offered_to is not None
+        raise NotAllowed(f"this offer is for environment {offered_to.code}, not {target.code}: only "
+                         f"a Superuser of {offered_to.code} may {'reject' if rejecting else 'redeem'} it")
     if not rejecting and target.plan != PREMIUM:
         raise Refused(f"environment {target.code} is on a {target.plan} plan: only premium "
                       "environments can receive administrations")
