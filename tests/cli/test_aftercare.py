@@ -43,7 +43,8 @@ def test_link_changes_connection_and_code_but_not_the_archive(
         "administration_id": 1, "accounting_system": system, "code": code,
         "email": f"ACME.{code}@mailtobasecone.com", "kind": kind}
     assert result["previous"] == {"accounting_system": "acme-tw", "code": "1001",
-                                  "email": "ACME.1001@mailtobasecone.com"}
+                                  "email": "ACME.1001@mailtobasecone.com", "name": "Bakkerij Jansen"}
+    assert result["name"] == "Bakkerij Jansen"
     shown = show(cli)
     assert (shown["id"], shown["environment"], shown["accounting_system"], shown["code"]) == (
         1, "ACME", system, code)
@@ -96,6 +97,14 @@ LINK_REFUSALS = [
     ("code taken in the connection", ["--as", SUE], ["1001", "--code", "1002"], 1,
      "code 1002 of connection acme-tw is already linked to administration 1002 Garage Smit (id 2): "
      "administrations are never merged"),
+    ("another company in the catalogue", ["--as", SUE], ["1002", "--code", "1099"], 1,
+     ("code 1099 of connection acme-tw is 'Bakkerij Jansen' in the catalogue, not 'Garage Smit': "
+      "check the code, or pass --take-catalogue-name to link administration 2 to it and rename it "
+      "'Bakkerij Jansen'")),
+    ("a code taken is refused whatever the name", ["--as", SUE],
+     ["1002", "--code", "1001", "--take-catalogue-name"], 1,
+     ("code 1001 of connection acme-tw is already linked to administration 1001 Bakkerij Jansen "
+      "(id 1): administrations are never merged")),
 ]
 
 
@@ -140,6 +149,79 @@ def test_dry_run_link_says_what_would_change(cli: Cli, loaded: dict[str, Any], s
     assert human.stdout.splitlines()[0] == (
         "Would re-link administration 1 (kind 2): acme-tw 1001 -> acme-tw 1099.")
     assert state.take() == snapshot
+
+
+# -- the catalogue's name ------------------------------------------------------------------------
+
+
+def _with_entries(cli: Cli, world_dir: Path, world: dict[str, Any], *entries: tuple[str, str]) -> None:
+    """The sample world with more entries in ACME's Twinfield catalogue, loaded."""
+    world["environments"][0]["accounting_systems"][0]["catalogue"] += [
+        {"code": code, "name": name} for code, name in entries]
+    cli.ok("load", write_world(world_dir, world))
+
+
+def test_names_are_compared_without_case_or_runs_of_spaces(
+    cli: Cli, world_dir: Path, world: dict[str, Any]
+) -> None:
+    _with_entries(cli, world_dir, world, ("4001", "  garage   SMIT "), ("4002", "Garage Smit B.V."))
+    result = cli.ok("--as", SUE, "link", "1002", "--code", "4001", "--json").json()
+    assert (result["code"], result["name"], result["previous"]["name"]) == ("4001", "Garage Smit", "Garage Smit")
+    assert show(cli, "2")["name"] == "Garage Smit"  # the name stays as it was
+    other = cli("--as", SUE, "link", "4001", "--code", "4002")  # punctuation counts
+    assert (other.exit_code, other.error) == (
+        1, ("Error: code 4002 of connection acme-tw is 'Garage Smit B.V.' in the catalogue, not "
+            "'Garage Smit': check the code, or pass --take-catalogue-name to link administration 2 "
+            "to it and rename it 'Garage Smit B.V.'"))
+
+
+def test_take_catalogue_name_renames_at_once_and_in_the_log(
+    cli: Cli, world_dir: Path, world: dict[str, Any], state: State
+) -> None:
+    _with_entries(cli, world_dir, world, ("4000", "Groot Archief BV"))
+    snapshot = state.take()
+    refused = cli("--as", SUE, "link", "1002", "--code", "4000")
+    assert (refused.exit_code, refused.error) == (
+        1, ("Error: code 4000 of connection acme-tw is 'Groot Archief BV' in the catalogue, not "
+            "'Garage Smit': check the code, or pass --take-catalogue-name to link administration 2 "
+            "to it and rename it 'Groot Archief BV'"))
+    dry = cli.ok("--as", SUE, "link", "1002", "--code", "4000", "--take-catalogue-name", "--dry-run")
+    assert dry.stdout.splitlines() == [
+        "Would re-link administration 2 (kind 2): acme-tw 1002 -> acme-tw 4000.",
+        ("Mail address: ACME.4000@mailtobasecone.com (was ACME.1002@mailtobasecone.com, which keeps "
+         "reaching it as an alias)."),
+        "Would rename it Groot Archief BV (was Garage Smit), as the catalogue names it."]
+    assert state.take() == snapshot
+
+    result = cli.ok("--as", SUE, "link", "1002", "--code", "4000", "--take-catalogue-name", "--json").json()
+
+    assert (result["code"], result["name"], result["previous"]["name"]) == ("4000", "Groot Archief BV",
+                                                                           "Garage Smit")
+    shown = show(cli, "2")
+    assert (shown["code"], shown["name"]) == ("4000", "Groot Archief BV")
+    [row] = [e for e in cli.ok("audit", "--admin", "2", "--json").json() if e["action"] == "link"]
+    assert (row["actor"], row["details"]["before"]["name"], row["details"]["after"]["name"]) == (
+        SUE, "Garage Smit", "Groot Archief BV")
+
+
+def test_a_batch_is_refused_for_one_other_name_unless_it_takes_the_names(
+    cli: Cli, world_dir: Path, world: dict[str, Any], tmp_path: Path, state: State
+) -> None:
+    _with_entries(cli, world_dir, world, ("4000", "Groot Archief BV"))
+    batch = tmp_path / "links.csv"
+    batch.write_text("1001,acme-tw2\n1002,,4000\n")
+    snapshot = state.take()
+    refused = cli("--as", SUE, "link", "--from", batch)
+    assert (refused.exit_code, refused.error) == (
+        1, ("Error: 1 of 2 rows refused, so nothing changed: line 2: code 4000 of connection acme-tw "
+            "is 'Groot Archief BV' in the catalogue, not 'Garage Smit': check the code, or pass "
+            "--take-catalogue-name to link administration 2 to it and rename it 'Groot Archief BV'"))
+    assert state.take() == snapshot
+
+    report = cli.ok("--as", SUE, "link", "--from", batch, "--take-catalogue-name", "--json").json()
+    assert [(r["line"], r["name"], r["previous"]["name"]) for r in report["rows"]] == [
+        (1, "Bakkerij Jansen", "Bakkerij Jansen"), (2, "Groot Archief BV", "Garage Smit")]
+    assert show(cli, "2")["name"] == "Groot Archief BV"
 
 
 # -- access ---------------------------------------------------------------------------------------

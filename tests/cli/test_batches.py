@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SUE, Cli, snapshot_database
+from tests.conftest import SUE, Cli, snapshot_database, write_world
 
 
 def _file(tmp_path: Path, text: str, name: str = "batch.csv") -> Path:
@@ -23,7 +23,12 @@ def _links(cli: Cli) -> dict[str, tuple[str, str]]:
 
 
 def test_link_from_a_csv_file_changes_every_row_in_one_transaction(
-        cli: Cli, loaded: Any, tmp_path: Path) -> None:
+        cli: Cli, world_dir: Path, world: dict[str, Any], tmp_path: Path) -> None:
+    # The package swapped the two codes, and the catalogue says so.
+    catalogue = world["environments"][0]["accounting_systems"][0]["catalogue"]
+    for entry in catalogue:
+        entry["name"] = {"1002": "Bakkerij Jansen", "1099": "Garage Smit"}.get(entry["code"], entry["name"])
+    cli.ok("load", write_world(world_dir, world))
     # Row 1 frees code 1002 that row 2 takes: each row is checked after the ones before it.
     batch = _file(tmp_path, "admin,system,code\n1002,,1099\n1001,,1002\n# done\n")
     result = cli.ok("--as", SUE, "link", "--from", batch, "--json").json()
@@ -36,10 +41,10 @@ def test_link_from_a_csv_file_changes_every_row_in_one_transaction(
 
 
 def test_link_from_json_lines_and_standard_input(cli: Cli, loaded: Any) -> None:
-    lines = '{"admin": "1001", "system": "acme-tw2"}\n{"admin": "1002", "code": "1099", "note": "x"}\n'
+    lines = '{"admin": "1001", "system": "acme-tw2"}\n{"admin": "1002", "code": "1098", "note": "x"}\n'
     result = cli.ok("--as", SUE, "link", "--from", "-", "--json", input=lines).json()
     assert [(r["accounting_system"], r["code"]) for r in result["rows"]] == [
-        ("acme-tw2", "1001"), ("acme-tw", "1099")]
+        ("acme-tw2", "1001"), ("acme-tw", "1098")]
 
 
 def test_one_bad_row_refuses_the_whole_batch_and_names_every_bad_row(
@@ -62,7 +67,7 @@ def test_one_bad_row_refuses_the_whole_batch_and_names_every_bad_row(
 
 def test_a_dry_run_reports_and_changes_nothing(cli: Cli, loaded: Any, tmp_path: Path, db_url: str) -> None:
     before = snapshot_database(db_url)
-    good = _file(tmp_path, "1002,,1099\n1001,,1002\n")
+    good = _file(tmp_path, "1002,,1098\n1001,acme-tw2,1501\n")
     result = cli.ok("--as", SUE, "link", "--from", good, "--dry-run", "--json").json()
     assert [r["status"] for r in result["rows"]] == ["would change", "would change"]
     bad = _file(tmp_path, "1001,,1002\n", "bad.csv")  # 1002 is still Garage Smit's

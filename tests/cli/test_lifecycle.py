@@ -225,7 +225,7 @@ def test_status_reports_each_administration(cli: Cli, history: dict[str, Any]) -
     assert item["bytes_done"] == item["bytes_total"] > 0
     assert item["from"]["email"] == "ACME.1001@mailtobasecone.com"
     assert item["to"] == {"accounting_system": "book-tw", "code": "1001",
-                          "email": "BOOK.1001@mailtobasecone.com"}
+                          "email": "BOOK.1001@mailtobasecone.com", "name": "Bakkerij Jansen"}
     recent = cli.ok("--as", SUE, "status", "--json").json()
     assert [m["migration_id"] for m in recent] == [3, 2, 1]
     assert cli("status", "99").exit_code == 3

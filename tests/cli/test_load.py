@@ -230,7 +230,7 @@ def test_reloading_after_a_new_code_or_connection_keeps_the_new_link(
     path = write_world(world_dir, world)
     cli.ok("load", path)
     cli.ok("--as", SUE, "link", "1001", "--system", "acme-tw2")  # kind 3: same code elsewhere
-    cli.ok("--as", SUE, "link", "1002", "--code", "1099")  # kind 2: now ACME/1099
+    cli.ok("--as", SUE, "link", "1002", "--code", "1098")  # kind 2: now ACME/1098
     database = snapshot_database(db_url)
 
     result = cli.ok("load", path)
@@ -239,11 +239,11 @@ def test_reloading_after_a_new_code_or_connection_keeps_the_new_link(
         "Warning: environments[0].administrations[0]: ACME/1001 Bakkerij Jansen was re-linked to "
         "acme-tw2 by `link`; it stays linked there\n"
         "Warning: environments[0].administrations[1]: ACME/1002 Garage Smit was re-coded to "
-        "1099 (id 2); left as it is, with its documents, users and workflows\n")
+        "1098 (id 2); left as it is, with its documents, users and workflows\n")
     assert snapshot_database(db_url) == database
     admins = {a["id"]: (a["code"], a["accounting_system"])
               for a in cli.ok("admin", "list", "--env", "ACME", "--json").json()}
-    assert admins == {1: ("1001", "acme-tw2"), 2: ("1099", "acme-tw"), 3: ("3001", "acme-snel")}
+    assert admins == {1: ("1001", "acme-tw2"), 2: ("1098", "acme-tw"), 3: ("3001", "acme-snel")}
 
 
 def test_a_new_administration_may_take_a_code_given_up_under_another_name(

@@ -15,6 +15,7 @@ from tests.conftest import (
     SUE,
     TINA,
     TOM,
+    UMA,
     Cli,
     SmtpServer,
     State,
@@ -84,17 +85,6 @@ def test_many_administrations_only_warn(cli: Cli, world_dir: Path, world: dict[s
                              "most 5 per offer\n")
 
 
-def test_recipients_that_cannot_redeem_are_warned_about(cli: Cli, loaded: dict[str, Any]) -> None:
-    result = cli("--as", SUE, "offer", "1001", "--to", "uma@book.example", "--to", "x@elsewhere.example",
-                 "--accept-terms", "--json")
-    assert result.exit_code == 0
-    assert result.stderr.splitlines() == [
-        "Warning: uma@book.example is not a Superuser of BOOK: they cannot redeem the code",
-        "Warning: x@elsewhere.example is not a user of any environment: only a Superuser of the "
-        "receiving environment can redeem the code",
-    ]
-
-
 REFUSALS = [
     ("no acting user", [], ["1", "--to", TINA, "--accept-terms"], 4,
      "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"),
@@ -127,6 +117,38 @@ REFUSALS = [
     ("recipients in two environments", ["--as", SUE], ["1001", "--to", TINA, "--to", TOM,
                                                       "--accept-terms"], 1,
      "the recipients are in different environments (BOOK, TRY): one offer goes to one environment"),
+    ("recipient not a superuser", ["--as", SUE], ["1001", "--to", TINA, "--to", UMA, "--accept-terms"], 1,
+     ("uma@book.example is not a Superuser of BOOK: only a Superuser of the receiving environment can "
+      "redeem the code; offer it to one of them")),
+    ("recipient of a trial office", ["--as", SUE], ["1001", "--to", TOM, "--accept-terms"], 1,
+     "TRY is on a trial plan: only premium environments can receive administrations"),
+    ("unknown recipient", ["--as", SUE], ["1001", "--to", TINA, "--to", "tian@book.example",
+                                         "--accept-terms"], 1,
+     ("tian@book.example is not a user of any environment: only a Superuser of the receiving "
+      "environment can redeem the code. Check the address, or pass --allow-unknown-recipient (and "
+      "--to-env OFFICE) to mail it all the same")),
+    ("the option never allows a known non-superuser", ["--as", SUE],
+     ["1001", "--to", UMA, "--allow-unknown-recipient", "--to-env", "BOOK", "--accept-terms"], 1,
+     ("uma@book.example is not a Superuser of BOOK: only a Superuser of the receiving environment can "
+      "redeem the code; offer it to one of them")),
+    ("unknown recipients alone need --to-env", ["--as", SUE],
+     ["1001", "--to", "tian@book.example", "--allow-unknown-recipient", "--accept-terms"], 2,
+     ("no recipient is a known Superuser, so say which environment the offer is for with --to-env "
+      "OFFICE (only its Superusers will be able to redeem it)")),
+    ("--to-env of a trial office", ["--as", SUE],
+     ["1001", "--to", "trudy@try.example", "--allow-unknown-recipient", "--to-env", "try",
+      "--accept-terms"], 1,
+     "TRY is on a trial plan: only premium environments can receive administrations"),
+    ("--to-env that is not the recipients'", ["--as", SUE],
+     ["1001", "--to", TINA, "--to-env", "TRY", "--accept-terms"], 1,
+     ("--to-env TRY does not match the recipients, who are Superusers of BOOK: one offer goes to one "
+      "environment")),
+    ("--to-env the source", ["--as", SUE],
+     ["1001", "--to", "x@elsewhere.example", "--allow-unknown-recipient", "--to-env", "ACME",
+      "--accept-terms"], 1,
+     "--to-env ACME is the environment the administrations leave: name the receiving environment"),
+    ("--to-env unknown", ["--as", SUE], ["1001", "--to", TINA, "--to-env", "NOPE", "--accept-terms"], 3,
+     "no environment with office code 'NOPE' (see `basecone-migrate env list`)"),
 ]
 
 
@@ -203,3 +225,84 @@ def test_codes_are_unique_and_random(cli: Cli, world_dir: Path, world: dict[str,
     cli.ok("load", write_world(world_dir, world))
     codes = {make_offer(cli, f"20{n}")["transfercode"] for n in range(8)}
     assert len(codes) == 8
+
+
+# -- one offer, one target ------------------------------------------------------------------------
+
+
+def _offered_to(db_url: str) -> list[tuple[int, str | None]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT m.id, e.code FROM migrations m LEFT JOIN environments e "
+            "ON e.id = m.offered_to_environment_id ORDER BY m.id")).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def test_the_offer_fixes_its_target_environment(
+    mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, db_url: str
+) -> None:
+    result = make_offer(mailing_cli, "1001")
+    assert result["target_environment"] == "BOOK"
+    assert _offered_to(db_url) == [(1, "BOOK")]
+    [mail] = smtp.take()
+    assert "to move into Bookwise (BOOK):" in mail.text
+    assert "To take them, as a Superuser of Bookwise (BOOK):" in mail.text
+    resent = mailing_cli.ok("--as", SUE, "resend", "1", "--json").json()
+    assert resent["target_environment"] == "BOOK" and _offered_to(db_url) == [(1, "BOOK")]
+
+
+def test_an_unknown_address_only_with_the_option_and_for_one_environment(
+    mailing_cli: Cli, world_dir: Path, world: dict[str, Any], smtp: SmtpServer, state: State, db_url: str
+) -> None:
+    world["environments"].append({
+        "code": "FAR", "name": "Far Away", "plan": "premium",
+        "users": [{"email": "fay@far.example", "name": "Fay", "role": "superuser"}],
+        "accounting_systems": [{"id": "far-tw", "package": "twinfield", "name": "Twinfield Far",
+                                "catalogue": [{"code": "1001", "name": "Bakkerij Jansen"}]}]})
+    mailing_cli.ok("load", write_world(world_dir, world))
+    result = mailing_cli("--as", SUE, "offer", "1001", "--to", "newboss@example.org",
+                         "--allow-unknown-recipient", "--to-env", "BOOK", "--accept-terms", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("Warning: newboss@example.org is not a user of any environment yet: the "
+                             "code works only once they are a Superuser of BOOK\n")
+    offer = result.json()
+    assert (offer["recipients"], offer["target_environment"]) == (["newboss@example.org"], "BOOK")
+    [mail] = smtp.take()
+    assert mail.message["To"] == "newboss@example.org"
+    code = offer["transfercode"]
+
+    # They become a Superuser of another premium office: the offer is not theirs to take there.
+    world["environments"][3]["users"].append(
+        {"email": "newboss@example.org", "name": "New", "role": "superuser"})
+    mailing_cli.ok("load", write_world(world_dir, world))
+    snapshot = state.take()
+    for args in (["--accept-terms"], ["--reject"], ["--accept-terms", "--dry-run"]):
+        refused = mailing_cli("--as", "newboss@example.org", "redeem", code, *args)
+        verb = "reject" if "--reject" in args else "redeem"
+        assert (refused.exit_code, refused.error) == (
+            4, f"Error: this offer is for environment BOOK, not FAR: only a Superuser of BOOK may {verb} it")
+    assert state.take() == snapshot and smtp.take() == []
+
+    # resend keeps the target.
+    resent = mailing_cli.ok("--as", SUE, "resend", "1", "--json").json()
+    assert resent["target_environment"] == "BOOK" and _offered_to(db_url) == [(1, "BOOK")]
+    again = mailing_cli("--as", "newboss@example.org", "redeem", resent["transfercode"], "--accept-terms")
+    assert (again.exit_code, again.error) == (
+        4, "Error: this offer is for environment BOOK, not FAR: only a Superuser of BOOK may redeem it")
+
+
+def test_an_unknown_address_beside_a_known_superuser_needs_no_to_env(
+    mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, db_url: str
+) -> None:
+    offer = make_offer(mailing_cli, "1001", to=(TINA, "tian@book.example"),
+                       extra=("--allow-unknown-recipient",))
+    assert (offer["recipients"], offer["target_environment"]) == ([TINA, "tian@book.example"], "BOOK")
+    assert _offered_to(db_url) == [(1, "BOOK")]
+    [mail] = smtp.take()
+    assert sorted(mail.recipients) == sorted([TINA, "tian@book.example", SUE])
+    taken = mailing_cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--json").json()
+    assert taken["status"] == "completed"

@@ -15,7 +15,6 @@ from tests.conftest import (
     SUE,
     TIM,
     TINA,
-    TOM,
     UMA,
     Cli,
     SmtpServer,
@@ -179,7 +178,7 @@ def _variant(world: dict[str, Any]) -> dict[str, Any]:
 
 
 REFUSALS: list[tuple[str, str, list[str], int, str]] = [
-    # (case, acting user, extra arguments, exit code, message); 1001 is offered to tina and uma
+    # (case, acting user, extra arguments, exit code, message); 1001 is offered to tina
     ("not a superuser", UMA, ["--accept-terms"], 4,
      "uma@book.example is not a Superuser: only a Superuser of the receiving environment may redeem "
      "an offer"),
@@ -198,6 +197,10 @@ REFUSALS: list[tuple[str, str, list[str], int, str]] = [
     ("code taken in the connection", TINA, ["--accept-terms", "--link", "1001=book-tw:5001"], 1,
      "code 5001 of connection book-tw is already linked to administration 5001 Drukkerij Visser "
      "(id 4): administrations are never merged"),
+    ("another company in the catalogue", TINA, ["--accept-terms", "--link", "1001=book-tw:1002"], 1,
+     ("code 1002 of connection book-tw is 'Garage Smit' in the catalogue, not 'Bakkerij Jansen': check "
+      "the code, or pass --take-catalogue-name to link administration 1 to it and rename it "
+      "'Garage Smit'")),
     ("connection of another environment", TINA, ["--accept-terms", "--link", "1001=acme-tw2"], 1,
      "connection acme-tw2 belongs to environment ACME, not BOOK"),
     ("unknown connection", TINA, ["--accept-terms", "--link", "1001=nope"], 3,
@@ -220,7 +223,7 @@ def test_refused_redeems_change_nothing(
     mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, state: State,
     case: str, user: str, args: list[str], exit_code: int, message: str, dry_run: bool,
 ) -> None:
-    code = make_offer(mailing_cli, "1001", to=(TINA, UMA))["transfercode"]
+    code = make_offer(mailing_cli, "1001")["transfercode"]
     smtp.take()
     snapshot = state.take()
 
@@ -279,12 +282,17 @@ def test_an_ambiguous_link_must_be_named(
     cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw2")
 
 
-def test_a_trial_environment_cannot_receive(cli: Cli, loaded: dict[str, Any], state: State) -> None:
-    code = make_offer(cli, "1001", to=(TOM,))["transfercode"]
+def test_a_trial_environment_cannot_receive(
+    cli: Cli, world_dir: Path, world: dict[str, Any], state: State
+) -> None:
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]  # offer refuses a trial office: BOOK is premium
+    world["environments"][1]["plan"] = "trial"  # ... until its plan ends
+    cli.ok("load", write_world(world_dir, world))
     snapshot = state.take()
-    result = cli("--as", TOM, "redeem", code, "--accept-terms")
+    result = cli("--as", TINA, "redeem", code, "--accept-terms")
     assert (result.exit_code, result.error) == (
-        1, "Error: environment TRY is on a trial plan: only premium environments can receive "
+        1, "Error: environment BOOK is on a trial plan: only premium environments can receive "
            "administrations")
     assert state.take() == snapshot
 
@@ -301,7 +309,8 @@ def test_the_source_environment_cannot_receive(
     assert state.take() == snapshot
 
     # A recipient who joins the source office after the offer still cannot take it there.
-    code = make_offer(cli, "1001", to=("newboss@acme.example",))["transfercode"]
+    code = make_offer(cli, "1001", to=("newboss@acme.example",),
+                      extra=("--allow-unknown-recipient", "--to-env", "BOOK"))["transfercode"]
     world["environments"][0]["users"].append(
         {"email": "newboss@acme.example", "name": "New", "role": "superuser"})
     cli.ok("load", write_world(world_dir, world))
@@ -398,6 +407,45 @@ def test_dry_run_redeem_changes_nothing(
     assert state.take() == snapshot
     assert smtp.take() == []
     mailing_cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--select", "1001")
+
+
+def test_a_link_to_another_name_renames_at_the_switch_only_when_asked(
+    mailing_cli: Cli, world_dir: Path, world: dict[str, Any], smtp: SmtpServer, state: State
+) -> None:
+    world["environments"][1]["accounting_systems"][0]["catalogue"].append(
+        {"code": "1004", "name": "Slagerij Peters"})
+    cli = mailing_cli
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]
+    smtp.take()
+    snapshot = state.take()
+    refused = cli("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004", "--dry-run")
+    assert (refused.exit_code, refused.error) == (
+        1, ("Error: code 1004 of connection book-tw is 'Slagerij Peters' in the catalogue, not "
+            "'Bakkerij Jansen': check the code, or pass --take-catalogue-name to link administration 1 "
+            "to it and rename it 'Slagerij Peters'"))
+    dry = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                 "--take-catalogue-name", "--dry-run", "--json").json()
+    assert [(i["administration"], i["renamed_from"], i["code"]) for i in dry["items"]] == [
+        ("Slagerij Peters", "Bakkerij Jansen", "1004")]
+    dry_table = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                       "--take-catalogue-name", "--dry-run")
+    assert "Slagerij Peters (was Bakkerij Jansen)" in dry_table.stdout
+    assert state.take() == snapshot and smtp.take() == []
+
+    result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1001=book-tw:1004",
+                    "--take-catalogue-name", "--json").json()
+
+    [item] = result["items"]
+    assert (item["administration"], item["renamed_from"], item["code"], item["status"]) == (
+        "Slagerij Peters", "Bakkerij Jansen", "1004", "completed")
+    shown = cli.ok("admin", "show", "1", "--json").json()
+    assert (shown["environment"], shown["code"], shown["name"]) == ("BOOK", "1004", "Slagerij Peters")
+    status = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (status["from"]["name"], status["to"]["name"]) == ("Bakkerij Jansen", "Slagerij Peters")
+    completed = [m for m in smtp.take() if m.subject.startswith("Migration complete")]
+    assert len(completed) == 1
+    assert "Slagerij Peters (was Bakkerij Jansen) (code 1004, Twinfield)" in completed[0].text
 
 
 def test_redeem_never_prompts_without_a_terminal(cli: Cli, loaded: dict[str, Any]) -> None:

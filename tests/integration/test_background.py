@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -197,6 +198,8 @@ def test_a_worker_killed_mid_copy_leaves_its_item_to_another_worker(
     item, done = item_row(db_url)
     assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
     assert [s for s, _ in _jobs(db_url)] == ["doing"]  # nobody takes it back by itself
+    view = cli.ok("status", str(offer["migration_id"]), "--json").json()["items"][0]
+    assert (view["running"], view["running_on"]) == ("queued", None)  # for the next worker's sweep
     kept = {d["sha256"]: os.stat(shm / "1" / d["sha256"]) for d in before if d["id"] in done}
 
     second = run_process(["worker", "--once", "--name", "second", *QUICK], env_vars, timeout=180)
@@ -211,3 +214,53 @@ def test_a_worker_killed_mid_copy_leaves_its_item_to_another_worker(
     assert [e["details"]["worker"].split(":")[0] for e in _audit(cli, "transfer_start")] == ["first", "second"]
     assert len(_audit(cli, "transfer_complete")) == 1
     assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_status_says_queued_until_a_worker_takes_it_and_the_worker_logs_what_it_does(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    world["environments"][1]["accounting_systems"][0]["catalogue"].append(
+        {"code": "1004", "name": "Slagerij Peters"})
+    cli.ok("load", write_world(world_dir, world))
+    offer = make_offer(cli, "1001")
+    _redeem_background(cli, offer["transfercode"], "--link", "1001=book-tw:1004", "--take-catalogue-name")
+
+    view = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (view["status"], view["running"], view["running_on"]) == ("in_progress", "queued", None)
+    table = cli.ok("status", "1")
+    assert "queued for a worker" in table.stdout and table.stderr == ""
+    shown = cli.ok("admin", "show", "1", "--json").json()
+    assert (shown["environment"], shown["name"]) == ("ACME", "Bakkerij Jansen")  # renamed at the switch
+
+    worker = env_process(env_vars, "worker", "--once", "--name", "solo", *QUICK)
+    seen: list[dict[str, Any]] = []
+
+    def taken() -> bool:
+        seen.append(cli.ok("status", "1", "--json").json()["items"][0])
+        return seen[-1]["running"] != "queued"
+
+    _wait_for(taken, step=0.01)
+    _, err = worker.communicate(timeout=180)
+    assert worker.returncode == 0, err
+    assert (seen[-1]["running"], seen[-1]["running_on"]) == ("running", f"solo:{worker.pid}")
+
+    me = f"solo:{worker.pid}"
+    job = f"{me}: migration 1, administration 1"
+    lines = err.splitlines()
+    assert lines[0] == f"{me}: waiting for transfers (concurrency 1, until the queue is empty)"
+    assert re.fullmatch(rf"{job}: took 1001 Bakkerij Jansen: 6000 documents, [0-9.]+ MB", lines[1]), lines
+    progress = [line for line in lines[2:-2] if re.fullmatch(
+        rf"{job}: 1001 Bakkerij Jansen: \d+/6000 documents, [0-9.]+ MB/[0-9.]+ MB \(\d+%\)", line)]
+    assert progress == lines[2:-2] and 1 <= len(progress) <= 10 + 4, lines
+    assert re.fullmatch(rf"{job}: finished 1001 Bakkerij Jansen: completed \(6000 documents, "
+                        rf"[0-9.]+ MB\) in [0-9.]+ s", lines[-2]), lines
+    assert lines[-1] == f"{me}: worker stopped"
+
+    final = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (final["status"], final["running"], final["to"]["name"]) == ("completed", None, "Slagerij Peters")
+    shown = cli.ok("admin", "show", "1", "--json").json()
+    assert (shown["environment"], shown["code"], shown["name"]) == ("BOOK", "1004", "Slagerij Peters")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,6 +219,92 @@ def test_sigkill_mid_transfer_then_resume(
     for sha, stat in kept.items():
         now = os.stat(shm / "1" / sha)
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+
+def test_status_says_a_killed_transfer_is_not_running_and_resume_logs_its_progress(
+    env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str
+) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    code = make_offer(cli, "1001")["transfercode"]
+    host = socket.gethostname()
+
+    redeem = env_process(env_vars, "--as", TINA, "redeem", code, "--accept-terms")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not item_row(db_url)[1]:
+        time.sleep(0.002)
+    redeem.send_signal(signal.SIGSTOP)  # still alive, holding its lock, while we look
+    running = cli.ok("status", "1", "--json").json()["items"][0]
+    redeem.send_signal(signal.SIGKILL)
+    redeem.wait()
+    assert (running["status"], running["running"], running["running_on"]) == (
+        "in_progress", "running", f"{host}:{redeem.pid}")
+    item, done = item_row(db_url)
+    assert item.status == "in_progress" and 0 < len(done) < 6000, "killed mid-way"
+
+    view = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (view["status"], view["running"], view["running_on"], view["worker"]) == (
+        "in_progress", "not_running", None, f"{host}:{redeem.pid}")
+    table = cli.ok("status", "1")
+    assert f"not running ({host}:{redeem.pid} is gone): resume 1" in table.stdout
+    assert table.stderr == ("Nothing runs 1 unfinished administration(s) of migration 1: run "
+                            "`basecone-migrate resume 1`\n")
+    watched = cli("status", "1", "--watch", "--interval", "0.2", "--json")  # nothing to wait for
+    assert watched.exit_code == 0
+    assert watched.json()["items"][0]["running"] == "not_running"
+    assert watched.stderr == ("Warning: nothing runs or waits to run 1 unfinished administration(s) of "
+                              "migration 1 any more, so --watch stops: run `basecone-migrate resume 1` "
+                              "to finish them\n")
+
+    resumed = env_process(env_vars, "--as", TINA, "resume", "1")  # stderr is a pipe, not a terminal
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    lines = err.splitlines()
+    assert re.fullmatch(r"Moving 1001 Bakkerij Jansen: 6000 documents, [0-9.]+ MB \(\d+ already there\)",
+                        lines[0]), lines
+    progress = [line for line in lines if re.fullmatch(
+        r"  1001 Bakkerij Jansen: \d+/6000 documents, [0-9.]+ MB/[0-9.]+ MB \(\d+%\)", line)]
+    assert progress, lines  # a copy of thousands of documents is not silent in a log
+    assert len(progress) <= 10 + 4  # ... nor flooded: every 10%, or 30 s
+    assert "  1001 Bakkerij Jansen: completed (6000 documents)" in lines
+    final = cli.ok("status", "1", "--json").json()["items"][0]
+    assert (final["status"], final["running"], final["running_on"]) == ("completed", None, None)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_transfer_in_another_database_on_the_server_is_not_ours(
+    backend: str, cli: Cli, loaded: dict[str, Any], db_url: str, make_pg_database: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pg_locks lists every database's advisory locks: migration 1 and item 1 of another
+    database on the same server hold the same keys, and are not ours."""
+    from basecone_migrate.db.engine import make_engine, upgrade
+    from basecone_migrate.runtime import Runtime
+    from basecone_migrate.services.locks import ItemLock, TransferLock
+    from basecone_migrate.settings import Settings
+
+    code = make_offer(cli, "1001")["transfercode"]
+    with monkeypatch.context() as patch:
+        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        with pytest.raises(Crash):
+            cli("--as", TINA, "redeem", code, "--accept-terms")
+    other_url = make_pg_database()
+    other_engine = make_engine(other_url)
+    upgrade(other_engine)
+    other_engine.dispose()
+    other = Runtime(Settings.load({"db": other_url}, {}))
+    held, item = TransferLock(other, 1), ItemLock(other, 1, "elsewhere:1")
+    assert held.try_acquire() and item.try_acquire()
+    try:
+        view = cli.ok("status", "1", "--json").json()
+    finally:
+        item.release()
+        held.release()
+        other.close()
+    assert view["transfer_running"] is False
+    assert (view["items"][0]["running"], view["items"][0]["running_on"]) == ("not_running", None)
 
 
 def test_a_second_resume_of_a_running_transfer_is_refused(

@@ -9,6 +9,10 @@ from basecone_migrate.cli.context import AsOption, JsonOption
 from basecone_migrate.cli.setup import AdminArgument
 
 access_app = typer.Typer(help="Who can see an administration.", no_args_is_help=True)
+TakeNameOption = Annotated[bool, typer.Option(
+    "--take-catalogue-name",
+    help="Where the catalogue entry's name differs from the administration's, link it anyway "
+         "and rename the administration as the catalogue names it (without it: refused).")]
 UsersOption = Annotated[list[str], typer.Option("--user", metavar="EMAIL",
                                                 help="A user of the administration's environment (repeatable).")]
 
@@ -34,6 +38,7 @@ def link(
                                        "(- for standard input); all or nothing.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Run every check and say what would change; change nothing.")] = False,
+    take_catalogue_name: TakeNameOption = False,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -50,11 +55,12 @@ def link(
         if admin is not None or system is not None or code is not None:
             raise UsageProblem("--from FILE names the administrations, connections and codes: "
                                "drop ADMIN, --system and --code")
-        _link_batch(cli, from_, dry_run)
+        _link_batch(cli, from_, dry_run, take_catalogue_name)
         return
     if admin is None:
         raise UsageProblem("name the administration (ADMIN), or give a batch with --from FILE")
-    result = link_administration(cli.runtime, admin, system=system, code=code, dry_run=dry_run)
+    result = link_administration(cli.runtime, admin, system=system, code=code, dry_run=dry_run,
+                                 take_name=take_catalogue_name)
     before = result["previous"]
 
     def render() -> None:
@@ -65,18 +71,21 @@ def link(
         if result["email"] != before["email"]:
             cli.out.line(f"Mail address: {result['email']} (was {before['email']}, which keeps "
                          "reaching it as an alias).")
+        if result["name"] != before["name"]:
+            cli.out.line(f"{'Would rename' if dry_run else 'Renamed'} it {result['name']} (was "
+                         f"{before['name']}), as the catalogue names it.")
 
     cli.out.emit(result, render)
 
 
-def _link_batch(cli: Any, source: str, dry_run: bool) -> None:
+def _link_batch(cli: Any, source: str, dry_run: bool, take_name: bool = False) -> None:
     from basecone_migrate.batches import read_rows
     from basecone_migrate.errors import BaseconeError
     from basecone_migrate.services.links import link_many
 
     rows = read_rows(source, ("admin", "system", "code"), 1, "--from")
     try:
-        report = link_many(cli.runtime, rows, dry_run=dry_run)
+        report = link_many(cli.runtime, rows, dry_run=dry_run, take_name=take_name)
     except BaseconeError as exc:
         refused = exc.payload
         if refused is not None:

@@ -53,7 +53,9 @@ def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
     cli.out.table(
         [("id", "right"), "administration", "status", "accounting system", "code", "e-mail",
          ("docs", "right"), ("size", "right")],
-        [(i["administration_id"], i["administration"], i.get("action") or i["status"],
+        [(i["administration_id"],
+          f"{i['administration']} (was {i['renamed_from']})" if i.get("renamed_from") else i["administration"],
+          i.get("action") or i["status"],
           i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
          for i in items], title=title)
 
@@ -71,6 +73,14 @@ def offer(
     confirm_checklist: Annotated[bool, typer.Option(
         "--confirm-checklist",
         help="Confirm that authorisers are not transferred and are out of the workflows.")] = False,
+    allow_unknown_recipient: Annotated[bool, typer.Option(
+        "--allow-unknown-recipient",
+        help="Mail the code also to --to addresses that are no user the tool knows (never to a "
+             "known user who is not a Superuser of a premium environment).")] = False,
+    to_env: Annotated[str | None, typer.Option(
+        "--to-env", metavar="OFFICE", autocompletion=complete.offices,
+        help="The environment the offer is for (only its Superusers can redeem it); needed when "
+             "no --to is a known Superuser.")] = None,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
     as_: AsOption = None,
@@ -93,7 +103,8 @@ def offer(
         raise UsageProblem("name the administrations to offer (ADMIN...), or give them with --from FILE")
     outcome = migrations.offer(cli.runtime, references, to, accept_terms=accept_terms,
                                confirm_checklist=confirm_checklist, dry_run=dry_run,
-                               ask=questions_for(cli.out))
+                               ask=questions_for(cli.out), allow_unknown=allow_unknown_recipient,
+                               to_env=to_env)
     report(cli, outcome)
     p = outcome.payload
 
@@ -260,6 +271,10 @@ def redeem(
     links_file: Annotated[str | None, typer.Option(
         "--links", metavar="FILE", help="Many --link at once: CSV or JSON lines of "
                                         "admin,connection[,code] (- for standard input).")] = None,
+    take_catalogue_name: Annotated[bool, typer.Option(
+        "--take-catalogue-name",
+        help="Link to a catalogue entry whose name differs from the administration's anyway: "
+             "the administration takes that name when it arrives (without it: refused).")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Decline the whole offer.")] = False,
     reason: Annotated[str | None, typer.Option(metavar="TEXT",
                                                help="Why (for --reject or what --select leaves).")] = None,
@@ -309,7 +324,8 @@ def redeem(
             outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
-                                        progress=progress, background=background, link_lines=lines)
+                                        progress=progress, background=background, link_lines=lines,
+                                        take_name=take_catalogue_name)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise
@@ -391,7 +407,7 @@ def status(
     after: Annotated[int | None, typer.Option(
         metavar="MIGRATION", help="Without MIGRATION: continue below this one.")] = None,
     watch: Annotated[bool, typer.Option(
-        "--watch", help="With MIGRATION: redraw until no administration is in progress any "
+        "--watch", help="With MIGRATION: redraw until nothing of it is running or queued any "
                         "more (with --json: print the final state once).")] = False,
     interval: Annotated[float, typer.Option(
         min=0.2, max=60, metavar="SECONDS", help="With --watch: seconds between redraws.")] = 1.0,
@@ -411,18 +427,23 @@ def status(
     if watch:
         if migration is None:
             raise UsageProblem("--watch follows one migration: give its id (status MIGRATION --watch)")
-        from basecone_migrate.cli.watch import watch_status
+        from basecone_migrate.cli.watch import stalled, watch_status
 
         final, shown = watch_status(cli, migration, interval)
-        cli.out.emit(final, lambda: None if shown else _render_status(cli, [final]))
+        cli.out.emit(final, lambda: None if shown else _render_status(cli, [final], hint=False))
+        if stalled(final):
+            cli.out.warn(f"nothing runs or waits to run {len(stalled(final))} unfinished "
+                         f"administration(s) of migration {migration} any more, so --watch stops: "
+                         f"run `basecone-migrate resume {migration}` to finish them")
         return
     result = migrations.status(cli.runtime, migration, limit=limit, after=after)
     views = [result] if migration is not None else result
     cli.out.emit(result, lambda: _render_status(cli, views))
 
 
-def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
+def _render_status(cli: CLI, views: list[dict[str, Any]], hint: bool = True) -> None:
     from basecone_migrate.cli.output import human_size, when
+    from basecone_migrate.cli.watch import activity, stalled
 
     if not views:
         cli.out.note("(no migrations)")
@@ -435,9 +456,13 @@ def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
             [(i["administration_id"], i["administration"], i["status"],
               f"{i['documents_done']}/{i['documents_total']}",
               f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
-              when(i["started_at"]), i["seconds"], i["worker"], i["error"]) for i in v["items"]],
+              when(i["started_at"]), i["seconds"], activity(i, v["migration_id"]), i["error"])
+             for i in v["items"]],
             title=f"Migration {v['migration_id']}: {v['source_environment']} -> {target}, "
                   f"{v['status']}{running}")
+        if hint and stalled(v):
+            cli.out.note(f"Nothing runs {len(stalled(v))} unfinished administration(s) of migration "
+                         f"{v['migration_id']}: run `basecone-migrate resume {v['migration_id']}`")
 
 
 def resume(ctx: typer.Context, migration: MigrationArgument, background: BackgroundOption = False,
@@ -483,20 +508,50 @@ def worker(
     Any number of workers on any number of machines share the queue; each administration is
     moved by one of them at a time. SIGINT or SIGTERM stops a worker once its transfers
     finish; a worker that is killed leaves its transfers to the others, who resume them
-    after --stalled-after seconds.
+    after --stalled-after seconds. It logs on stderr, one line each, what it takes, how far
+    it got (every 10% or 30 s) and what it finished.
     """
-    from basecone_migrate.services.background import WorkerOptions, run_worker
+    from basecone_migrate.cli.progress import LinesProgress
+    from basecone_migrate.services.background import WorkerOptions, require_postgres, run_worker
 
     cli = context.get(ctx, json=json, as_=as_)
+    log = _log_lines(cli)
     options = WorkerOptions(concurrency=concurrency, once=once, name=name, heartbeat=heartbeat,
-                            stalled_after=stalled_after)
+                            stalled_after=stalled_after,
+                            progress=lambda job: LinesProgress(cli.out, name=job, emit=log))
     if stalled_after <= heartbeat:
         from basecone_migrate.errors import UsageProblem
 
         raise UsageProblem(f"--stalled-after ({stalled_after:g} s) must be longer than --heartbeat "
                            f"({heartbeat:g} s), or live workers would lose their jobs")
+    from basecone_migrate.services.transfer import worker_label
+
+    require_postgres(cli.runtime)  # before the first line: a refusal is one `Error:` line
+    log(f"{worker_label(name)}: waiting for transfers (concurrency {concurrency}"
+        f"{', until the queue is empty' if once else ''})")
     run_worker(cli.runtime, options)
-    cli.out.emit({"stopped": True, "once": once}, lambda: cli.out.note("worker stopped"))
+    log(f"{worker_label(name)}: worker stopped")
+    cli.out.emit({"stopped": True, "once": once}, lambda: None)
+
+
+def _log_lines(cli: CLI) -> Any:
+    """A worker's log: one line at a time on stderr, from any of its threads (also under
+    --json, whose document is on stdout; not under --quiet)."""
+    import sys
+    import threading
+
+    from basecone_migrate.domain.text import one_line
+
+    lock = threading.Lock()
+
+    def log(line: str) -> None:
+        if cli.out.quiet:
+            return
+        with lock:
+            sys.stderr.write(one_line(line) + "\n")
+            sys.stderr.flush()
+
+    return log
 
 
 def expire(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +13,49 @@ if TYPE_CHECKING:
     from basecone_migrate.services.transfer import Progress
 
 
-class LinesProgress:
-    """One line per administration on stderr: readable in logs, nothing animated."""
+class Pace:
+    """When a log says how far a transfer got: at each further STEP of its documents, and
+    after SECONDS without a line while it goes on, never at the end (the last line says it).
+    A 100,000-document move that takes two hours writes about 250 lines, a small one none."""
 
-    def __init__(self, out: Output) -> None:
+    STEP = 0.10
+    SECONDS = 30.0
+
+    def __init__(self, total: int, done: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.clock = clock
+        self.last_done = done
+        self.last_at = clock()
+
+    def due(self, done: int) -> bool:
+        if done >= self.total:
+            return False
+        now = self.clock()
+        if done - self.last_done >= self.STEP * self.total or now - self.last_at >= self.SECONDS:
+            self.last_done, self.last_at = done, now
+            return True
+        return False
+
+
+class LinesProgress:
+    """Lines on stderr, readable in logs, nothing animated: one when an administration
+    starts, one at each further 10% (or after 30 s without one), one when it ends.
+
+    ``name`` starts every line (a worker's ``name:pid: migration M, administration A``);
+    ``emit`` writes one (default: a note, silent under --json and --quiet)."""
+
+    def __init__(self, out: Output, name: str | None = None,
+                 emit: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
+        self.name = name
+        self.emit = emit or out.note
+        self.clock = clock
+        self.pace: Pace | None = None
+        self.label = ""
+        self.done = [0, 0]
+        self.total = [0, 0]
+        self.started = 0.0
 
     def __enter__(self) -> LinesProgress:
         return self
@@ -25,14 +65,34 @@ class LinesProgress:
 
     def item_started(self, label: str, documents: int, size: int, documents_done: int,
                      bytes_done: int) -> None:
+        self.label, self.started = label, self.clock()
+        self.done, self.total = [documents_done, bytes_done], [documents, size]
+        self.pace = Pace(documents, documents_done, self.clock)
         already = f" ({documents_done} already there)" if documents_done else ""
-        self.out.note(f"Moving {label}: {documents} documents, {human_size(size)}{already}")
+        if self.name is None:
+            self.emit(f"Moving {label}: {documents} documents, {human_size(size)}{already}")
+        else:
+            self.emit(f"{self.name}: took {label}: {documents} documents, {human_size(size)}{already}")
 
     def advance(self, documents: int, size: int) -> None:
-        pass
+        self.done[0] += documents
+        self.done[1] += size
+        if self.pace is None or not self.pace.due(self.done[0]):
+            return
+        (docs, done), (total_docs, total) = self.done, self.total
+        share = f" ({100 * docs // total_docs}%)" if total_docs else ""
+        where = f"{self.name}: {self.label}" if self.name is not None else f"  {self.label}"
+        self.emit(f"{where}: {docs}/{total_docs} documents, {human_size(done)}/{human_size(total)}{share}")
 
     def item_finished(self, label: str, status: str, detail: str) -> None:
-        self.out.note(f"  {label}: {status} ({detail})")
+        if self.name is None:
+            self.emit(f"  {label}: {status} ({detail})")
+            return
+        took = f"in {self.clock() - self.started:.1f} s"
+        if status == "completed":
+            self.emit(f"{self.name}: finished {label}: {status} ({detail}, {human_size(self.total[1])}) {took}")
+        else:
+            self.emit(f"{self.name}: finished {label}: {status} {took}: {detail}")
 
 
 class RichProgress:

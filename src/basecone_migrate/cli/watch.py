@@ -1,5 +1,5 @@
-"""`status MIGRATION --watch`: a live table of a transfer until no administration is in
-progress any more (a Rich live display at a terminal; otherwise, quietly, the final state)."""
+"""`status MIGRATION --watch`: a live table of a transfer until nothing of it is running or
+queued any more (a Rich live display at a terminal; otherwise, quietly, the final state)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,28 @@ class Speeds:
 
 
 def finished(view: dict[str, Any]) -> bool:
-    return not any(item["status"] == "in_progress" for item in view["items"])
+    """Nothing left to wait for: no administration in progress that a process runs or a
+    job waits to run (one that nothing runs waits for `resume`, not for time)."""
+    return not any(item["status"] == "in_progress" and item.get("running") in ("running", "queued")
+                   for item in view["items"])
+
+
+def stalled(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Administrations in progress or failed that no process runs and no job waits for."""
+    return [item for item in view["items"] if item.get("running") == "not_running"]
+
+
+def activity(item: dict[str, Any], migration_id: int) -> str:
+    """What runs an administration's transfer, as the tables say it."""
+    running = item.get("running")
+    if running == "running":
+        return f"running on {item['running_on']}" if item.get("running_on") else "running"
+    if running == "queued":
+        return "queued for a worker"
+    if running == "not_running":
+        gone = f" ({item['worker']} is gone)" if item.get("worker") else ""
+        return f"not running{gone}: resume {migration_id}"
+    return item.get("worker") or ""
 
 
 def table(view: dict[str, Any], speeds: Speeds) -> Any:
@@ -60,7 +81,7 @@ def table(view: dict[str, Any], speeds: Speeds) -> Any:
         result.add_row(str(item["administration_id"]), item["administration"], item["status"],
                        f"{item['documents_done']}/{item['documents_total']}",
                        f"{human_size(item['bytes_done'])}/{human_size(item['bytes_total'])}",
-                       speed, left, item.get("worker") or "", item["error"] or "")
+                       speed, left, activity(item, view["migration_id"]), item["error"] or "")
     return result
 
 

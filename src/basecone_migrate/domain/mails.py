@@ -54,19 +54,22 @@ def _lines(admins: Sequence[AdminLine]) -> str:
 
 
 def offer(*, migration_id: int, code: str, expires_at: datetime, sender: Party, source: str,
-          recipients: list[str], admins: Sequence[AdminLine], fee: str, resent: bool = False) -> Mail:
+          recipients: list[str], admins: Sequence[AdminLine], fee: str, resent: bool = False,
+          target: str | None = None) -> Mail:
     again = " (a new code: the previous one no longer works)" if resent else ""
+    into = target or "your Basecone environment"
+    who = target or "the receiving (premium) environment"
     body = f"""Hello,
 
 {sender.name} ({sender.email}) of {source} offers you {_plural(len(admins), 'administration')}
-to move into your Basecone environment{again}:
+to move into {into}{again}:
 
 {_lines(admins)}
 
 Transfercode: {code}
 Valid until:  {_utc(expires_at)}, and only once.
 
-To take them, as a Superuser of the receiving (premium) environment:
+To take them, as a Superuser of {who}:
 
   basecone-migrate --as YOUR-EMAIL redeem --accept-terms
 

@@ -36,3 +36,18 @@ def package_label(package: str) -> str:
 
 def is_migratable(package: str) -> bool:
     return package in MIGRATABLE_PACKAGES
+
+
+def name_key(name: str) -> str:
+    """An administration's name as it is compared (`same_name`)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def same_name(one: str, other: str) -> bool:
+    """Whether two administration names are one company's name as people type it: case,
+    runs of white space (and white space at either end) and Unicode compatibility forms
+    (NFKC: a full-width letter, a non-breaking space) do not count; anything else does
+    ("Garage Smit BV" is not "Garage Smit B.V.", "Cafe" is not "Café")."""
+    return name_key(one) == name_key(other)

@@ -23,16 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from basecone_migrate.errors import UsageProblem
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services.transfer import worker_label
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from basecone_migrate.services.transfer import Progress
 
 QUEUE = "basecone-migrate-transfers"
 TASK = "basecone_migrate.transfer_item"
@@ -91,8 +92,11 @@ def make_app(rt: Runtime) -> Any:
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_retry_strategy())
     def transfer_job(context: Any, item_id: int, actor: str) -> str:
+        from basecone_migrate.services.transfer import worker_label
+
         runtime = context.additional_context["runtime"]
-        return transfer_item(runtime, item_id, actor, worker_label(context.worker_name))
+        return transfer_item(runtime, item_id, actor, worker_label(context.worker_name),
+                             context.additional_context.get("progress"))
 
     del transfer_job  # registered with the app by name
 
@@ -102,6 +106,22 @@ def make_app(rt: Runtime) -> Any:
 def _job_locks(item_id: int) -> dict[str, str]:
     name = f"basecone-migrate-item-{item_id}"
     return {"lock": name, "queueing_lock": name}
+
+
+def queued_items(db: Any, item_ids: Sequence[int]) -> set[int]:
+    """The items whose job waits in the queue (``todo``, also a retry not yet due) or has
+    been taken (``doing``); plain SQL on procrastinate's table, without importing it. A job
+    ``doing`` whose item nobody holds lost its worker: a live worker takes it again."""
+    from sqlalchemy import text
+
+    if not item_ids or db.dialect.name != "postgresql":
+        return set()
+    names = {_job_locks(i)["lock"]: i for i in item_ids}
+    rows = db.execute(text(
+        "SELECT lock FROM procrastinate_jobs WHERE queue_name = :queue AND ("
+        "(status = 'todo' AND queueing_lock = ANY(:names)) OR (status = 'doing' AND lock = ANY(:names)))"),
+        {"queue": QUEUE, "names": list(names)}).scalars()
+    return {names[name] for name in rows if name in names}
 
 
 def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime) -> int:
@@ -135,9 +155,11 @@ def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime) 
 # -- the job --------------------------------------------------------------------------------
 
 
-def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str) -> str:
+def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str,
+                  progress: Callable[[str], Progress] | None = None) -> str:
     """The body of a job: move one item with the resumable engine, holding its lock.
-    Returns the item's status; raises ItemBusy when another process holds the item."""
+    Returns the item's status; raises ItemBusy when another process holds the item.
+    ``progress`` makes the reporter of one item from its name (``worker``'s log lines)."""
     from sqlalchemy import select
 
     from basecone_migrate.db.tables import migration_items
@@ -145,15 +167,19 @@ def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str) -> str:
     from basecone_migrate.services.locks import ItemLock
     from basecone_migrate.services.transfer import RESUMABLE, NoProgress, run_item
 
-    lock = ItemLock(rt, item_id)
+    lock = ItemLock(rt, item_id, worker)
     if not lock.try_acquire():
         raise ItemBusy(f"item {item_id} is being moved by another process")
     try:
         with rt.reading() as db:
-            status = db.scalar(select(migration_items.c.status).where(migration_items.c.id == item_id))
-        if status not in RESUMABLE:
-            return str(status)  # done by an earlier run of this job, or by `resume`
-        status, mail_ids = run_item(rt, item_id, actor, NoProgress(), worker=worker)
+            item = db.execute(select(migration_items.c.status, migration_items.c.migration_id,
+                                     migration_items.c.administration_id)
+                              .where(migration_items.c.id == item_id)).one()
+        if item.status not in RESUMABLE:
+            return str(item.status)  # done by an earlier run of this job, or by `resume`
+        reporter = (progress(f"{worker}: migration {item.migration_id}, administration "
+                             f"{item.administration_id}") if progress else NoProgress())
+        status, mail_ids = run_item(rt, item_id, actor, reporter, worker=worker)
         Postman(rt).deliver(mail_ids)
         return status
     finally:
@@ -170,6 +196,8 @@ class WorkerOptions:
     name: str | None = None
     heartbeat: float = 5.0
     stalled_after: float = 30.0
+    #: Makes each job's reporter from a name (``name:pid: migration M, administration A``).
+    progress: Callable[[str], Progress] | None = None
 
 
 def run_worker(rt: Runtime, options: WorkerOptions) -> None:
@@ -187,7 +215,8 @@ async def _run(app: Any, rt: Runtime, options: WorkerOptions) -> None:
         "queues": [QUEUE], "concurrency": options.concurrency,
         "name": options.name or socket.gethostname(),
         "update_heartbeat_interval": options.heartbeat,
-        "fetch_job_polling_interval": 1.0, "additional_context": {"runtime": rt},
+        "fetch_job_polling_interval": 1.0,
+        "additional_context": {"runtime": rt, "progress": options.progress},
         "delete_jobs": "successful",
     }
     async with app.open_async():

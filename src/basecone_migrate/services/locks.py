@@ -18,12 +18,15 @@ and an inline `resume` is refused while any of them runs.
   is deleted on release lets two processes lock two different files of the same name.
 
 ``is_running`` looks at the lock without taking it (``pg_locks``, ``/proc/locks``), so
-asking for the status never makes a concurrent ``resume`` fail.
+asking for the status never makes a concurrent ``resume`` fail; ``holders`` says which
+process holds it (``host:pid``): on PostgreSQL each lock's connection carries it as its
+``application_name``, on SQLite ``/proc/locks`` names the pid of the ``flock``.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,20 +43,32 @@ LOCK_NAMESPACE = 0x62636D01
 ITEM_NAMESPACE = 0x62636D02
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                "keepalives_count": 3, "tcp_user_timeout": 30_000}
+#: pg_locks lists the advisory locks of every database on the server; ours are in this one.
+_THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+#: A lock's connection is named ``basecone-migrate HOST:PID`` (its ``application_name``).
+HOLDER_PREFIX = "basecone-migrate "
+
+
+def this_process() -> str:
+    """``host:pid`` of this process, as `status` names the process that runs a transfer."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _Advisory:
     """Session advisory locks of PostgreSQL on a connection of their own, outside the pool,
-    with keepalives: held until released or until the connection (the process) dies."""
+    with keepalives: held until released or until the connection (the process) dies. The
+    connection is named after ``holder`` (default: this process), for `status` to read."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, holder: str | None = None) -> None:
         self.rt = rt
+        self.holder = holder or this_process()
         self.connection: Any = None
         self._engine: Any = None
 
     def try_all(self, keys: list[tuple[int, int]]) -> bool:
         """Take every key, or none (False when any is held elsewhere)."""
-        self._engine = create_engine(self.rt.engine.url, poolclass=NullPool, connect_args=_KEEPALIVES)
+        self._engine = create_engine(self.rt.engine.url, poolclass=NullPool, connect_args={
+            **_KEEPALIVES, "application_name": (HOLDER_PREFIX + self.holder)[:63]})
         connection = self._engine.connect()
         if connection.dialect.server_version_info >= (14,):
             connection.execute(text("SET idle_session_timeout = 0"))
@@ -159,7 +174,7 @@ class TransferLock:
             with self.rt.engine.connect() as connection:
                 return bool(connection.execute(text(
                     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND objsubid = 2 AND ((classid = :a AND objid = :b) "
+                    f"AND {_THIS_DATABASE} AND objsubid = 2 AND ((classid = :a AND objid = :b) "
                     "OR (classid = :i AND objid = ANY(CAST(:items AS oid[])))))"),
                     {"a": LOCK_NAMESPACE, "b": self.migration_id, "i": ITEM_NAMESPACE,
                      "items": items}).scalar())
@@ -174,12 +189,37 @@ class TransferLock:
             return False
         return True
 
+    def holders(self, item_ids: list[int]) -> dict[int, str | None]:
+        """The items of ``item_ids`` that a live process holds, each with that process
+        (``host:pid``, or None where the lock does not say), found without taking any lock.
+        On SQLite an inline transfer holds the migration, so every item of it."""
+        if not item_ids:
+            return {}
+        if self._postgres:
+            with self.rt.engine.connect() as connection:
+                rows = connection.execute(text(
+                    "SELECT CAST(l.objid AS bigint), a.application_name FROM pg_locks l "
+                    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                    f"WHERE l.locktype = 'advisory' AND l.granted AND l.{_THIS_DATABASE} AND l.objsubid = 2 "
+                    "AND l.classid = :i AND l.objid = ANY(CAST(:items AS oid[]))"),
+                    {"i": ITEM_NAMESPACE, "items": item_ids}).all()
+            return {int(item): (name[len(HOLDER_PREFIX):] if name and name.startswith(HOLDER_PREFIX)
+                                else None) for item, name in rows}
+        path = self._path()
+        pids = _flock_pids(path) if path.exists() else []
+        if pids is None:  # no /proc/locks: whether, but not who
+            return dict.fromkeys(item_ids) if self.is_running() else {}
+        if not pids:
+            return {}
+        return dict.fromkeys(item_ids, f"{socket.gethostname()}:{pids[0]}")
+
 
 class ItemLock:
-    """What a background worker holds while it moves one item (PostgreSQL only)."""
+    """What a background worker holds while it moves one item (PostgreSQL only), named
+    after ``holder`` (the worker's ``name:pid``)."""
 
-    def __init__(self, rt: Runtime, item_id: int) -> None:
-        self._held = _Advisory(rt)
+    def __init__(self, rt: Runtime, item_id: int, holder: str | None = None) -> None:
+        self._held = _Advisory(rt, holder)
         self.item_id = item_id
 
     def try_acquire(self) -> bool:
@@ -191,6 +231,13 @@ class ItemLock:
 
 def _flock_held(path: Path) -> bool | None:
     """Whether any process holds an flock on ``path`` (Linux: /proc/locks), else None."""
+    pids = _flock_pids(path)
+    return None if pids is None else bool(pids)
+
+
+def _flock_pids(path: Path) -> list[int] | None:
+    """The processes that hold an flock on ``path`` (Linux: /proc/locks; a line reads
+    ``1: FLOCK  ADVISORY  WRITE 14205 08:01:1234 0 EOF``), else None."""
     try:
         with open("/proc/locks") as locks:
             lines = locks.read().splitlines()
@@ -198,8 +245,10 @@ def _flock_held(path: Path) -> bool | None:
         return None
     stat = os.stat(path)
     wanted = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    pids = []
     for line in lines:
         fields = line.split()
-        if "FLOCK" in fields and any(field == wanted for field in fields):
-            return True
-    return False
+        if "FLOCK" in fields and "->" not in fields and wanted in fields:
+            at = fields.index(wanted) - 1
+            pids.append(int(fields[at]) if fields[at].isdigit() else 0)
+    return pids

@@ -372,6 +372,8 @@ class _ItemTransfer:
             admin.environment_id = target.id
             admin.accounting_system_id = item.target_accounting_system_id  # type: ignore[assignment]
             admin.code = item.target_code  # type: ignore[assignment]
+            if item.target_name is not None:  # linked to a catalogue entry of another name, on purpose
+                admin.name = item.target_name
             item.target_email = administration_email(target.code, admin.code)
             item.phase = "switched"
             aliases.record_change(s, admin.id, item.source_email, item.target_email, self.rt.now())
@@ -459,7 +461,8 @@ class _ItemTransfer:
                         "code": item.source_code, "email": item.source_email},
                 target={"environment": migration.target_environment.code,  # type: ignore[union-attr]
                         "accounting_system": item.target_accounting_system_id,
-                        "code": item.target_code, "email": item.target_email},
+                        "code": item.target_code, "email": item.target_email,
+                        **({"name": item.target_name} if item.target_name else {})},
             )
             s.flush()
             unfinished = s.scalar(select(func.count()).select_from(MigrationItem).where(
@@ -662,8 +665,9 @@ def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:
         receiver=mails.Party(receiver.name, receiver.email),
         source=f"{migration.source_environment.name} ({migration.source_environment.code})",
         target=f"{migration.target_environment.name} ({migration.target_environment.code})",  # type: ignore[union-attr]
-        admins=[mails.AdminLine(i.name, i.target_code or i.source_code, i.package,
-                                i.target_email or "") for i in items],
+        admins=[mails.AdminLine(f"{i.target_name} (was {i.name})" if i.target_name else i.name,
+                                i.target_code or i.source_code, i.package, i.target_email or "")
+                for i in items],
     )
     from basecone_migrate.services.migrations.common import queue_mail
 

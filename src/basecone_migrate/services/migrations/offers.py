@@ -78,7 +78,7 @@ def _addresses(recipients: Sequence[str]) -> list[str]:
 
 
 def _offer_payload(migration: Migration, items: Sequence[MigrationItem], recipients: list[str],
-                   code: str | None, status: str) -> dict[str, Any]:
+                   code: str | None, status: str, target: str | None) -> dict[str, Any]:
     return {
         "migration_id": migration.id,
         "transfercode": code,
@@ -87,6 +87,7 @@ def _offer_payload(migration: Migration, items: Sequence[MigrationItem], recipie
         "administrations": [{"id": i.administration_id, "code": i.source_code, "name": i.name,
                              "email": i.source_email} for i in items],
         "status": status,
+        "target_environment": target,
     }
 
 
@@ -107,12 +108,14 @@ class _Offer:
     user: User
     admins: list[Administration]
     source: Environment
+    target: Environment
     findings: list[str]
     warnings: list[str]
 
 
 def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: list[str],
-                 accept_terms: bool | None, confirm_checklist: bool | None) -> _Offer:
+                 accept_terms: bool | None, confirm_checklist: bool | None,
+                 allow_unknown: bool = False, to_env: str | None = None) -> _Offer:
     """Every check of an offer, in the contract's order. ``None`` for the terms or the
     checklist means "not asked yet" (the read-only pass before questions)."""
     now = rt.now()
@@ -140,11 +143,11 @@ def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: 
             "authorisers are not transferred and must not be part of an authorisation "
             f"workflow of a moved administration, but: {'; '.join(findings)}. Remove them "
             "from the workflows, or confirm the checklist with --confirm-checklist")
-    warnings = _check_recipients(s, addresses, source)
+    target, warnings = _check_recipients(s, addresses, source, allow_unknown, to_env)
     if len(admins) > ADVISED_MAXIMUM:
         warnings.append(f"{len(admins)} administrations in one offer: the help centre advises at "
                         f"most {ADVISED_MAXIMUM} per offer")
-    return _Offer(user, admins, source, findings, warnings)
+    return _Offer(user, admins, source, target, findings, warnings)
 
 
 def _check_migratable(admin: Administration) -> None:
@@ -201,12 +204,17 @@ def offer(
     confirm_checklist: bool,
     dry_run: bool = False,
     ask: Questions | None = None,
+    allow_unknown: bool = False,
+    to_env: str | None = None,
 ) -> Outcome:
+    """Offer administrations to the Superusers of one premium environment (``to_env``, or
+    that of the recipients); ``allow_unknown`` lets the code go to addresses that are no
+    user yet (then ``to_env`` is needed when none of them is known)."""
     addresses = _addresses(recipients)
     require_mail_settings(rt)
     if ask is not None and not (accept_terms and confirm_checklist):
         with rt.uow(read_only=True) as uow:  # questions never wait inside a writing transaction
-            look = _check_offer(rt, uow.session, references, addresses, None, None)
+            look = _check_offer(rt, uow.session, references, addresses, None, None, allow_unknown, to_env)
         if not accept_terms:
             accept_terms = ask.accept_terms(str(rt.settings.fee), len(look.admins), "the receiver")
         if look.findings and not confirm_checklist:
@@ -214,8 +222,10 @@ def offer(
     now = rt.now()
     with rt.uow(read_only=dry_run) as uow:
         s = uow.session
-        checked = _check_offer(rt, s, references, addresses, accept_terms, confirm_checklist)
+        checked = _check_offer(rt, s, references, addresses, accept_terms, confirm_checklist,
+                               allow_unknown, to_env)
         user, admins, source, findings = checked.user, checked.admins, checked.source, checked.findings
+        target = checked.target
         expires = now + transfercode.VALIDITY
         if dry_run:
             return Outcome({
@@ -224,6 +234,7 @@ def offer(
                 "administrations": [{"id": a.id, "code": a.code, "name": a.name, "email": a.email}
                                     for a in admins],
                 "status": "offered",
+                "target_environment": target.code,
             }, warnings=checked.warnings)
 
         # An earlier offer of these administrations, past its expiry but not yet expired by
@@ -231,7 +242,8 @@ def offer(
         _, mail_ids = expire_items(rt, s, now, actor=audit.SYSTEM,
                                    administration_ids=[a.id for a in admins])
         migration = Migration(source_environment_id=source.id, created_by_id=user.id, created_at=now,
-                              expires_at=expires, code_hint="", checklist_confirmed=bool(findings))
+                              expires_at=expires, code_hint="", checklist_confirmed=bool(findings),
+                              offered_to_environment_id=target.id)
         s.add(migration)
         s.flush()
         code = _new_code(s, migration, now)
@@ -250,13 +262,14 @@ def offer(
         for item in items:
             audit.record(s, at=now, actor=user.email, action="offer",
                          administration_id=item.administration_id, migration_id=migration.id,
-                         recipients=addresses, checklist_confirmed=bool(findings))
+                         recipients=addresses, checklist_confirmed=bool(findings),
+                         target_environment=target.code)
         mail_ids.append(queue_mail(rt, s, mails.offer(
             migration_id=migration.id, code=code, expires_at=migration.expires_at, sender=party(user),
             source=env_label(source), recipients=addresses, admins=lines(items),
-            fee=str(rt.settings.fee)), migration.id))
+            fee=str(rt.settings.fee), target=env_label(target)), migration.id))
         uow.commit()
-        payload = _offer_payload(migration, items, addresses, code, "offered")
+        payload = _offer_payload(migration, items, addresses, code, "offered", target.code)
     return Outcome(payload, Postman(rt).deliver(mail_ids), checked.warnings)
 
 
@@ -277,30 +290,56 @@ def _authoriser_findings(s: Session, admins: Sequence[Administration]) -> list[s
     return findings
 
 
-def _check_recipients(s: Session, addresses: Sequence[str], source: Environment) -> list[str]:
-    """Refuse what can never work (the source itself, two environments); warn about the rest."""
-    warnings = []
-    offices: set[str] = set()
+def _check_recipients(s: Session, addresses: Sequence[str], source: Environment,
+                      allow_unknown: bool = False,
+                      to_env: str | None = None) -> tuple[Environment, list[str]]:
+    """The environment the offer is for, and warnings. Refused (1) what can never be
+    redeemed: a known user who is not a Superuser of a premium environment other than the
+    source, recipients of two environments, and (without ``allow_unknown``) an address no
+    user has. Unknown addresses alone need ``to_env`` to say where the offer goes."""
+    known: list[tuple[str, User]] = []
+    unknown: list[str] = []
     for address in addresses:
         user = lookup.find_user(s, address)
         if user is None:
-            warnings.append(f"{address} is not a user of any environment: only a Superuser of the "
-                            "receiving environment can redeem the code")
+            unknown.append(address)
             continue
         if user.environment_id == source.id:
             raise Refused(f"{address} is in {source.code}, the environment the administrations leave: "
                           "offer them to a Superuser of the receiving environment")
-        offices.add(user.environment.code)
-        if user.role != SUPERUSER:
-            warnings.append(f"{address} is not a Superuser of {user.environment.code}: they cannot "
-                            "redeem the code")
-        elif user.environment.plan != PREMIUM:
-            warnings.append(f"{user.environment.code} is on a {user.environment.plan} plan: it cannot "
-                            "receive administrations until it is premium")
+        known.append((address, user))
+    offices = sorted({user.environment.code for _, user in known})
     if len(offices) > 1:
-        raise Refused(f"the recipients are in different environments ({', '.join(sorted(offices))}): "
+        raise Refused(f"the recipients are in different environments ({', '.join(offices)}): "
                       "one offer goes to one environment")
-    return warnings
+    for address, user in known:
+        if user.role != SUPERUSER:
+            raise Refused(f"{address} is not a Superuser of {user.environment.code}: only a Superuser of "
+                          "the receiving environment can redeem the code; offer it to one of them")
+    target = known[0][1].environment if known else None
+    if to_env is not None:
+        named = s.get(Environment, lookup.environment_row(s, to_env).id)
+        assert named is not None
+        if target is not None and named.id != target.id:
+            raise Refused(f"--to-env {named.code} does not match the recipients, who are Superusers of "
+                          f"{target.code}: one offer goes to one environment")
+        if named.id == source.id:
+            raise Refused(f"--to-env {named.code} is the environment the administrations leave: name "
+                          "the receiving environment")
+        target = named
+    if unknown and not allow_unknown:
+        raise Refused(f"{unknown[0]} is not a user of any environment: only a Superuser of the "
+                      "receiving environment can redeem the code. Check the address, or pass "
+                      "--allow-unknown-recipient (and --to-env OFFICE) to mail it all the same")
+    if target is None:
+        raise UsageProblem("no recipient is a known Superuser, so say which environment the offer is "
+                           "for with --to-env OFFICE (only its Superusers will be able to redeem it)")
+    if target.plan != PREMIUM:
+        raise Refused(f"{target.code} is on a {target.plan} plan: only premium environments can receive "
+                      "administrations")
+    warnings = [f"{address} is not a user of any environment yet: the code works only once they "
+                f"are a Superuser of {target.code}" for address in unknown]
+    return target, warnings
 
 
 # -- revoke and resend ----------------------------------------------------------------------
@@ -381,6 +420,8 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
         code = _new_code(s, migration, now)
         search.refresh(s, migration.id)  # a new expiry and code hint
         recipients = recipients_of(s, migration)
+        target = (s.get(Environment, migration.offered_to_environment_id)  # kept: one offer, one target
+                  if migration.offered_to_environment_id is not None else None)
         for item in again:
             audit.record(s, at=now, actor=user.email, action="resend",
                          administration_id=item.administration_id, migration_id=migration.id,
@@ -388,9 +429,11 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
         mail_id = queue_mail(rt, s, mails.offer(
             migration_id=migration.id, code=code, expires_at=migration.expires_at, sender=party(user),
             source=env_label(migration.source_environment), recipients=recipients,
-            admins=lines(again), fee=str(rt.settings.fee), resent=True), migration.id)
+            admins=lines(again), fee=str(rt.settings.fee), resent=True,
+            target=env_label(target) if target is not None else None), migration.id)
         uow.commit()
-        payload = _offer_payload(migration, again, recipients, code, "offered")
+        payload = _offer_payload(migration, again, recipients, code, "offered",
+                                 target.code if target is not None else None)
     return Outcome(payload, Postman(rt).deliver([mail_id]))
 
 

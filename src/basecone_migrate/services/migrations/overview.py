@@ -248,10 +248,34 @@ def _migrations(db: Any, ids: Sequence[int]) -> dict[int, Any]:
     return {row.id: row for row in db.execute(query)}
 
 
+#: What `status` says of an unfinished item: a process holds it, a job waits for a worker,
+#: or neither (the process is gone: `resume` it).
+RUNNING, QUEUED, NOT_RUNNING = "running", "queued", "not_running"
+
+
+def _activity(rt: Runtime, db: Any, migration_id: int,
+              unfinished: list[int]) -> dict[int, tuple[str, str | None]]:
+    """(running, the process that holds it) for each unfinished item, looked at without
+    taking a lock: held by a live process, else queued for a worker, else not running."""
+    if not unfinished:
+        return {}
+    holders = TransferLock(rt, migration_id).holders(unfinished)
+    queued = set()
+    if db.dialect.name == "postgresql" and len(holders) < len(unfinished):
+        from basecone_migrate.services.background import queued_items
+
+        queued = queued_items(db, [i for i in unfinished if i not in holders])
+    return {i: ((RUNNING, holders[i]) if i in holders else (QUEUED if i in queued else NOT_RUNNING, None))
+            for i in unfinished}
+
+
 def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[str, Any]:
     items = []
-    for item in db.execute(select(migration_items).where(item_c.migration_id == migration.id)
-                           .order_by(item_c.id)):
+    rows = db.execute(select(migration_items).where(item_c.migration_id == migration.id)
+                      .order_by(item_c.id)).all()
+    activity = _activity(rt, db, migration.id, [r.id for r in rows if r.status in ("in_progress", "failed")])
+    for item in rows:
+        running, running_on = activity.get(item.id, (None, None))
         seconds = None
         if item.started_at and item.finished_at:
             seconds = round((item.finished_at - item.started_at).total_seconds(), 3)
@@ -268,12 +292,15 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "seconds": seconds,
             "mode": item.mode,
             "worker": item.worker,
+            "running": running,
+            "running_on": (running_on or item.worker) if running == RUNNING else None,
             "timings": item.timings,
             "error": item.error,
             "from": {"accounting_system": item.source_accounting_system_id, "code": item.source_code,
-                     "email": item.source_email},
+                     "email": item.source_email, "name": item.name},
             "to": {"accounting_system": item.target_accounting_system_id, "code": item.target_code,
-                   "email": item.target_email},
+                   "email": item.target_email,
+                   "name": item.target_name or (item.name if item.target_code else None)},
         })
     statuses = [i["status"] for i in items]
     running = "in_progress" in statuses and TransferLock(rt, migration.id).is_running()

@@ -25,7 +25,13 @@ from basecone_migrate.db.models import (
     User,
 )
 from basecone_migrate.domain import mails, transfercode
-from basecone_migrate.domain.rules import PREMIUM, SUPERUSER, administration_email, package_label
+from basecone_migrate.domain.rules import (
+    PREMIUM,
+    SUPERUSER,
+    administration_email,
+    package_label,
+    same_name,
+)
 from basecone_migrate.errors import (
     BaseconeError,
     NotAllowed,
@@ -137,6 +143,11 @@ def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
     if target.id == migration.source_environment_id:
         raise Refused(f"these administrations are already in your environment {target.code}: a "
                       "transfercode moves them to another environment")
+    if migration.offered_to_environment_id not in (None, target.id):  # rule 5: fixed at the offer
+        offered_to = s.get(Environment, migration.offered_to_environment_id)
+        assert offered_to is not None
+        raise NotAllowed(f"this offer is for environment {offered_to.code}, not {target.code}: only "
+                         f"a Superuser of {offered_to.code} may {'reject' if rejecting else 'redeem'} it")
     if not rejecting and target.plan != PREMIUM:
         raise Refused(f"environment {target.code} is on a {target.plan} plan: only premium "
                       "environments can receive administrations")
@@ -184,6 +195,7 @@ class _Link:
     item: MigrationItem
     connection: AccountingSystem
     code: str
+    name: str  # the administration's name once linked (the catalogue's, with --take-catalogue-name)
 
 
 def _link_options(s: Session, environment: Environment, package: str) -> list[AccountingSystem]:
@@ -206,9 +218,11 @@ def _option_view(s: Session, connection: AccountingSystem) -> dict[str, Any]:
 
 def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationItem],
                 links: Sequence[tuple[str, str, str | None]], target: Environment,
-                ask: Questions | None, lines: Sequence[int] | None = None) -> list[_Link]:
+                ask: Questions | None, lines: Sequence[int] | None = None,
+                take_name: bool = False) -> list[_Link]:
     """Where each taken administration goes. ``lines`` (a batch from `--links FILE`, one per
-    link) collects every refused link, named by its line, instead of stopping at the first."""
+    link) collects every refused link, named by its line, instead of stopping at the first.
+    ``take_name``: an administration linked to an entry of another name takes that name."""
     problems: list[tuple[str, str]] = []
 
     def attempt(where: str, check: Any) -> Any:
@@ -240,7 +254,7 @@ def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationIt
     plans: list[_Link] = []
     for item in chosen:
         plan = attempt(line_of.get(item.id) or admin_label(item),
-                       lambda item=item: _plan_one(s, item, explicit, target, ask, plans))
+                       lambda item=item: _plan_one(s, item, explicit, target, ask, plans, take_name))
         if plan is not None:
             plans.append(plan)
     if problems:
@@ -250,7 +264,8 @@ def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationIt
 
 
 def _plan_one(s: Session, item: MigrationItem, explicit: dict[int, tuple[str, str | None]],
-              target: Environment, ask: Questions | None, plans: list[_Link]) -> _Link:
+              target: Environment, ask: Questions | None, plans: list[_Link],
+              take_name: bool = False) -> _Link:
     admin = item.administration
     package = admin.accounting_system.package
     if item.id in explicit:
@@ -262,9 +277,9 @@ def _plan_one(s: Session, item: MigrationItem, explicit: dict[int, tuple[str, st
         if not options:
             raise Refused(f"environment {target.code} has no {package_label(package)} connection "
                           f"for {admin_label(item)}: add one first (the package never changes)")
-        matching = [c for c in options if s.scalar(select(CatalogueEntry.id).where(
-            CatalogueEntry.accounting_system_id == c.id, CatalogueEntry.code == admin.code,
-            CatalogueEntry.name == admin.name))]
+        matching = [c for c in options if any(same_name(name, admin.name) for name in s.scalars(
+            select(CatalogueEntry.name).where(CatalogueEntry.accounting_system_id == c.id,
+                                              CatalogueEntry.code == admin.code)))]
         if len(matching) == 1:
             connection, code = matching[0], admin.code
         elif ask is not None:
@@ -277,15 +292,15 @@ def _plan_one(s: Session, item: MigrationItem, explicit: dict[int, tuple[str, st
             raise UsageProblem(f"say where {admin_label(item)} goes with --link "
                                f"{item.source_code}=CONNECTION[:CODE] ({why}; "
                                f"{package_label(package)} connections: {names})")
-    check_link(s, admin, connection, code, target)
+    name = check_link(s, admin, connection, code, target, take_name=take_name)
     for other in plans:
         if (other.connection.id, other.code) == (connection.id, code):
             raise Refused(f"{admin_label(other.item)} and {admin_label(item)} are both linked to "
                           f"code {code} of connection {connection.id}")
-        if (other.code, other.item.administration.name) == (code, admin.name):
+        if (other.code, other.name) == (code, name):
             raise Refused(f"{admin_label(other.item)} and {admin_label(item)} would both be "
-                          f"{code} {admin.name} in {target.code}")
-    return _Link(item, connection, code)
+                          f"{code} {name} in {target.code}")
+    return _Link(item, connection, code, name)
 
 
 # -- redeem -------------------------------------------------------------------------------------
@@ -305,7 +320,7 @@ class _Decision:
 def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_: Sequence[str],
             links: Sequence[tuple[str, str, str | None]], ask: Questions | None,
             lock: bool, link_lines: Sequence[int] | None = None,
-            reason: str | None = None) -> _Decision:
+            reason: str | None = None, take_name: bool = False) -> _Decision:
     """Every check of a redeem, in the contract's order; asks what is missing when it may,
     and nothing that the options answer: the terms unless accepted, which administrations
     only when several are offered and neither --select nor a link names them, a link only
@@ -333,7 +348,7 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
         chosen = offered
     if not chosen:
         raise UsageProblem("take at least one administration with --select, or use --reject")
-    plans = _plan_links(s, chosen, items, links, target, ask, link_lines)
+    plans = _plan_links(s, chosen, items, links, target, ask, link_lines, take_name)
     return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen],
                      reason)
 
@@ -374,9 +389,12 @@ def redeem(
     progress: Progress | None = None,
     background: bool = False,
     link_lines: Sequence[int] | None = None,
+    take_name: bool = False,
 ) -> Outcome:
     """Take what a code offers, then move the archives: here, inline, or (``background``)
-    by workers, with the items left ``in_progress`` and one queued job per item."""
+    by workers, with the items left ``in_progress`` and one queued job per item.
+    ``take_name``: an administration linked to a catalogue entry of another name takes that
+    name at the switch (without it, such a link is refused)."""
     _check_reason(reason)
     if background:
         from basecone_migrate.services.background import require_postgres
@@ -388,7 +406,7 @@ def redeem(
         # Questions first, in a read-only pass: nobody waits on a lock while a person thinks.
         with rt.uow(read_only=True) as uow:
             asked = _decide(rt, uow.session, code_text, accept_terms, select_, links, ask, lock=False,
-                            reason=reason)
+                            reason=reason, take_name=take_name)
             accept_terms = True
             reason = asked.reason
             select_ = [str(p.item.administration_id) for p in asked.plans]
@@ -396,14 +414,15 @@ def redeem(
     if dry_run:
         with rt.uow(read_only=True) as uow:
             decision = _decide(rt, uow.session, code_text, accept_terms, select_, links, None, lock=False,
-                               link_lines=link_lines)
+                               link_lines=link_lines, take_name=take_name)
             return Outcome(_dry_run(uow.session, decision, rt))
     # Held from before the checks until the transfer ends: a concurrent redeem of the same
     # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
     # (In the background the items' locks are the workers' to take: the jobs are visible the
     # moment the redeem commits.)
     with TransferLock(rt, migration_id, items=not background):
-        outcome = _take(rt, code_text, accept_terms, select_, links, reason, background, link_lines)
+        outcome = _take(rt, code_text, accept_terms, select_, links, reason, background, link_lines,
+                        take_name)
         if not background:
             outcome.delivery.merge(_transfer(rt, migration_id, progress))
     outcome.payload = _redeem_payload(rt, migration_id)
@@ -412,12 +431,13 @@ def redeem(
 
 def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
     target = decision.target
-    rows = [{"administration_id": p.item.administration_id, "administration": p.item.name,
+    rows = [{"administration_id": p.item.administration_id, "administration": p.name,
+             "renamed_from": p.item.name if p.name != p.item.name else None,
              "status": "offered", "action": "take", "accounting_system": p.connection.id,
              "code": p.code, "email": administration_email(target.code, p.code),
              **dict(zip(("documents", "bytes"), _documents(s, p.item.administration_id), strict=True))}
             for p in decision.plans]
-    rows += [{"administration_id": i.administration_id, "administration": i.name,
+    rows += [{"administration_id": i.administration_id, "administration": i.name, "renamed_from": None,
               "status": "offered", "action": "reject",
               "accounting_system": i.source_accounting_system_id, "code": i.source_code,
               "email": i.source_email,
@@ -429,12 +449,14 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
 
 def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str],
           links: Sequence[tuple[str, str, str | None]], reason: str | None,
-          background: bool = False, link_lines: Sequence[int] | None = None) -> Outcome:
+          background: bool = False, link_lines: Sequence[int] | None = None,
+          take_name: bool = False) -> Outcome:
     now = rt.now()
     fee = rt.settings.fee
     with rt.uow() as uow:
         s = uow.session
-        d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True, link_lines=link_lines)
+        d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True, link_lines=link_lines,
+                    take_name=take_name)
         _check_archives(rt, d.migration.source_environment, d.target)
         # The administrations' rows are held too: no document joins an archive that is about
         # to move (archive add and load take the same lock).
@@ -457,6 +479,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
                 .values(status="in_progress", phase="copying",
                         target_accounting_system_id=plan.connection.id, target_code=plan.code,
                         target_email=administration_email(d.target.code, plan.code),
+                        target_name=plan.name if plan.name != plan.item.name else None,
                         documents_total=documents, bytes_total=size)
                 .execution_options(synchronize_session=False)).rowcount
             if taken != 1:
@@ -466,7 +489,8 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
             audit.record(s, at=now, actor=d.user.email, action="redeem",
                          administration_id=plan.item.administration_id, migration_id=migration.id,
                          environment=d.target.code, accounting_system=plan.connection.id,
-                         code=plan.code, fee=str(fee))
+                         code=plan.code, fee=str(fee),
+                         **({"name": plan.name} if plan.name != plan.item.name else {}))
         search.refresh(s, migration.id)  # a receiver and connections to find them by
         mail_ids = [queue_mail(rt, s, mails.started(
             migration_id=migration.id, sender=party(migration.created_by), receiver=party(d.user),
@@ -568,9 +592,11 @@ def _result_items(s: Session, migration: Migration, now: datetime) -> list[dict[
         else:  # not taken: still where it was, with its archive
             documents, size = _documents(s, item.administration_id)
             where = (item.source_accounting_system_id, item.source_code, item.source_email)
+        renamed = taken and item.target_name is not None
         rows.append({
             "administration_id": item.administration_id,
-            "administration": item.name,
+            "administration": item.target_name if renamed else item.name,
+            "renamed_from": item.name if renamed else None,
             "status": item_status(item, now),
             "accounting_system": where[0],
             "code": where[1],
