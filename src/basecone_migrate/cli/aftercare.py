@@ -88,8 +88,11 @@ def _link_batch(cli: Any, source: str, dry_run: bool) -> None:
 
 def render_batch(cli: Any, report: dict[str, Any], title: str) -> None:
     """A batch's per-row report: what each row does, or why it is refused."""
+    from basecone_migrate.cli.output import Column
+
     cli.out.table(
-        [("line", "right"), "administration", "to", "code", "e-mail", "status"],
+        [Column("line", "right"), Column("administration"), Column("to"), Column("code"),
+         Column("e-mail"), Column("status", wrap=True)],
         [(r["line"], r.get("administration_id") or r["admin"], r.get("accounting_system") or r.get("system"),
           r.get("code"), r.get("email"), r["error"] or r["status"]) for r in report["rows"]],
         title=title)
@@ -136,12 +139,13 @@ def access_revoke(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
 def access_list(ctx: typer.Context, admin: AdminArgument, json: JsonOption = False,
                 as_: AsOption = None) -> None:
     """The users who can see an administration."""
+    from basecone_migrate.cli.output import Column
     from basecone_migrate.services import access
 
     cli = context.get(ctx, json=json, as_=as_)
     result = access.listing(cli.runtime, admin)
     cli.out.emit(result, lambda: cli.out.table(
-        ["user", "name", "role"], [(u["email"], u["name"], u["role"]) for u in result["users"]],
+        [Column("user"), Column("name", wrap=True), Column("role")], [(u["email"], u["name"], u["role"]) for u in result["users"]],
         title=f"Access to administration {result['administration_id']} ({result['environment']})",
         empty="nobody has access"))
 
@@ -167,7 +171,7 @@ def audit(
 
     When, who, what, which administration and migration, and details.
     """
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import audit as audit_log
     from basecone_migrate.services import lookup
@@ -185,10 +189,40 @@ def audit(
         rows = audit_log.entries(db, administration_id=admin_id, migration_id=migration,
                                  since=start, limit=limit, after=after)
 
-    def describe(details: dict[str, Any]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in details.items() if k not in ("summary",))[:160]
-
+    # A person reads key=value pairs; a pipe gets each row's details whole, as JSON.
+    describe = key_values if cli.out.to_terminal else compact_json
     cli.out.emit(rows, lambda: cli.out.table(
-        ["time", "actor", "action", ("admin", "right"), ("migration", "right"), "details"],
+        [Column("time (UTC)"), Column("actor", below=True), Column("action"), Column("admin", "right"),
+         Column("migration", "right"), Column("details", wrap=True)],
         [(when(r["at"]), r["actor"], r["action"], r["administration_id"], r["migration_id"],
           describe(r["details"])) for r in rows], title="Audit log", empty="no entries"))
+
+
+def compact_json(details: Any) -> str:
+    from basecone_migrate.cli.output import to_json
+
+    return to_json(details, compact=True)
+
+
+def key_values(details: dict[str, Any], prefix: str = "") -> str:
+    """``key=value`` pairs (as logfmt writes them): nested objects as dotted keys (a zero
+    count among them left out), lists comma-separated, text quoted where it holds spaces."""
+    import json
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            bare = value and not any(c.isspace() or c in '"=,' or not c.isprintable() for c in value)
+            return value if bare else json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    pairs = []
+    for key, value in details.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            pairs.append(key_values({k: v for k, v in value.items() if v != 0 or v is False},
+                                    f"{name}."))
+        elif isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value) and value:
+            pairs.append(f"{name}={','.join(text(v) for v in value)}")
+        else:
+            pairs.append(f"{name}={text(value)}")
+    return " ".join(pair for pair in pairs if pair)

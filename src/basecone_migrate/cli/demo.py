@@ -42,6 +42,7 @@ def _workspace(workspace: Path | None) -> Path:
 
 def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
     from basecone_migrate.cli.migrate import _render_items, _render_status, report
+    from basecone_migrate.cli.output import Column, code_tail
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.setup import render_administrations
     from basecone_migrate.runtime import Runtime
@@ -98,11 +99,12 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
         summary["receiver_overview"] = migrations.list_migrations(tina, offered=False)
         summary["status"] = migrations.status(sue, redeemed.payload["migration_id"])
         if not out.json_mode:
-            out.table(["administration", "e-mail", "transfercode", "status"],
-                      [(r["administration"], r["administration_email"], r["transfercode_hint"],
+            out.table([Column("administration", wrap=True), Column("e-mail"), Column("code"),
+                       Column("status")],
+                      [(r["administration"], r["administration_email"], code_tail(r["transfercode_hint"]),
                         r["status"]) for r in summary["sender_overview"]["offered"]],
                       title="ACME: offered")
-            out.table(["administration", "accounting system", "status"],
+            out.table([Column("administration", wrap=True), Column("accounting system"), Column("status")],
                       [(r["administration"], r["accounting_system"], r["status"])
                        for r in summary["receiver_overview"]["received"]], title="BOOK: received")
             _render_status(cli, [summary["status"]])

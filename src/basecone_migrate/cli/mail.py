@@ -27,17 +27,18 @@ def mail_list(
 
     Recipients, subject, state, attempts, last error; never a body.
     """
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, when
     from basecone_migrate.mail import mail_rows
 
     cli = context.get(ctx, json=json, as_=as_)
     with cli.runtime.reading() as db:
         rows = mail_rows(db, state, limit)
     cli.out.emit(rows, lambda: cli.out.table(
-        [("id", "right"), "created", "event", "to", "cc", "subject", "state", ("tries", "right"),
-         "last error"],
-        [(r["id"], when(r["created_at"]), r["event"], ", ".join(r["to"]), ", ".join(r["cc"]),
-          r["subject"], r["state"], r["attempts"], r["last_error"]) for r in rows],
+        [Column("id", "right"), Column("created (UTC)"), Column("event", below=True), Column("to"),
+         Column("cc"), Column("subject", wrap=True), Column("last error", wrap=True, below=True),
+         Column("state"), Column("tries", "right")],
+        [(r["id"], when(r["created_at"]), r["event"], r["to"], r["cc"], r["subject"],
+          r["last_error"], r["state"], r["attempts"]) for r in rows],
         title="Outbox", empty="the outbox is empty"))
 
 

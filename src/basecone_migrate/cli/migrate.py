@@ -48,11 +48,12 @@ def report_delivery(cli: CLI, delivery: "Delivery") -> None:
 
 
 def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
 
     cli.out.table(
-        [("id", "right"), "administration", "status", "accounting system", "code", "e-mail",
-         ("docs", "right"), ("size", "right")],
+        [Column("id", "right"), Column("administration", wrap=True), Column("status"),
+         Column("accounting system"), Column("code"), Column("e-mail"), Column("docs", "right"),
+         Column("size", "right")],
         [(i["administration_id"], i["administration"], i.get("action") or i["status"],
           i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
          for i in items], title=title)
@@ -148,7 +149,7 @@ def list_(
     as_: AsOption = None,
 ) -> None:
     """The migration overview: offered, received."""
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, code_tail, day, when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import migrations
 
@@ -164,16 +165,18 @@ def list_(
     def render() -> None:
         if not received and (not after or result["offered_next"] or result["offered"]):
             cli.out.table(
-                [("migration", "right"), "date", "administration", "e-mail", "recipients", "expires",
-                 "transfercode", "status"],
-                [(r["migration_id"], when(r["created_at"]), r["administration"],
-                  r["administration_email"], ", ".join(r["recipients"]), when(r["expires_at"]),
-                  r["transfercode_hint"], r["status"]) for r in result["offered"]],
+                [Column("migration", "right"), Column("created (UTC)"), Column("administration", wrap=True),
+                 Column("e-mail", below=True), Column("recipients"), Column("expires (UTC)"),
+                 Column("code"), Column("status")],
+                [(r["migration_id"], day(r["created_at"]), r["administration"],
+                  r["administration_email"], r["recipients"], when(r["expires_at"]),
+                  code_tail(r["transfercode_hint"]), r["status"]) for r in result["offered"]],
                 title="Offered", empty="nothing offered")
         if not offered and (not after or result["received_next"] or result["received"]):
             cli.out.table(
-                [("migration", "right"), "date", "administration", "from", "accounting system", "status"],
-                [(r["migration_id"], when(r["created_at"]), r["administration"], r["source_environment"],
+                [Column("migration", "right"), Column("created (UTC)"), Column("administration", wrap=True),
+                 Column("from"), Column("accounting system"), Column("status")],
+                [(r["migration_id"], day(r["created_at"]), r["administration"], r["source_environment"],
                   r["accounting_system"], r["status"]) for r in result["received"]],
                 title="Received", empty="nothing received")
         for section in ("offered", "received"):
@@ -228,7 +231,9 @@ def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = 
         cli.out.line(f"Transfercode: {p['transfercode']}")
         cli.out.line(f"Valid until {when(p['expires_at'])} UTC. The previous code no longer works.")
 
-    cli.out.emit(p, render)
+    # As for offer, --quiet keeps the new code: it is shown nowhere else but in the mail.
+    cli.out.emit(p, render, essential=lambda: cli.out.line(f"Transfercode: {p['transfercode']}",
+                                                           essential=True))
 
 
 def _parse_link(text: str) -> tuple[str, str, str | None]:
@@ -362,7 +367,7 @@ def status(
 
 
 def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
-    from basecone_migrate.cli.output import human_size, when
+    from basecone_migrate.cli.output import Column, human_size, when
 
     if not views:
         cli.out.note("(no migrations)")
@@ -370,8 +375,9 @@ def _render_status(cli: CLI, views: list[dict[str, Any]]) -> None:
         running = " (transfer running)" if v["transfer_running"] else ""
         target = v["target_environment"] or "?"
         cli.out.table(
-            [("id", "right"), "administration", "status", ("documents", "right"), ("bytes", "right"),
-             "started", ("seconds", "right"), "worker", "error"],
+            [Column("id", "right"), Column("administration", wrap=True), Column("status"),
+             Column("documents", "right"), Column("bytes", "right"), Column("started (UTC)"),
+             Column("seconds", "right"), Column("worker"), Column("error", wrap=True)],
             [(i["administration_id"], i["administration"], i["status"],
               f"{i['documents_done']}/{i['documents_total']}",
               f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
