@@ -116,13 +116,50 @@ def _access(ctx: typer.Context, admin: str, users: list[str], json: bool, as_: s
 
 
 @access_app.command("grant")
-def access_grant(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
-                 json: JsonOption = False, as_: AsOption = None) -> None:
-    """Give users access to an administration.
+def access_grant(
+    ctx: typer.Context,
+    user: UsersOption,
+    admin: Annotated[str | None, typer.Argument(
+        metavar="[ADMIN]", autocompletion=complete.administrations,
+        help="Administration id, its code in your environment, or its mail address (id:N "
+             "always means an id); or --migration.")] = None,
+    migration: Annotated[int | None, typer.Option(
+        "--migration", metavar="MIGRATION", autocompletion=complete.migrations,
+        help="Instead of ADMIN: every administration this migration completed, all or none.")] = None,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Give users access to an administration, or to all that a migration moved.
 
     Superusers of its environment only, for users of that environment.
     """
-    _access(ctx, admin, user, json, as_, grant=True)
+    from basecone_migrate.errors import UsageProblem
+
+    if (admin is None) == (migration is None):
+        raise UsageProblem("name the administration (ADMIN) or the migration (--migration N), "
+                           "not both" if admin is not None else
+                           "name the administration (ADMIN), or --migration N for all that a "
+                           "migration moved")
+    if admin is not None:
+        _access(ctx, admin, user, json, as_, grant=True)
+        return
+    _grant_migration(ctx, migration, user, json, as_)  # type: ignore[arg-type]
+
+
+def _grant_migration(ctx: typer.Context, migration: int, users: list[str], json: bool,
+                     as_: str | None) -> None:
+    from basecone_migrate.services import access
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = access.grant_migration(cli.runtime, migration, users)
+
+    def render() -> None:
+        for item in result["administrations"]:
+            cli.out.line(f"Granted access to administration {item['administration_id']}: "
+                         f"{', '.join(item['granted']) or 'nobody new'}; users with access: "
+                         f"{', '.join(item['users']) or 'none'}.")
+
+    cli.out.emit(result, render)
 
 
 @access_app.command("revoke")

@@ -46,7 +46,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "link": ("basecone-migrate --as tina@book.example link 7002 --system book-tw2 --code 7003",
              "basecone-migrate --as tina@book.example link --from relinks.csv --dry-run"),
     "audit": ("basecone-migrate audit --admin id:12", "basecone-migrate audit --since 2026-11-01 --json"),
-    "access grant": ("basecone-migrate --as tina@book.example access grant 7003 --user uma@book.example",),
+    "access grant": ("basecone-migrate --as tina@book.example access grant 7003 --user uma@book.example",
+                     ("basecone-migrate --as tina@book.example access grant --migration 42 "
+                      "--user uma@book.example --user tim@book.example")),
     "access revoke": ("basecone-migrate --as tina@book.example access revoke 7003 --user uma@book.example",),
     "access list": ("basecone-migrate --as tina@book.example access list 7003",),
     "mail list": ("basecone-migrate mail list --state queued",),

@@ -317,7 +317,21 @@ def redeem(
     title = "Would take (nothing changed)" if dry_run else f"Migration {p['migration_id']}: {p['status']}"
     if background and not dry_run:
         title += f" (queued for the workers: follow with `basecone-migrate status {p['migration_id']} --watch`)"
-    cli.out.emit(p, lambda: _render_items(cli, p["items"], title))
+    cli.out.emit(p, lambda: _render_moved(cli, p, title))
+
+
+def _render_moved(cli: CLI, p: dict[str, Any], title: str) -> None:
+    """The items, then the step that is left (rule 13) when administrations have arrived:
+    users and their access do not move, the receiver grants them again."""
+    _render_items(cli, p["items"], title)
+    arrived = sum(1 for i in p["items"] if i["status"] == "completed")
+    if not arrived:
+        return
+    acting = f"--as {cli.settings.user} " if cli.settings.user else ""
+    which = "the administration" if arrived == 1 else f"the {arrived} administrations"
+    cli.out.line(f"Next: users and their access did not move. Give users access to {which} "
+                 "(repeat --user for more):")
+    cli.out.line(f"  basecone-migrate {acting}access grant --migration {p['migration_id']} --user EMAIL")
 
 
 def _emit_payload_of(cli: CLI, exc: Exception, title: str) -> None:
@@ -405,7 +419,7 @@ def resume(ctx: typer.Context, migration: MigrationArgument, background: Backgro
         raise
     report(cli, outcome)
     p = outcome.payload
-    cli.out.emit(p, lambda: _render_items(cli, p["items"], f"Migration {p['migration_id']}: {p['status']}"))
+    cli.out.emit(p, lambda: _render_moved(cli, p, f"Migration {p['migration_id']}: {p['status']}"))
 
 
 def worker(

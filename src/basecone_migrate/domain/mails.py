@@ -157,9 +157,9 @@ belong to {target}, with their whole archive:
 Suppliers should send invoices to the new mail addresses.
 
 Reminder: users and their access were not transferred. {receiver.name}, give users
-access to each administration:
+access to the administrations (repeat --user for more users):
 
-  basecone-migrate --as {receiver.email} access grant ADMIN --user EMAIL
+  basecone-migrate --as {receiver.email} access grant --migration {migration_id} --user EMAIL
 
 or in Basecone: Settings > Administrations > Users > Access = Yes.
 
