@@ -104,6 +104,13 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _interrupted() -> None:
+    """Ctrl-C: a terminal's cursor may stand after a question or a "^C", so a new line first."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    _error("interrupted")
+
+
 def _usage_message(exc: typer.TyperException) -> str:
     message = exc.format_message().strip().rstrip(".")
     ctx = getattr(exc, "ctx", None)
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_arguments(args)
         result = command.main(args=args, prog_name="basecone-migrate", standalone_mode=False)
+        if result == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+            _interrupted()
         return result if isinstance(result, int) else 0
     except BaseconeError as exc:
         if debug:
@@ -142,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(_usage_message(exc) if getattr(exc, "exit_code", 1) == 2 else exc.format_message())
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
+        _interrupted()
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug or an unreachable service: say so, in one line

@@ -1,12 +1,15 @@
 """The outbox: `mail list` and `mail flush`."""
 
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from basecone_migrate.cli import context
 from basecone_migrate.cli.context import AsOption, JsonOption
+
+if TYPE_CHECKING:
+    from basecone_migrate.mail import Delivery
 
 mail_app = typer.Typer(help="Mails waiting in the outbox, and their delivery.", no_args_is_help=True)
 
@@ -56,12 +59,22 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}
-    for path in delivery.written:
-        cli.out.note(f"Mail written to {path} (no SMTP host set)")
-    cli.out.emit(payload, lambda: cli.out.line(
-        f"Sent {len(delivery.sent)} mail(s); {len(delivery.failed)} still queued."))
+    cli.out.emit(payload, lambda: render_flush(cli, delivery))
     if delivery.failed or delivery.trouble:
         reasons = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
         count = f"{len(delivery.failed)} mail(s) stay" if delivery.failed else "mail stays"
         raise Undelivered(f"{count} queued: {'; '.join(reasons)} (`basecone-migrate mail list` "
                           "shows each; flush again once that is fixed)")
+
+
+def render_flush(cli: context.CLI, delivery: "Delivery") -> None:
+    """What became of the queued mails: sent over SMTP, or, without an SMTP host, written to
+    files (never called sent: nobody received them yet)."""
+    for path in delivery.written:
+        cli.out.line(f"Written to {path}")
+    queued = f"{len(delivery.failed)} still queued."
+    if delivery.written:
+        cli.out.line(f"Wrote {len(delivery.written)} mail(s) to files, as no SMTP host is set "
+                     f"(BASECONE_MIGRATE_SMTP_HOST); {queued}")
+    else:
+        cli.out.line(f"Sent {len(delivery.sent)} mail(s); {queued}")

@@ -207,9 +207,11 @@ def revoke(
     outcome = migrations.revoke(cli.runtime, migration, admin)
     report(cli, outcome)
     p = outcome.payload
+    revoked = ", ".join(a["code"] + " " + a["name"] for a in p["revoked"])
+    # The status is the migration's, not the revoked administrations': say so.
     cli.out.emit(p, lambda: cli.out.line(
-        f"Migration {p['migration_id']}: revoked "
-        f"{', '.join(a['code'] + ' ' + a['name'] for a in p['revoked'])} (now {p['status']})."))
+        f"Migration {p['migration_id']}: revoked {revoked}. Status of migration "
+        f"{p['migration_id']} as a whole: {p['status']}."))
 
 
 def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
@@ -258,8 +260,9 @@ def redeem(
         help="Where an administration goes (repeatable); may be left out where exactly one "
              "connection of its package has its code and name.")] = None,
     links_file: Annotated[str | None, typer.Option(
-        "--links", metavar="FILE", help="Many --link at once: CSV or JSON lines of "
-                                        "admin,connection[,code] (- for standard input).")] = None,
+        "--links", "--from", metavar="FILE",
+        help="Many --link at once: CSV or JSON lines of admin,connection[,code] (- for standard "
+             "input); --from is the same option, as for offer and link.")] = None,
     reject: Annotated[bool, typer.Option("--reject", help="Decline the whole offer.")] = False,
     reason: Annotated[str | None, typer.Option(metavar="TEXT",
                                                help="Why (for --reject or what --select leaves).")] = None,

@@ -92,10 +92,12 @@ def load(
 ) -> None:
     """Upsert the world from a JSON file.
 
-    Environments, users, connections, administrations and documents. One transaction: a
-    malformed file changes nothing. Loading it again changes nothing, and an administration
-    that was moved, re-coded or re-linked since keeps its place. Document paths are relative
-    to the file.
+    Environments, users, connections, administrations and documents. Everything is checked
+    first: a malformed file changes nothing. The entities go in one transaction; the
+    documents are copied after it, so a load that stopped while copying is finished by
+    loading the file again. Loading it again changes nothing, and an administration that was
+    moved, re-coded or re-linked since keeps its place. Document paths are relative to the
+    file.
     """
     from basecone_migrate.services.world import load_world
 

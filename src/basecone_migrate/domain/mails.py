@@ -181,7 +181,11 @@ The transfercode of these offers expired before anyone redeemed it:
 
 {parts}
 
-The administrations stay in your environment. To move them, make a new offer.
+The administrations stay in your environment. To offer them again to the same
+recipients, with a new transfercode valid for 15 days, resend the offer (MIGRATION is
+its number above):
+
+  basecone-migrate --as {sender.email} resend MIGRATION
 """
     return Mail("expire", [sender.email], f"Migration offer expired: {_plural(count, 'administration')}",
                 body)
