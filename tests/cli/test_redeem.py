@@ -188,7 +188,7 @@ REFUSALS: list[tuple[str, str, list[str], int, str]] = [
      "can redeem it; ask sue@acme.example for a new offer to your address"),
     ("terms not accepted", TINA, [], 1,
      "accept the terms and the costs (EUR 49.00 per administration, invoiced to BOOK) with "
-     "--accept-terms"),
+     "--accept-terms (read them first: `basecone-migrate terms`)"),
     ("another package", TINA, ["--accept-terms", "--link", "1001=book-xero"], 1,
      "administration 1001 Bakkerij Jansen (id 1) is a Twinfield administration and connection "
      "book-xero is Xero: the package never changes"),

@@ -34,6 +34,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "list": ("basecone-migrate --as sue@acme.example list --status offered",
              "basecone-migrate --as sue@acme.example list --search garage --json"),
     "revoke": ("basecone-migrate --as sue@acme.example revoke 42 --admin 1002",),
+    "terms": ("basecone-migrate terms", "basecone-migrate terms --json"),
     "resend": ("basecone-migrate --as sue@acme.example resend 42",),
     "redeem": ("basecone-migrate --as tina@book.example redeem K7QF-9XMB-2R4D-HT0C-W8NS --accept-terms "
                "--link 1002=book-tw:7002",
@@ -52,6 +53,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "access revoke": ("basecone-migrate --as tina@book.example access revoke 7003 --user uma@book.example",),
     "access list": ("basecone-migrate --as tina@book.example access list 7003",),
     "mail list": ("basecone-migrate mail list --state queued",),
+    "mail show": ("basecone-migrate mail show 3", "basecone-migrate mail show 3 --json"),
     "mail flush": ("basecone-migrate mail flush --quiet",),
 }
 

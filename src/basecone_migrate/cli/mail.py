@@ -1,7 +1,7 @@
-"""The outbox: `mail list` and `mail flush`."""
+"""The outbox: `mail list`, `mail show` and `mail flush`."""
 
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -43,6 +43,49 @@ def mail_list(
         [(r["id"], when(r["created_at"]), r["event"], r["to"], r["cc"], r["subject"],
           r["last_error"], r["state"], r["attempts"]) for r in rows],
         title="Outbox", empty="the outbox is empty"))
+
+
+@mail_app.command("show")
+def mail_show(
+    ctx: typer.Context,
+    mail_id: Annotated[int, typer.Argument(metavar="ID", help="The mail's id (see `mail list`).")],
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Print one mail as its recipients read it.
+
+    Its headers and plain text. A mail that carried a transfercode has no text once it was
+    delivered: only its recipients keep the code.
+    """
+    from basecone_migrate.mail import mail_detail
+
+    cli = context.get(ctx, json=json, as_=as_)
+    with cli.runtime.reading() as db:
+        mail = mail_detail(db, mail_id)
+    cli.out.emit(mail, lambda: render_mail(cli, mail))
+
+
+def render_mail(cli: context.CLI, mail: dict[str, Any]) -> None:
+    from basecone_migrate.cli.output import when
+
+    state = mail["state"]
+    if mail["sent_at"] is not None and state == "sent":
+        state += f" {when(mail['sent_at'])} UTC via {mail['delivered_via']}"
+    elif mail["last_error"]:
+        state += f" ({mail['attempts']} attempt(s); last error: {mail['last_error']})"
+    about = f", migration {mail['migration_id']}" if mail["migration_id"] is not None else ""
+    head = [("From", mail["from"]), ("To", ", ".join(mail["to"])), ("Cc", ", ".join(mail["cc"])),
+            ("Subject", mail["subject"]), ("Date", f"{when(mail['created_at'])} UTC"),
+            ("State", state), ("Mail", f"{mail['id']} ({mail['event']}{about})")]
+    for name, value in head:
+        if value:
+            cli.out.line(f"{name + ':':<9}{value}")
+    cli.out.line("")
+    if mail["body_erased"]:
+        cli.out.line("(The text held a transfercode and was erased once the mail was delivered: "
+                     "only its recipients have the code.)")
+    else:
+        cli.out.line((mail["body"] or "").rstrip("\n"))
 
 
 @mail_app.command("flush")

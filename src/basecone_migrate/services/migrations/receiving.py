@@ -314,7 +314,8 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
     offered = [i for i in items if item_status(i, now) == "offered"]
     if not accept_terms and not (ask and ask.accept_terms(str(fee), len(offered), target.code)):
         raise Refused(f"accept the terms and the costs ({fee} per administration, invoiced to "
-                      f"{target.code}) with --accept-terms")
+                      f"{target.code}) with --accept-terms (read them first: "
+                      "`basecone-migrate terms`)")
     if select_:
         chosen: list[MigrationItem] = []
         for reference in select_:
