@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 
 class ExitCode(IntEnum):
-    """Exit statuses: the contract's table (docs/cli.md), plus 70 for a bug."""
+    """Exit statuses: the contract's table (docs/cli.md), plus 70 for a bug and 130 for Ctrl-C."""
 
     OK = 0
     REFUSED = 1  # refused by a rule
@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     NOT_ALLOWED = 4  # no acting user, wrong role, not a recipient, locked out
     INCOMPLETE = 5  # a transfer did not finish; `resume` can finish it
     INTERNAL = 70  # an unexpected failure (EX_SOFTWARE): a bug or an unreachable service
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + 2
 
 
 class BaseconeError(Exception):

@@ -401,3 +401,21 @@ def mail_rows(db: Any, state: str | None = None, limit: int = 100) -> list[dict[
         }
         for m in db.execute(query)
     ]
+
+
+def mail_detail(db: Any, mail_id: int) -> dict[str, Any]:
+    """One mail as its recipients read it: the headers and the plain text (exit 3 for an id
+    no mail has). A mail that carried a transfercode has no body once it was delivered."""
+    from basecone_migrate.errors import NotFound
+    from basecone_migrate.services.lookup import MAX_ID
+
+    row = db.execute(select(outbox).where(outbox.c.id == mail_id)).first() if 0 < mail_id <= MAX_ID else None
+    if row is None:
+        raise NotFound(f"no mail {mail_id} (see `basecone-migrate mail list`)")
+    return {
+        "id": row.id, "created_at": row.created_at, "event": row.event, "migration_id": row.migration_id,
+        "from": row.sender, "to": row.to, "cc": row.cc, "subject": row.subject, "state": row.state,
+        "attempts": row.attempts, "last_error": row.last_error, "sent_at": row.sent_at,
+        "delivered_via": row.delivered_via, "body": row.body,
+        "body_erased": row.body is None and row.carries_code,
+    }

@@ -329,3 +329,93 @@ def test_the_audit_log_is_append_only_in_the_database(cli: Cli, loaded: dict[str
             connection.execute(text(statement))
     engine.dispose()
     assert cli.ok("audit", "--json").json()[0]["actor"] == "system"
+
+
+# -- access for a whole migration ---------------------------------------------------------------
+
+
+def test_a_completed_redeem_names_the_next_step_and_it_grants_every_moved_administration(
+        cli: Cli, loaded: dict[str, Any]) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    redeemed = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1002=book-tw:1002")
+    assert redeemed.stdout.splitlines()[-2:] == [
+        ("Next: users and their access did not move. Give users access to the 2 administrations "
+         "(repeat --user for more):"),
+        f"  basecone-migrate --as {TINA} access grant --migration 1 --user EMAIL"]
+
+    granted = cli.ok("--as", TINA, "access", "grant", "--migration", "1", "--user", UMA,
+                     "--user", TINA, "--json").json()
+    assert granted == {"migration_id": 1, "administrations": [
+        {"administration_id": 1, "granted": [UMA, TINA], "unchanged": [], "users": [TINA, UMA]},
+        {"administration_id": 2, "granted": [UMA, TINA], "unchanged": [], "users": [TINA, UMA]}]}
+    assert show(cli, "id:2")["users"] == [TINA, UMA]
+    grants = [e for e in cli.ok("audit", "--migration", "1", "--json").json()
+              if e["action"] == "access_grant"]
+    assert [(e["administration_id"], e["details"]) for e in grants] == [
+        (1, {"users": [UMA, TINA]}), (2, {"users": [UMA, TINA]})]
+    again = cli.ok("--as", TINA, "access", "grant", "--migration", "1", "--user", UMA)
+    assert again.stdout.splitlines() == [
+        f"Granted access to administration 1: nobody new; users with access: {TINA}, {UMA}.",
+        f"Granted access to administration 2: nobody new; users with access: {TINA}, {UMA}."]
+
+
+def test_only_what_completed_gets_the_next_step_and_access(cli: Cli, loaded: dict[str, Any]) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    dry = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--select", "1001", "--dry-run")
+    assert "Next:" not in dry.stdout and "access grant" not in dry.stdout
+    taken = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--select", "1001")
+    assert "Give users access to the administration (repeat" in taken.stdout
+    granted = cli.ok("--as", TINA, "access", "grant", "--migration", "1", "--user", UMA, "--json").json()
+    assert [a["administration_id"] for a in granted["administrations"]] == [1]  # 1002 was rejected
+    assert show(cli, "id:2")["users"] == [CARL]
+
+
+ACCESS_MIGRATION_REFUSALS = [
+    ("unknown migration", TINA, ["--migration", "9", "--user", UMA], 3,
+     "no migration 9 (see `basecone-migrate list`)"),
+    ("nothing completed", TINA, ["--migration", "1", "--user", UMA], 1,
+     ("migration 1 completed no administration (offered): access is granted once an "
+      "administration has arrived")),
+    ("both forms", TINA, ["1001", "--migration", "1", "--user", UMA], 2,
+     "name the administration (ADMIN) or the migration (--migration N), not both"),
+    ("neither form", TINA, ["--user", UMA], 2,
+     "name the administration (ADMIN), or --migration N for all that a migration moved"),
+    ("no acting user", None, ["--migration", "1", "--user", UMA], 4,
+     "no acting user: pass --as EMAIL (or set BASECONE_MIGRATE_USER) to say who is doing this"),
+]
+
+
+@pytest.mark.parametrize(("who", "acting", "args", "exit_code", "message"), ACCESS_MIGRATION_REFUSALS,
+                         ids=[r[0] for r in ACCESS_MIGRATION_REFUSALS])
+def test_access_grant_migration_refusals_change_nothing(
+        cli: Cli, loaded: dict[str, Any], state: State, who: str, acting: str | None,
+        args: list[str], exit_code: int, message: str) -> None:
+    make_offer(cli, "1001")
+    snapshot = state.take()
+    result = cli(*(["--as", acting] if acting else []), "access", "grant", *args)
+    assert (result.exit_code, result.error) == (exit_code, f"Error: {message}")
+    assert state.take() == snapshot
+
+
+def test_access_grant_migration_is_all_or_nothing(cli: Cli, loaded: dict[str, Any], state: State) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1002=book-tw:1002")
+    back = make_offer(cli, "id:2", sender=TINA, to=(SUE,))["transfercode"]
+    cli.ok("--as", SUE, "redeem", back, "--accept-terms")  # 1002 went back to ACME since
+
+    snapshot = state.take()
+    moved_on = cli("--as", TINA, "access", "grant", "--migration", "1", "--user", UMA)
+    sender = cli("--as", SUE, "access", "grant", "--migration", "1", "--user", CARL)
+    stranger = cli("--as", TINA, "access", "grant", "--migration", "1", "--user", CARL)
+    unknown = cli("--as", TINA, "access", "grant", "--migration", "1", "--user", "ghost@book.example")
+    assert (moved_on.exit_code, moved_on.error) == (
+        4, ("Error: tina@book.example is not a Superuser of environment ACME: only its Superusers "
+            "may change who has access to its administrations"))
+    assert (sender.exit_code, sender.error) == (
+        4, ("Error: sue@acme.example is not a Superuser of environment BOOK: only its Superusers "
+            "may change who has access to its administrations"))
+    assert (stranger.exit_code, stranger.error) == (
+        1, ("Error: carl@acme.example is a user of ACME, not of BOOK: only users of the "
+            "administration's environment can have access to it"))
+    assert (unknown.exit_code, unknown.error) == (3, "Error: no user 'ghost@book.example'")
+    assert state.take() == snapshot  # administration 1 got no access either

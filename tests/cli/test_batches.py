@@ -150,6 +150,19 @@ def test_redeem_with_links_from_a_file(cli: Cli, loaded: Any, tmp_path: Path) ->
         ("book-tw", "7001", "completed"), ("book-tw", "1002", "completed")]
 
 
+def test_redeem_from_is_the_same_option_as_links(cli: Cli, loaded: Any, tmp_path: Path) -> None:
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    links = _file(tmp_path, "1001,book-tw,7001\n1002,book-tw\n")
+    spelled = [cli.ok("--as", TINA, "redeem", code, "--accept-terms", option, links, "--dry-run",
+                      "--json").json() for option in ("--links", "--from")]
+    assert spelled[0] == spelled[1]
+    assert [(i["accounting_system"], i["code"]) for i in spelled[1]["items"]] == [
+        ("book-tw", "7001"), ("book-tw", "1002")]
+    both = cli("--as", TINA, "redeem", code, "--accept-terms", "--from", links, "--link", "1001=book-tw")
+    assert (both.exit_code, both.error) == (
+        2, "Error: give the links with --link or with --links FILE, not both")
+
+
 def test_redeem_links_name_every_refused_line_and_spend_nothing(
         cli: Cli, loaded: Any, tmp_path: Path, db_url: str) -> None:
     code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]

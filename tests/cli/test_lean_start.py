@@ -31,7 +31,7 @@ with open(sys.argv[1], "w") as out:
 READS = [
     ["env", "list"], ["admin", "list"], ["admin", "show", "1001"], ["archive", "list", "1001"],
     ["--as", SUE, "list"], ["--as", SUE, "list", "--search", "garage"], ["status"], ["status", "1"],
-    ["audit"], ["--as", SUE, "access", "list", "1001"],
+    ["audit"], ["--as", SUE, "access", "list", "1001"], ["terms"],
 ]
 
 

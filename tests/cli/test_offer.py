@@ -95,7 +95,8 @@ REFUSALS = [
      "tina@book.example is not a Superuser of environment ACME: only its Superusers may offer its "
      "administrations"),
     ("terms not accepted", ["--as", SUE], ["1001", "--to", TINA], 1,
-     "accept the terms of the migration with --accept-terms"),
+     ("accept the terms of the migration with --accept-terms (read them first: "
+      "`basecone-migrate terms`)")),
     ("package that cannot move", ["--as", SUE], ["3001", "--to", TINA, "--accept-terms"], 1,
      "administration 3001 Kapsalon Mulder (id 3) is linked to snelstart, which cannot move between "
      "environments (only Exact Online (NL), Twinfield, Unit4 Multivers, Visma AccountView, Xero)"),

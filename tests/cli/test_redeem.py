@@ -183,11 +183,11 @@ REFUSALS: list[tuple[str, str, list[str], int, str]] = [
      "uma@book.example is not a Superuser: only a Superuser of the receiving environment may redeem "
      "an offer"),
     ("not a recipient", TIM, ["--accept-terms"], 4,
-     "tim@book.example is not a recipient of this transfercode: ask the sender to resend the offer "
-     "to you"),
+     "tim@book.example is not a recipient of this transfercode: only the addresses it was sent to "
+     "can redeem it; ask sue@acme.example for a new offer to your address"),
     ("terms not accepted", TINA, [], 1,
      "accept the terms and the costs (EUR 49.00 per administration, invoiced to BOOK) with "
-     "--accept-terms"),
+     "--accept-terms (read them first: `basecone-migrate terms`)"),
     ("another package", TINA, ["--accept-terms", "--link", "1001=book-xero"], 1,
      "administration 1001 Bakkerij Jansen (id 1) is a Twinfield administration and connection "
      "book-xero is Xero: the package never changes"),

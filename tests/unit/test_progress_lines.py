@@ -21,15 +21,15 @@ def _lines(name: str | None = None) -> tuple[LinesProgress, list[str], Clock]:
 
 def test_a_line_at_each_further_tenth_and_none_at_the_end() -> None:
     progress, lines, clock = _lines()
-    progress.item_started("1001 Bakkerij Jansen", 100_000, 100_000 * 1024, 0, 0)
+    progress.item_started("1001 Bakkerij Jansen", 100_000, 100_000 * 1000, 0, 0)
     for _ in range(1000):  # 1,000 batches of 100 documents, 0.1 s apart
         clock.now += 0.1
-        progress.advance(100, 100 * 1024)
+        progress.advance(100, 100 * 1000)
     progress.item_finished("1001 Bakkerij Jansen", "completed", "100000 documents")
-    assert lines[0] == "Moving 1001 Bakkerij Jansen: 100000 documents, 97.7 MB"
+    assert lines[0] == "Moving 1001 Bakkerij Jansen: 100000 documents, 100.0 MB"
     assert len(lines) == 11  # start, 10% ... 90%, end
-    assert lines[1] == "  1001 Bakkerij Jansen: 10000/100000 documents, 9.8 MB/97.7 MB (10%)"
-    assert lines[9] == "  1001 Bakkerij Jansen: 90000/100000 documents, 87.9 MB/97.7 MB (90%)"
+    assert lines[1] == "  1001 Bakkerij Jansen: 10000/100000 documents, 10.0 MB/100.0 MB (10%)"
+    assert lines[9] == "  1001 Bakkerij Jansen: 90000/100000 documents, 90.0 MB/100.0 MB (90%)"
     assert lines[-1] == "  1001 Bakkerij Jansen: completed (100000 documents)"
 
 
@@ -40,7 +40,7 @@ def test_a_slow_move_says_something_every_30_seconds() -> None:
         clock.now += 60
         progress.advance(10, 10)
     assert len(lines) == 1 + 120
-    assert lines[1] == "  1001 Bakkerij Jansen: 10/100000 documents, 10 B/97.7 KB (0%)"
+    assert lines[1] == "  1001 Bakkerij Jansen: 10/100000 documents, 10 bytes/100.0 kB (0%)"
 
 
 def test_a_small_move_writes_no_progress_line() -> None:
@@ -49,7 +49,7 @@ def test_a_small_move_writes_no_progress_line() -> None:
     clock.now += 0.2
     progress.advance(3, 300)
     progress.item_finished("1001 Bakkerij Jansen", "completed", "3 documents")
-    assert lines == ["Moving 1001 Bakkerij Jansen: 3 documents, 300 B",
+    assert lines == ["Moving 1001 Bakkerij Jansen: 3 documents, 300 bytes",
                      "  1001 Bakkerij Jansen: completed (3 documents)"]
 
 
@@ -57,16 +57,16 @@ def test_a_resumed_move_counts_from_what_is_there() -> None:
     progress, lines, _ = _lines()
     progress.item_started("1001 Bakkerij Jansen", 1000, 1000, 950, 950)
     progress.advance(40, 40)
-    assert lines == ["Moving 1001 Bakkerij Jansen: 1000 documents, 1000 B (950 already there)"]
+    assert lines == ["Moving 1001 Bakkerij Jansen: 1000 documents, 1.0 kB (950 already there)"]
     progress.advance(20, 20)  # 10% more, but the end: the last line says it
     assert len(lines) == 1
 
 
 def test_a_workers_lines_name_the_worker_the_migration_and_the_administration() -> None:
     progress, lines, clock = _lines("alpha:4242: migration 3, administration 1")
-    progress.item_started("1001 Bakkerij Jansen", 10, 10 * 1024 * 1024, 0, 0)
+    progress.item_started("1001 Bakkerij Jansen", 10, 10_000_000, 0, 0)
     clock.now += 1
-    progress.advance(5, 5 * 1024 * 1024)
+    progress.advance(5, 5_000_000)
     clock.now += 1.5
     progress.item_finished("1001 Bakkerij Jansen", "completed", "10 documents")
     assert lines == [

@@ -77,12 +77,13 @@ def root(
 
 
 def _register() -> None:
-    from basecone_migrate.cli import aftercare, mail, migrate, setup
+    from basecone_migrate.cli import aftercare, mail, migrate, setup, terms
     from basecone_migrate.cli.context import with_common_options
     from basecone_migrate.cli.help import command_class
 
     setup.register(app)
     migrate.register(app)
+    terms.register(app)
     aftercare.register(app)
     mail.register(app)
     groups = [("", app)] + [(f"{group.name} ", group.typer_instance) for group in app.registered_groups]
@@ -102,6 +103,13 @@ def _error(message: str) -> None:
 
     sys.stderr.write(f"Error: {one_line(message)}\n")
     sys.stderr.flush()
+
+
+def _interrupted() -> None:
+    """Ctrl-C: a terminal's cursor may stand after a question or a "^C", so a new line first."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    _error("interrupted")
 
 
 def _usage_message(exc: typer.TyperException) -> str:
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_arguments(args)
         result = command.main(args=args, prog_name="basecone-migrate", standalone_mode=False)
+        if result == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+            _interrupted()
         return result if isinstance(result, int) else 0
     except BaseconeError as exc:
         if debug:
@@ -142,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(_usage_message(exc) if getattr(exc, "exit_code", 1) == 2 else exc.format_message())
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
+        _interrupted()
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug or an unreachable service: say so, in one line

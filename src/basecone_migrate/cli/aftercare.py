@@ -97,8 +97,11 @@ def _link_batch(cli: Any, source: str, dry_run: bool, take_name: bool = False) -
 
 def render_batch(cli: Any, report: dict[str, Any], title: str) -> None:
     """A batch's per-row report: what each row does, or why it is refused."""
+    from basecone_migrate.cli.output import Column
+
     cli.out.table(
-        [("line", "right"), "administration", "to", "code", "e-mail", "status"],
+        [Column("line", "right"), Column("administration"), Column("to"), Column("code"),
+         Column("e-mail"), Column("status", wrap=True)],
         [(r["line"], r.get("administration_id") or r["admin"], r.get("accounting_system") or r.get("system"),
           r.get("code"), r.get("email"), r["error"] or r["status"]) for r in report["rows"]],
         title=title)
@@ -122,13 +125,50 @@ def _access(ctx: typer.Context, admin: str, users: list[str], json: bool, as_: s
 
 
 @access_app.command("grant")
-def access_grant(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
-                 json: JsonOption = False, as_: AsOption = None) -> None:
-    """Give users access to an administration.
+def access_grant(
+    ctx: typer.Context,
+    user: UsersOption,
+    admin: Annotated[str | None, typer.Argument(
+        metavar="[ADMIN]", autocompletion=complete.administrations,
+        help="Administration id, its code in your environment, or its mail address (id:N "
+             "always means an id); or --migration.")] = None,
+    migration: Annotated[int | None, typer.Option(
+        "--migration", metavar="MIGRATION", autocompletion=complete.migrations,
+        help="Instead of ADMIN: every administration this migration completed, all or none.")] = None,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Give users access to an administration, or to all that a migration moved.
 
     Superusers of its environment only, for users of that environment.
     """
-    _access(ctx, admin, user, json, as_, grant=True)
+    from basecone_migrate.errors import UsageProblem
+
+    if (admin is None) == (migration is None):
+        raise UsageProblem("name the administration (ADMIN) or the migration (--migration N), "
+                           "not both" if admin is not None else
+                           "name the administration (ADMIN), or --migration N for all that a "
+                           "migration moved")
+    if admin is not None:
+        _access(ctx, admin, user, json, as_, grant=True)
+        return
+    _grant_migration(ctx, migration, user, json, as_)  # type: ignore[arg-type]
+
+
+def _grant_migration(ctx: typer.Context, migration: int, users: list[str], json: bool,
+                     as_: str | None) -> None:
+    from basecone_migrate.services import access
+
+    cli = context.get(ctx, json=json, as_=as_)
+    result = access.grant_migration(cli.runtime, migration, users)
+
+    def render() -> None:
+        for item in result["administrations"]:
+            cli.out.line(f"Granted access to administration {item['administration_id']}: "
+                         f"{', '.join(item['granted']) or 'nobody new'}; users with access: "
+                         f"{', '.join(item['users']) or 'none'}.")
+
+    cli.out.emit(result, render)
 
 
 @access_app.command("revoke")
@@ -145,12 +185,13 @@ def access_revoke(ctx: typer.Context, admin: AdminArgument, user: UsersOption,
 def access_list(ctx: typer.Context, admin: AdminArgument, json: JsonOption = False,
                 as_: AsOption = None) -> None:
     """The users who can see an administration."""
+    from basecone_migrate.cli.output import Column
     from basecone_migrate.services import access
 
     cli = context.get(ctx, json=json, as_=as_)
     result = access.listing(cli.runtime, admin)
     cli.out.emit(result, lambda: cli.out.table(
-        ["user", "name", "role"], [(u["email"], u["name"], u["role"]) for u in result["users"]],
+        [Column("user"), Column("name", wrap=True), Column("role")], [(u["email"], u["name"], u["role"]) for u in result["users"]],
         title=f"Access to administration {result['administration_id']} ({result['environment']})",
         empty="nobody has access"))
 
@@ -176,7 +217,7 @@ def audit(
 
     When, who, what, which administration and migration, and details.
     """
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import audit as audit_log
     from basecone_migrate.services import lookup
@@ -194,10 +235,40 @@ def audit(
         rows = audit_log.entries(db, administration_id=admin_id, migration_id=migration,
                                  since=start, limit=limit, after=after)
 
-    def describe(details: dict[str, Any]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in details.items() if k not in ("summary",))[:160]
-
+    # A person reads key=value pairs; a pipe gets each row's details whole, as JSON.
+    describe = key_values if cli.out.to_terminal else compact_json
     cli.out.emit(rows, lambda: cli.out.table(
-        ["time", "actor", "action", ("admin", "right"), ("migration", "right"), "details"],
+        [Column("time (UTC)"), Column("actor", below=True), Column("action"), Column("admin", "right"),
+         Column("migration", "right"), Column("details", wrap=True)],
         [(when(r["at"]), r["actor"], r["action"], r["administration_id"], r["migration_id"],
           describe(r["details"])) for r in rows], title="Audit log", empty="no entries"))
+
+
+def compact_json(details: Any) -> str:
+    from basecone_migrate.cli.output import to_json
+
+    return to_json(details, compact=True)
+
+
+def key_values(details: dict[str, Any], prefix: str = "") -> str:
+    """``key=value`` pairs (as logfmt writes them): nested objects as dotted keys (a zero
+    count among them left out), lists comma-separated, text quoted where it holds spaces."""
+    import json
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            bare = value and not any(c.isspace() or c in '"=,' or not c.isprintable() for c in value)
+            return value if bare else json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    pairs = []
+    for key, value in details.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            pairs.append(key_values({k: v for k, v in value.items() if v != 0 or v is False},
+                                    f"{name}."))
+        elif isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value) and value:
+            pairs.append(f"{name}={','.join(text(v) for v in value)}")
+        else:
+            pairs.append(f"{name}={text(value)}")
+    return " ".join(pair for pair in pairs if pair)

@@ -42,6 +42,7 @@ def _workspace(workspace: Path | None) -> Path:
 
 def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
     from basecone_migrate.cli.migrate import _render_items, _render_status, report
+    from basecone_migrate.cli.output import Column, code_tail
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.setup import render_administrations
     from basecone_migrate.runtime import Runtime
@@ -98,21 +99,46 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
         summary["receiver_overview"] = migrations.list_migrations(tina, offered=False)
         summary["status"] = migrations.status(sue, redeemed.payload["migration_id"])
         if not out.json_mode:
-            out.table(["administration", "e-mail", "transfercode", "status"],
-                      [(r["administration"], r["administration_email"], r["transfercode_hint"],
+            out.table([Column("administration", wrap=True), Column("e-mail"), Column("code"),
+                       Column("status")],
+                      [(r["administration"], r["administration_email"], code_tail(r["transfercode_hint"]),
                         r["status"]) for r in summary["sender_overview"]["offered"]],
                       title="ACME: offered")
-            out.table(["administration", "accounting system", "status"],
+            out.table([Column("administration", wrap=True), Column("accounting system"), Column("status")],
                       [(r["administration"], r["accounting_system"], r["status"])
                        for r in summary["receiver_overview"]["received"]], title="BOOK: received")
             _render_status(cli, [summary["status"]])
             render_administrations(cli, overview.administrations_list(sue), "Administrations afterwards")
             out.line("Explore it yourself:")
-            out.line(f"  export BASECONE_MIGRATE_DB=sqlite:///{folder / 'basecone-migrate.db'}")
-            out.line(f"  export BASECONE_MIGRATE_STORAGE={folder / 'archive'}")
-            out.line(f"  basecone-migrate --as {demo.RECEIVER} access grant 1 --user uma@bookwise.example")
+            for line in explore_lines(folder):
+                out.line(f"  {line}")
     finally:
         sue.close()
         tina.close()
     if out.json_mode:
         out.emit(summary, lambda: None)
+
+
+def explore_lines(folder: Path) -> list[str]:
+    """Shell lines that point a shell at the demo's workspace, with the program this demo
+    runs from on the PATH when its bare name would not find it (a virtual environment that
+    is not activated)."""
+    import shlex
+    import shutil
+    import sys
+
+    from basecone_migrate.services import demo
+
+    lines = []
+    bin_dir = Path(sys.executable).parent  # the venv's bin/, not where its python links to
+    script = bin_dir / "basecone-migrate"
+    found = shutil.which("basecone-migrate")
+    if not script.is_file():
+        lines.append(f"alias basecone-migrate={shlex.quote(f'{sys.executable} -m basecone_migrate')}")
+    elif found is None or Path(found).resolve() != script.resolve():
+        lines.append(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"')
+    database = folder / "basecone-migrate.db"
+    lines += [f"export BASECONE_MIGRATE_DB={shlex.quote(f'sqlite:///{database}')}",
+              f"export BASECONE_MIGRATE_STORAGE={shlex.quote(str(folder / 'archive'))}",
+              f"basecone-migrate --as {demo.RECEIVER} access grant --migration 1 --user uma@bookwise.example"]
+    return lines

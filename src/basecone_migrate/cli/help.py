@@ -34,6 +34,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "list": ("basecone-migrate --as sue@acme.example list --status offered",
              "basecone-migrate --as sue@acme.example list --search garage --json"),
     "revoke": ("basecone-migrate --as sue@acme.example revoke 42 --admin 1002",),
+    "terms": ("basecone-migrate terms", "basecone-migrate terms --json"),
     "resend": ("basecone-migrate --as sue@acme.example resend 42",),
     "redeem": ("basecone-migrate --as tina@book.example redeem --accept-terms --link 1002=book-tw:7002",
                "basecone-migrate --as tina@book.example redeem --code-file code.txt --accept-terms "
@@ -45,10 +46,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "link": ("basecone-migrate --as tina@book.example link 7002 --system book-tw2 --code 7003",
              "basecone-migrate --as tina@book.example link --from relinks.csv --dry-run"),
     "audit": ("basecone-migrate audit --admin id:12", "basecone-migrate audit --since 2026-11-01 --json"),
-    "access grant": ("basecone-migrate --as tina@book.example access grant 7003 --user uma@book.example",),
+    "access grant": ("basecone-migrate --as tina@book.example access grant 7003 --user uma@book.example",
+                     ("basecone-migrate --as tina@book.example access grant --migration 42 "
+                      "--user uma@book.example --user tim@book.example")),
     "access revoke": ("basecone-migrate --as tina@book.example access revoke 7003 --user uma@book.example",),
     "access list": ("basecone-migrate --as tina@book.example access list 7003",),
     "mail list": ("basecone-migrate mail list --state queued",),
+    "mail show": ("basecone-migrate mail show 3", "basecone-migrate mail show 3 --json"),
     "mail flush": ("basecone-migrate mail flush --quiet",),
 }
 

@@ -1,12 +1,15 @@
-"""The outbox: `mail list` and `mail flush`."""
+"""The outbox: `mail list`, `mail show` and `mail flush`."""
 
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from basecone_migrate.cli import context
 from basecone_migrate.cli.context import AsOption, JsonOption
+
+if TYPE_CHECKING:
+    from basecone_migrate.mail import Delivery
 
 mail_app = typer.Typer(help="Mails waiting in the outbox, and their delivery.", no_args_is_help=True)
 
@@ -27,18 +30,62 @@ def mail_list(
 
     Recipients, subject, state, attempts, last error; never a body.
     """
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, when
     from basecone_migrate.mail import mail_rows
 
     cli = context.get(ctx, json=json, as_=as_)
     with cli.runtime.reading() as db:
         rows = mail_rows(db, state, limit)
     cli.out.emit(rows, lambda: cli.out.table(
-        [("id", "right"), "created", "event", "to", "cc", "subject", "state", ("tries", "right"),
-         "last error"],
-        [(r["id"], when(r["created_at"]), r["event"], ", ".join(r["to"]), ", ".join(r["cc"]),
-          r["subject"], r["state"], r["attempts"], r["last_error"]) for r in rows],
+        [Column("id", "right"), Column("created (UTC)"), Column("event", below=True), Column("to"),
+         Column("cc"), Column("subject", wrap=True), Column("last error", wrap=True, below=True),
+         Column("state"), Column("tries", "right")],
+        [(r["id"], when(r["created_at"]), r["event"], r["to"], r["cc"], r["subject"],
+          r["last_error"], r["state"], r["attempts"]) for r in rows],
         title="Outbox", empty="the outbox is empty"))
+
+
+@mail_app.command("show")
+def mail_show(
+    ctx: typer.Context,
+    mail_id: Annotated[int, typer.Argument(metavar="ID", help="The mail's id (see `mail list`).")],
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """Print one mail as its recipients read it.
+
+    Its headers and plain text. A mail that carried a transfercode has no text once it was
+    delivered: only its recipients keep the code.
+    """
+    from basecone_migrate.mail import mail_detail
+
+    cli = context.get(ctx, json=json, as_=as_)
+    with cli.runtime.reading() as db:
+        mail = mail_detail(db, mail_id)
+    cli.out.emit(mail, lambda: render_mail(cli, mail))
+
+
+def render_mail(cli: context.CLI, mail: dict[str, Any]) -> None:
+    from basecone_migrate.cli.output import when
+
+    state = mail["state"]
+    if mail["sent_at"] is not None and state == "sent":
+        state += f" {when(mail['sent_at'])} UTC via {mail['delivered_via']}"
+    elif mail["last_error"]:
+        state += f" ({mail['attempts']} attempt(s); last error: {mail['last_error']})"
+    about = f", migration {mail['migration_id']}" if mail["migration_id"] is not None else ""
+    head = [("From", mail["from"]), ("To", ", ".join(mail["to"])), ("Cc", ", ".join(mail["cc"])),
+            ("Subject", mail["subject"]), ("Date", f"{when(mail['created_at'])} UTC"),
+            ("State", state), ("Mail", f"{mail['id']} ({mail['event']}{about})")]
+    for name, value in head:
+        if value:
+            cli.out.line(f"{name + ':':<9}{value}")
+    cli.out.line("")
+    if mail["body_erased"]:
+        cli.out.line("(The text held a transfercode and was erased once the mail was delivered: "
+                     "only its recipients have the code.)")
+    else:
+        cli.out.line((mail["body"] or "").rstrip("\n"))
 
 
 @mail_app.command("flush")
@@ -56,12 +103,22 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}
-    for path in delivery.written:
-        cli.out.note(f"Mail written to {path} (no SMTP host set)")
-    cli.out.emit(payload, lambda: cli.out.line(
-        f"Sent {len(delivery.sent)} mail(s); {len(delivery.failed)} still queued."))
+    cli.out.emit(payload, lambda: render_flush(cli, delivery))
     if delivery.failed or delivery.trouble:
         reasons = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
         count = f"{len(delivery.failed)} mail(s) stay" if delivery.failed else "mail stays"
         raise Undelivered(f"{count} queued: {'; '.join(reasons)} (`basecone-migrate mail list` "
                           "shows each; flush again once that is fixed)")
+
+
+def render_flush(cli: context.CLI, delivery: "Delivery") -> None:
+    """What became of the queued mails: sent over SMTP, or, without an SMTP host, written to
+    files (never called sent: nobody received them yet)."""
+    for path in delivery.written:
+        cli.out.line(f"Written to {path}")
+    queued = f"{len(delivery.failed)} still queued."
+    if delivery.written:
+        cli.out.line(f"Wrote {len(delivery.written)} mail(s) to files, as no SMTP host is set "
+                     f"(BASECONE_MIGRATE_SMTP_HOST); {queued}")
+    else:
+        cli.out.line(f"Sent {len(delivery.sent)} mail(s); {queued}")

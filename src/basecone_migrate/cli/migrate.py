@@ -48,11 +48,12 @@ def report_delivery(cli: CLI, delivery: "Delivery") -> None:
 
 
 def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
 
     cli.out.table(
-        [("id", "right"), "administration", "status", "accounting system", "code", "e-mail",
-         ("docs", "right"), ("size", "right")],
+        [Column("id", "right"), Column("administration", wrap=True), Column("status"),
+         Column("accounting system"), Column("code"), Column("e-mail"), Column("docs", "right"),
+         Column("size", "right")],
         [(i["administration_id"],
           f"{i['administration']} (was {i['renamed_from']})" if i.get("renamed_from") else i["administration"],
           i.get("action") or i["status"],
@@ -159,7 +160,7 @@ def list_(
     as_: AsOption = None,
 ) -> None:
     """The migration overview: offered, received."""
-    from basecone_migrate.cli.output import when
+    from basecone_migrate.cli.output import Column, code_tail, day, when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import migrations
 
@@ -175,16 +176,18 @@ def list_(
     def render() -> None:
         if not received and (not after or result["offered_next"] or result["offered"]):
             cli.out.table(
-                [("migration", "right"), "date", "administration", "e-mail", "recipients", "expires",
-                 "transfercode", "status"],
-                [(r["migration_id"], when(r["created_at"]), r["administration"],
-                  r["administration_email"], ", ".join(r["recipients"]), when(r["expires_at"]),
-                  r["transfercode_hint"], r["status"]) for r in result["offered"]],
+                [Column("migration", "right"), Column("created (UTC)"), Column("administration", wrap=True),
+                 Column("e-mail", below=True), Column("recipients"), Column("expires (UTC)"),
+                 Column("code"), Column("status")],
+                [(r["migration_id"], day(r["created_at"]), r["administration"],
+                  r["administration_email"], r["recipients"], when(r["expires_at"]),
+                  code_tail(r["transfercode_hint"]), r["status"]) for r in result["offered"]],
                 title="Offered", empty="nothing offered")
         if not offered and (not after or result["received_next"] or result["received"]):
             cli.out.table(
-                [("migration", "right"), "date", "administration", "from", "accounting system", "status"],
-                [(r["migration_id"], when(r["created_at"]), r["administration"], r["source_environment"],
+                [Column("migration", "right"), Column("created (UTC)"), Column("administration", wrap=True),
+                 Column("from"), Column("accounting system"), Column("status")],
+                [(r["migration_id"], day(r["created_at"]), r["administration"], r["source_environment"],
                   r["accounting_system"], r["status"]) for r in result["received"]],
                 title="Received", empty="nothing received")
         for section in ("offered", "received"):
@@ -215,9 +218,11 @@ def revoke(
     outcome = migrations.revoke(cli.runtime, migration, admin)
     report(cli, outcome)
     p = outcome.payload
+    revoked = ", ".join(a["code"] + " " + a["name"] for a in p["revoked"])
+    # The status is the migration's, not the revoked administrations': say so.
     cli.out.emit(p, lambda: cli.out.line(
-        f"Migration {p['migration_id']}: revoked "
-        f"{', '.join(a['code'] + ' ' + a['name'] for a in p['revoked'])} (now {p['status']})."))
+        f"Migration {p['migration_id']}: revoked {revoked}. Status of migration "
+        f"{p['migration_id']} as a whole: {p['status']}."))
 
 
 def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
@@ -239,7 +244,9 @@ def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = 
         cli.out.line(f"Transfercode: {p['transfercode']}")
         cli.out.line(f"Valid until {when(p['expires_at'])} UTC. The previous code no longer works.")
 
-    cli.out.emit(p, render)
+    # As for offer, --quiet keeps the new code: it is shown nowhere else but in the mail.
+    cli.out.emit(p, render, essential=lambda: cli.out.line(f"Transfercode: {p['transfercode']}",
+                                                           essential=True))
 
 
 def _parse_link(text: str) -> tuple[str, str, str | None]:
@@ -269,8 +276,9 @@ def redeem(
         help="Where an administration goes (repeatable); may be left out where exactly one "
              "connection of its package has its code and name.")] = None,
     links_file: Annotated[str | None, typer.Option(
-        "--links", metavar="FILE", help="Many --link at once: CSV or JSON lines of "
-                                        "admin,connection[,code] (- for standard input).")] = None,
+        "--links", "--from", metavar="FILE",
+        help="Many --link at once: CSV or JSON lines of admin,connection[,code] (- for standard "
+             "input); --from is the same option, as for offer and link.")] = None,
     take_catalogue_name: Annotated[bool, typer.Option(
         "--take-catalogue-name",
         help="Link to a catalogue entry whose name differs from the administration's anyway: "
@@ -334,7 +342,21 @@ def redeem(
     title = "Would take (nothing changed)" if dry_run else f"Migration {p['migration_id']}: {p['status']}"
     if background and not dry_run:
         title += f" (queued for the workers: follow with `basecone-migrate status {p['migration_id']} --watch`)"
-    cli.out.emit(p, lambda: _render_items(cli, p["items"], title))
+    cli.out.emit(p, lambda: _render_moved(cli, p, title))
+
+
+def _render_moved(cli: CLI, p: dict[str, Any], title: str) -> None:
+    """The items, then the step that is left (rule 13) when administrations have arrived:
+    users and their access do not move, the receiver grants them again."""
+    _render_items(cli, p["items"], title)
+    arrived = sum(1 for i in p["items"] if i["status"] == "completed")
+    if not arrived:
+        return
+    acting = f"--as {cli.settings.user} " if cli.settings.user else ""
+    which = "the administration" if arrived == 1 else f"the {arrived} administrations"
+    cli.out.line(f"Next: users and their access did not move. Give users access to {which} "
+                 "(repeat --user for more):")
+    cli.out.line(f"  basecone-migrate {acting}access grant --migration {p['migration_id']} --user EMAIL")
 
 
 #: A transfercode file holds one code: anything longer is not one.
@@ -442,7 +464,7 @@ def status(
 
 
 def _render_status(cli: CLI, views: list[dict[str, Any]], hint: bool = True) -> None:
-    from basecone_migrate.cli.output import human_size, when
+    from basecone_migrate.cli.output import Column, human_size, when
     from basecone_migrate.cli.watch import activity, stalled
 
     if not views:
@@ -451,8 +473,9 @@ def _render_status(cli: CLI, views: list[dict[str, Any]], hint: bool = True) -> 
         running = " (transfer running)" if v["transfer_running"] else ""
         target = v["target_environment"] or "?"
         cli.out.table(
-            [("id", "right"), "administration", "status", ("documents", "right"), ("bytes", "right"),
-             "started", ("seconds", "right"), "worker", "error"],
+            [Column("id", "right"), Column("administration", wrap=True), Column("status"),
+             Column("documents", "right"), Column("bytes", "right"), Column("started (UTC)"),
+             Column("seconds", "right"), Column("worker"), Column("error", wrap=True)],
             [(i["administration_id"], i["administration"], i["status"],
               f"{i['documents_done']}/{i['documents_total']}",
               f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
@@ -484,7 +507,7 @@ def resume(ctx: typer.Context, migration: MigrationArgument, background: Backgro
         raise
     report(cli, outcome)
     p = outcome.payload
-    cli.out.emit(p, lambda: _render_items(cli, p["items"], f"Migration {p['migration_id']}: {p['status']}"))
+    cli.out.emit(p, lambda: _render_moved(cli, p, f"Migration {p['migration_id']}: {p['status']}"))
 
 
 def worker(
@@ -526,7 +549,7 @@ def worker(
                            f"({heartbeat:g} s), or live workers would lose their jobs")
     from basecone_migrate.services.transfer import worker_label
 
-    require_postgres(cli.runtime)  # before the first line: a refusal is one `Error:` line
+    require_postgres(cli.runtime, worker=True)  # before the first line: a refusal is one `Error:` line
     log(f"{worker_label(name)}: waiting for transfers (concurrency {concurrency}"
         f"{', until the queue is empty' if once else ''})")
     run_worker(cli.runtime, options)

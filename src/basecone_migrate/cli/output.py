@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -33,21 +34,102 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} in JSON")
 
 
-def to_json(payload: Any) -> str:
+def to_json(payload: Any, compact: bool = False) -> str:
+    if compact:  # one line, no spaces between items
+        return json.dumps(payload, default=_default, separators=(",", ":"), ensure_ascii=False)
     return json.dumps(payload, default=_default, indent=2, ensure_ascii=False)
 
 
-def human_size(size: int | float) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"  # pragma: no cover
+def human_size(size: float) -> str:
+    """Decimal units (1 kB = 1,000 bytes), exactly as the progress bars count (Rich's
+    DownloadColumn and TransferSpeedColumn): one archive shows one size everywhere."""
+    from rich.filesize import decimal
+
+    return decimal(int(size))
 
 
 def when(value: datetime | None) -> str:
+    """A time for a table, to the minute; the tables say the times are UTC."""
     return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def day(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else ""
+
+
+def code_tail(hint: str) -> str:
+    """A transfercode hint for a table: its last group, the only part that tells codes
+    apart (``****-****-****-****-7QX2`` -> ``…7QX2``)."""
+    return "…" + hint.rsplit("-", 1)[-1] if hint else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table for people.
+
+    At a terminal a column is never cut: a ``wrap`` column (free text: names, subjects,
+    errors) breaks between words (a word longer than FOLD_AT over lines), any other (codes,
+    addresses, times, numbers) is never broken at all. ``below``: at a terminal the value
+    goes under the previous column's, in its cell (an address under a name); without a
+    terminal it stays a column of its own. A column given as a bare name, or as ``(name,
+    justify)``, is free text.
+    """
+
+    name: str
+    justify: str = "left"
+    wrap: bool = False
+    below: bool = False
+
+
+def _column(spec: str | tuple[str, str] | Column) -> Column:
+    if isinstance(spec, Column):
+        return spec
+    if isinstance(spec, tuple):
+        return Column(spec[0], spec[1], wrap=True)
+    return Column(spec, wrap=True)
+
+
+#: A word of free text longer than this (a path, a long token) may be broken over lines.
+FOLD_AT = 24
+
+
+def _widths(header: str, texts: Sequence[str], wrap: bool) -> tuple[int, int]:
+    """(narrowest, widest) a column may be without cutting a value: a free-text value and
+    the header may break between words, any other value is never broken."""
+    from rich.cells import cell_len
+
+    def longest(texts: Iterable[str], unit: Callable[[str], list[str]]) -> int:
+        return max((cell_len(part) for text in texts for part in unit(text)), default=0)
+
+    lines = longest(texts, lambda text: text.split("\n"))
+    words = min(longest(texts, str.split), FOLD_AT) if wrap else lines
+    return max(words, longest([header], str.split)), max(lines, cell_len(header))
+
+
+def _cell(value: Any, flat: bool) -> str:
+    """A cell's text; a list is one item per line at a terminal, comma-separated otherwise."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return (", " if flat else "\n").join(str(item) for item in value)
+    return str(value)
+
+
+def fit(ranges: Sequence[tuple[int, int]], room: int) -> list[int] | None:
+    """Column widths that fit ``room``: each at most its widest, the wide ones shortened
+    first, none below its narrowest; None when even the narrowest do not fit."""
+    if sum(low for low, _ in ranges) > room:
+        return None
+    if sum(high for _, high in ranges) <= room:
+        return [high for _, high in ranges]
+    low_cap, high_cap = 0, max(high for _, high in ranges)
+    while low_cap < high_cap:  # the largest cap on a column's width that still fits
+        cap = (low_cap + high_cap + 1) // 2
+        if sum(max(low, min(high, cap)) for low, high in ranges) <= room:
+            low_cap = cap
+        else:
+            high_cap = cap - 1
+    return [max(low, min(high, low_cap)) for low, high in ranges]
 
 
 def _console(stderr: bool) -> Console:
@@ -134,9 +216,14 @@ class Output:
         sys.stderr.write(f"Warning: {one_line(text)}\n")
         sys.stderr.flush()
 
+    @property
+    def to_terminal(self) -> bool:
+        """stdout is a terminal (a person reads it), coloured or not."""
+        return sys.stdout.isatty()
+
     def table(
         self,
-        columns: Sequence[str | tuple[str, str]],
+        columns: Sequence[str | tuple[str, str] | Column],
         rows: Iterable[Sequence[Any]],
         title: str | None = None,
         empty: str = "nothing to show",
@@ -147,22 +234,66 @@ class Output:
             return None
         if self.quiet:
             return None
-        if plain(sys.stdout):
-            named = [c if isinstance(c, tuple) else (c, "left") for c in columns]
-            cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        specs = [_column(c) for c in columns]
+        flat = plain(sys.stdout)
+        cells = [[_cell(cell, flat) for cell in row] for row in rows]
+        if flat:
+            named = [(c.name, c.justify) for c in specs]
             sys.stdout.write(plain_table(named, cells, title))
             sys.stdout.flush()
             return None
+        return self._rich_table(specs, cells, title)
+
+    def _rich_table(self, specs: list[Column], cells: list[list[str]],
+                    title: str | None) -> Table | None:
+        """A table that fits the terminal without cutting a value; when even its narrowest
+        layout does not fit, one record per row (``name: value`` lines) instead."""
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
-        header = any(c[0] if isinstance(c, tuple) else c for c in columns)
+        groups: list[list[int]] = []  # the columns shown in one: a `below` one joins the last
+        for n, spec in enumerate(specs):
+            if spec.below and groups:
+                groups[-1].append(n)
+            else:
+                groups.append([n])
+        ranges = []
+        for group in groups:
+            parts = [_widths(specs[n].name, [row[n] for row in cells], specs[n].wrap) for n in group]
+            ranges.append((max(low for low, _ in parts), max(high for _, high in parts)))
+        widths = fit(ranges, self.console.width - 2 * (len(groups) - 1))  # 2: padding, divider
+        if widths is None:
+            self._records(specs, cells, title)
+            return None
+        header = any(spec.name for spec in specs)
         table = Table(title=title, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
-                      title_justify="left", pad_edge=False)
-        for column in columns:
-            name, justify = column if isinstance(column, tuple) else (column, "left")
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+                      title_justify="left", pad_edge=False, show_edge=False, collapse_padding=True)
+        for group, width in zip(groups, widths, strict=True):
+            name = Text("\n".join(specs[n].name for n in group), no_wrap=False)  # a header may wrap
+            table.add_column(name, justify=specs[group[0]].justify,  # type: ignore[arg-type]
+                             width=width, no_wrap=not any(specs[n].wrap for n in group),
+                             overflow="fold")
+        for row in cells:
+            table.add_row(*(Text("\n".join(row[n] for n in group if row[n])) for group in groups))
         self.console.print(table)
         return table
+
+    def _records(self, specs: list[Column], cells: list[list[str]], title: str | None) -> None:
+        """Rows too wide for the terminal: each as ``name: value`` lines (a long value wraps
+        onto the next line, nothing is cut)."""
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for number, row in enumerate(cells):
+            if number:
+                grid.add_row("", "")
+            for spec, value in zip(specs, row, strict=True):
+                if value:
+                    grid.add_row(Text(f"{spec.name}:" if spec.name else ""), Text(value))
+        if title:
+            self.console.print(Text(title))
+        self.console.print(grid)

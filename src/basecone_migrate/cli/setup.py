@@ -39,6 +39,8 @@ def show_config(ctx: typer.Context, json: JsonOption = False, as_: AsOption = No
 
     Secrets are masked.
     """
+    from basecone_migrate.cli.output import Column
+
     cli = context.get(ctx, json=json, as_=as_)
     rows = cli.settings.describe()
     payload = {
@@ -52,8 +54,10 @@ def show_config(ctx: typer.Context, json: JsonOption = False, as_: AsOption = No
         found = "" if payload["config_file_exists"] else " (not found)"
         cli.out.line(f"config file: {payload['config_file']}{found}")
         cli.out.line(f"data folder: {payload['data_dir']}")
-        cli.out.table(["setting", "variable", "value", "from"],
-                      [(r["setting"], r["variable"], r["value"] or "(none)", r["source"]) for r in rows])
+        cli.out.table([Column("setting"), Column("variable"), Column("value", wrap=True),
+                       Column("from", wrap=True)],
+                      [(r["setting"], r["variable"], r["value"] or "(none)",
+                        "env" if r["source"] == f"env {r['variable']}" else r["source"]) for r in rows])
 
     cli.out.emit(payload, render)
 
@@ -88,10 +92,12 @@ def load(
 ) -> None:
     """Upsert the world from a JSON file.
 
-    Environments, users, connections, administrations and documents. One transaction: a
-    malformed file changes nothing. Loading it again changes nothing, and an administration
-    that was moved, re-coded or re-linked since keeps its place. Document paths are relative
-    to the file.
+    Environments, users, connections, administrations and documents. Everything is checked
+    first: a malformed file changes nothing. The entities go in one transaction; the
+    documents are copied after it, so a load that stopped while copying is finished by
+    loading the file again. Loading it again changes nothing, and an administration that was
+    moved, re-coded or re-linked since keeps its place. Document paths are relative to the
+    file.
     """
     from basecone_migrate.services.world import load_world
 
@@ -116,27 +122,29 @@ def load(
 @env_app.command("list")
 def env_list(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -> None:
     """List environments: plan, archive root, size."""
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
     from basecone_migrate.services import overview
 
     cli = context.get(ctx, json=json, as_=as_)
     rows = overview.environments_list(cli.runtime)
     cli.out.emit(rows, lambda: cli.out.table(
-        ["office", "name", "plan", ("admins", "right"), ("users", "right"),
-         ("documents", "right"), ("size", "right"), "archive"],
+        [Column("office"), Column("name", wrap=True), Column("plan"), Column("admins", "right"),
+         Column("users", "right"), Column("documents", "right"), Column("size", "right"),
+         Column("archive", wrap=True)],
         [(r["code"], r["name"], r["plan"], r["administrations"], r["users"], r["documents"],
           human_size(r["bytes"]), r["storage"]) for r in rows],
         title="Environments", empty="no environments: load a world first"))
 
 
 def render_administrations(cli: context.CLI, rows: list[dict[str, Any]], title: str) -> None:
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
 
     cli.out.table(
-        [("id", "right"), "office", "code", "name", "accounting system", "package", "e-mail",
-         ("docs", "right"), ("size", "right")],
-        [(r["id"], r["environment"], r["code"], r["name"], r["accounting_system"], r["package"],
-          r["email"], r["documents"], human_size(r["bytes"])) for r in rows],
+        [Column("id", "right"), Column("office"), Column("code"), Column("name", wrap=True),
+         Column("e-mail", below=True), Column("accounting system"), Column("package"),
+         Column("docs", "right"), Column("size", "right")],
+        [(r["id"], r["environment"], r["code"], r["name"], r["email"], r["accounting_system"],
+          r["package"], r["documents"], human_size(r["bytes"])) for r in rows],
         title=title, empty="no administrations")
 
 
@@ -172,7 +180,7 @@ def admin_show(
 
 
 def render_administration(cli: context.CLI, d: dict[str, Any]) -> None:
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
 
     rows = [
         ("id", d["id"]),
@@ -187,7 +195,8 @@ def render_administration(cli: context.CLI, d: dict[str, Any]) -> None:
                                 for w in d["workflows"]) or "none"),
     ]
     rows.append(("earlier addresses", ", ".join(d["aliases"]) or "none"))
-    cli.out.table(["", ""], rows, title=f"Administration {d['environment']}/{d['code']}")
+    cli.out.table([Column(""), Column("", wrap=True)], rows,
+                  title=f"Administration {d['environment']}/{d['code']}")
 
 
 @archive_app.command("add")
@@ -202,14 +211,15 @@ def archive_add(
 
     Each is hashed while it is copied; identical content is kept once.
     """
-    from basecone_migrate.cli.output import human_size
+    from basecone_migrate.cli.output import Column, human_size
     from basecone_migrate.services import archive
 
     cli = context.get(ctx, json=json, as_=as_)
     result = archive.add(cli.runtime, admin, files)
     rows = result["documents"]
     cli.out.emit(rows, lambda: cli.out.table(
-        [("id", "right"), "file", ("size", "right"), "sha256", ""],
+        [Column("id", "right"), Column("file", wrap=True), Column("size", "right"), Column("sha256"),
+         Column("", wrap=True)],
         [(r["id"], r["filename"], human_size(r["size"]), r["sha256"][:16] + "…",
           "added" if r["added"] else "already in the archive") for r in rows]))
 
@@ -219,13 +229,14 @@ def archive_list(
     ctx: typer.Context, admin: AdminArgument, json: JsonOption = False, as_: AsOption = None
 ) -> None:
     """List the documents of an administration."""
-    from basecone_migrate.cli.output import human_size, when
+    from basecone_migrate.cli.output import Column, human_size, when
     from basecone_migrate.services import archive
 
     cli = context.get(ctx, json=json, as_=as_)
     rows = archive.list_documents(cli.runtime, admin)
     cli.out.emit(rows, lambda: cli.out.table(
-        [("id", "right"), "file", ("size", "right"), "sha256", "added"],
+        [Column("id", "right"), Column("file", wrap=True), Column("size", "right"), Column("sha256"),
+         Column("added (UTC)")],
         [(r["id"], r["filename"], human_size(r["size"]), r["sha256"], when(r["added_at"]))
          for r in rows], empty="the archive is empty"))
 

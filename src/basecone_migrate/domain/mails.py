@@ -165,9 +165,9 @@ belong to {target}, with their whole archive:
 Suppliers should send invoices to the new mail addresses.
 
 Reminder: users and their access were not transferred. {receiver.name}, give users
-access to each administration:
+access to the administrations (repeat --user for more users):
 
-  basecone-migrate --as {receiver.email} access grant ADMIN --user EMAIL
+  basecone-migrate --as {receiver.email} access grant --migration {migration_id} --user EMAIL
 
 or in Basecone: Settings > Administrations > Users > Access = Yes.
 
@@ -189,7 +189,11 @@ The transfercode of these offers expired before anyone redeemed it:
 
 {parts}
 
-The administrations stay in your environment. To move them, make a new offer.
+The administrations stay in your environment. To offer them again to the same
+recipients, with a new transfercode valid for 15 days, resend the offer (MIGRATION is
+its number above):
+
+  basecone-migrate --as {sender.email} resend MIGRATION
 """
     return Mail("expire", [sender.email], f"Migration offer expired: {_plural(count, 'administration')}",
                 body)

@@ -49,13 +49,19 @@ class ItemBusy(Exception):
     """Another process moves this item right now: try again later."""
 
 
-def require_postgres(rt: Runtime) -> None:
+def require_postgres(rt: Runtime, worker: bool = False) -> None:
     """Background transfers need a database that workers on other machines share."""
-    if rt.engine.dialect.name != "postgresql":
+    if rt.engine.dialect.name == "postgresql":
+        return
+    if worker:
         raise UsageProblem(
-            "background transfers need a shared PostgreSQL database (BASECONE_MIGRATE_DB="
-            "postgresql://...): workers on other machines cannot reach a SQLite file; leave out "
-            "--background to transfer here and now")
+            "workers need a shared PostgreSQL database: set BASECONE_MIGRATE_DB (or --db) to the "
+            "postgresql://... database the transfers are queued in; on SQLite there is no queue, "
+            "because redeem and resume move the archives themselves")
+    raise UsageProblem(
+        "background transfers need a shared PostgreSQL database (BASECONE_MIGRATE_DB="
+        "postgresql://...): workers on other machines cannot reach a SQLite file; leave out "
+        "--background to transfer here and now")
 
 
 def conninfo(rt: Runtime) -> str:
@@ -203,7 +209,7 @@ class WorkerOptions:
 def run_worker(rt: Runtime, options: WorkerOptions) -> None:
     """Run queued transfers until stopped (SIGINT or SIGTERM: running transfers finish
     first), or with ``once`` until the queue holds no job of ours, then return."""
-    require_postgres(rt)
+    require_postgres(rt, worker=True)
     rt.engine  # noqa: B018 - connected and schema-checked before any thread uses it
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     app = make_app(rt)

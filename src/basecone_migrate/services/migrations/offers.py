@@ -132,7 +132,8 @@ def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: 
     source = admins[0].environment
     lookup.require_superuser(user, source, "offer its administrations")
     if accept_terms is False:
-        raise Refused("accept the terms of the migration with --accept-terms")
+        raise Refused("accept the terms of the migration with --accept-terms (read them first: "
+                      "`basecone-migrate terms`)")
     for admin in admins:
         _check_migratable(admin)
     for admin in admins:

@@ -137,8 +137,9 @@ def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
         raise NotAllowed(f"{user.email} is not a Superuser: only a Superuser of the receiving "
                          f"environment may {'reject' if rejecting else 'redeem'} an offer")
     if user.email not in recipients_of(s, migration):
-        raise NotAllowed(f"{user.email} is not a recipient of this transfercode: ask the sender to "
-                         "resend the offer to you")
+        raise NotAllowed(f"{user.email} is not a recipient of this transfercode: only the addresses "
+                         f"it was sent to can redeem it; ask {migration.created_by.email} for a new "
+                         "offer to your address")
     target = user.environment
     if target.id == migration.source_environment_id:
         raise Refused(f"these administrations are already in your environment {target.code}: a "
@@ -333,7 +334,8 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
     offered = [i for i in items if item_status(i, now) == "offered"]
     if not accept_terms and not (ask and ask.accept_terms(str(fee), len(offered), target.code)):
         raise Refused(f"accept the terms and the costs ({fee} per administration, invoiced to "
-                      f"{target.code}) with --accept-terms")
+                      f"{target.code}) with --accept-terms (read them first: "
+                      "`basecone-migrate terms`)")
     if select_:
         chosen: list[MigrationItem] = []
         for reference in select_:
