@@ -5,6 +5,11 @@ Under ``--json`` stdout carries exactly one JSON document. Without a terminal, o
 text separated by two spaces, without box drawing and without trailing spaces (easy to
 `grep` and `awk`). ``--quiet`` keeps stdout and the notes on stderr silent; warnings and
 errors still go to stderr.
+
+Text from a world file, a batch or an option reaches the terminal only as text: every cell,
+line, note and title goes through `domain.text` (control characters shown as ``\\x1b``,
+never sent) and reaches Rich as a ``Text``, never parsed as markup (``[link=...]``) or
+emoji codes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 
 def _default(value: Any) -> Any:
@@ -57,6 +63,22 @@ def _console(stderr: bool) -> Console:
     is_terminal = stream.isatty()
     width = None if is_terminal or "COLUMNS" in os.environ else 1000
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+
+
+def shown(text: str) -> Text:
+    """Text for Rich that it prints as it is: no markup, no emoji codes, no control characters."""
+    from rich.text import Text
+
+    from basecone_migrate.domain.text import visible
+
+    return Text(visible(text))
+
+
+def cell(value: Any) -> str:
+    """A table cell: one line, its control characters shown escaped."""
+    from basecone_migrate.domain.text import one_line
+
+    return "" if value is None else one_line(str(value))
 
 
 def plain(stream: Any) -> bool:
@@ -118,15 +140,17 @@ class Output:
         if self.quiet and not essential:
             return
         if plain(sys.stdout):
-            sys.stdout.write(text + "\n")
+            from basecone_migrate.domain.text import visible
+
+            sys.stdout.write(visible(text) + "\n")
             sys.stdout.flush()
         else:
-            self.console.print(text, markup=False)
+            self.console.print(shown(text))
 
     def note(self, text: str) -> None:
         """A message for the person (stderr); silent under --json and --quiet."""
         if not (self.json_mode or self.quiet):
-            self.err_console.print(text, markup=False)
+            self.err_console.print(shown(text))
 
     def warn(self, text: str) -> None:
         from basecone_migrate.domain.text import one_line
@@ -149,20 +173,22 @@ class Output:
             return None
         if plain(sys.stdout):
             named = [c if isinstance(c, tuple) else (c, "left") for c in columns]
-            cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
-            sys.stdout.write(plain_table(named, cells, title))
+            cells = [[cell(value) for value in row] for row in rows]
+            sys.stdout.write(plain_table(named, cells, cell(title) if title else None))
             sys.stdout.flush()
             return None
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
         header = any(c[0] if isinstance(c, tuple) else c for c in columns)
-        table = Table(title=title, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
+        table = Table(title=Text(cell(title)) if title else None,
+                      box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
                       title_justify="left", pad_edge=False)
         for column in columns:
             name, justify = column if isinstance(column, tuple) else (column, "left")
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+            table.add_row(*(Text(cell(value)) for value in row))
         self.console.print(table)
         return table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from basecone_migrate.cli.output import Output
+from basecone_migrate.cli.output import Output, shown
 from basecone_migrate.errors import UsageProblem
 
 
@@ -36,7 +36,7 @@ class TerminalQuestions:
         self.console.print("Authorisers are not transferred, and must not be part of an "
                            "authorisation workflow of a moved administration:", markup=False)
         for finding in findings:
-            self.console.print(f"  - {finding}", markup=False)
+            self.console.print(shown(f"  - {finding}"))
         return self._confirm("Confirm the checklist and continue?")
 
     def select(self, offered: list[dict[str, Any]]) -> list[int]:

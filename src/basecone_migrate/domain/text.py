@@ -21,8 +21,10 @@ def printable(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` safe for one line of a terminal or a log: control characters, line and
-    paragraph separators (which ``splitlines`` and terminals act on) are shown escaped."""
+    """``text`` safe for one line of a terminal or a log: control characters (C0 and C1,
+    ESC among them), format characters (bidirectional overrides), line and paragraph
+    separators (which ``splitlines`` and terminals act on) are shown as Python escapes
+    (``\\x1b``, ``\\x9b``, ``\\u202e``, ``\\n``), so a terminal shows them and acts on none."""
     import unicodedata
 
     if text.isprintable():
@@ -30,3 +32,11 @@ def one_line(text: str) -> str:
     return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
                    else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
                    for ch in text)
+
+
+def visible(text: str) -> str:
+    """``text`` as a terminal shows it and never acts on it: each of its lines made safe by
+    `one_line`, the line breaks kept (a mail's body stays readable)."""
+    if text.isprintable():
+        return text
+    return "\n".join(one_line(line) for line in text.split("\n"))
