@@ -4,6 +4,10 @@ before they are read.
 Only a regular file is read: a FIFO would block the command forever and ``/dev/zero``
 would fill the memory. Every way a name can fail (missing, a folder, too long for the
 filesystem, a NUL byte, no permission) becomes one sentence for an ``Error:`` line.
+
+A name read ``within`` a folder (a world file's documents) must lie inside that folder, and
+no symbolic link is followed on the way: each folder below it is opened with
+``O_NOFOLLOW`` relative to the one before, so a link swapped in meanwhile cannot lead out.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ class UnreadableFile(Exception):
         super().__init__(f"{os.fsdecode(path)!s}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class OutsideFolder(UnreadableFile):
+    """The name lies outside the folder it must stay within."""
+
+
+class SymbolicLink(UnreadableFile):
+    """The name is, or leads through, a symbolic link, which is not followed."""
 
 
 def os_reason(exc: OSError) -> str:
@@ -49,30 +61,112 @@ def _kind(mode: int) -> str | None:
     return None
 
 
-def check_regular(path: str | os.PathLike[str]) -> os.stat_result:
-    """The file's status, or UnreadableFile when it is not a regular file we may open."""
+def inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
+    """``path`` (relative to ``folder``, or absolute) as a name relative to ``folder``, its
+    ``..`` resolved by the name alone; None when it lies outside ``folder``."""
+    name = os.path.relpath(os.path.normpath(os.path.join(folder, path)), folder)
+    if name == os.curdir or name == os.pardir or name.startswith(os.pardir + os.sep):
+        return None
+    return name
+
+
+def _parent(path: str | os.PathLike[str], within: str | os.PathLike[str]) -> tuple[int, str]:
+    """(descriptor of the folder that holds ``path``, its last name), reached from ``within``
+    one folder at a time without following a symbolic link."""
+    name = inside(within, path)
+    if name is None:
+        raise OutsideFolder(path, f"is outside {os.fsdecode(within)}")
+    *folders, last = name.split(os.sep)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     try:
-        status = os.stat(path)
-    except ValueError:  # an embedded NUL byte
-        raise UnreadableFile(path, "the name contains a NUL byte") from None
+        descriptor = os.open(within, flags)
     except OSError as exc:
         raise UnreadableFile(path, os_reason(exc)) from None
+    for depth, folder in enumerate(folders):
+        try:
+            below = os.open(folder, flags | os.O_NOFOLLOW, dir_fd=descriptor)
+        except OSError as exc:
+            link = exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(folder, descriptor)
+            os.close(descriptor)
+            if link:  # O_DIRECTORY with O_NOFOLLOW says ENOTDIR for a link to a folder
+                name = os.path.join(*folders[:depth + 1])
+                raise SymbolicLink(path, f"leads through the symbolic link {name}") from None
+            raise UnreadableFile(path, os_reason(exc)) from None
+        os.close(descriptor)
+        descriptor = below
+    return descriptor, last
+
+
+def _is_link(name: str, folder: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _checked(path: str | os.PathLike[str], status: os.stat_result) -> os.stat_result:
+    if stat.S_ISLNK(status.st_mode):
+        raise SymbolicLink(path, "is a symbolic link")
     kind = _kind(status.st_mode)
     if kind is not None:
         raise UnreadableFile(path, f"{kind}, not a regular file")
     return status
 
 
-def open_regular(path: str | os.PathLike[str]) -> int:
-    """A descriptor open for reading on a regular file. Opened without blocking and checked
-    on the descriptor itself, so a FIFO put in the file's place meanwhile cannot hang us."""
-    check_regular(path)
+def check_regular(path: str | os.PathLike[str],
+                  within: str | os.PathLike[str] | None = None) -> os.stat_result:
+    """The file's status, or UnreadableFile when it is not a regular file we may open.
+    ``within``: ``path`` must lie inside that folder, reached without following a symbolic
+    link (OutsideFolder, SymbolicLink)."""
+    if within is not None:
+        folder, name = _parent(path, within)
+        try:
+            return _status(path, name, folder)
+        finally:
+            os.close(folder)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return _checked(path, os.stat(path))
+    except ValueError:  # an embedded NUL byte
+        raise UnreadableFile(path, "the name contains a NUL byte") from None
+    except OSError as exc:
+        raise UnreadableFile(path, os_reason(exc)) from None
+
+
+def _status(path: str | os.PathLike[str], name: str, folder: int) -> os.stat_result:
+    try:
+        return _checked(path, os.stat(name, dir_fd=folder, follow_symlinks=False))
     except ValueError:
         raise UnreadableFile(path, "the name contains a NUL byte") from None
     except OSError as exc:
         raise UnreadableFile(path, os_reason(exc)) from None
+
+
+def open_regular(path: str | os.PathLike[str], within: str | os.PathLike[str] | None = None) -> int:
+    """A descriptor open for reading on a regular file, checked before it is opened (a FIFO
+    or a device never is). Opened without blocking and checked on the descriptor itself, so
+    a FIFO put in the file's place meanwhile cannot hang us. ``within``: as for
+    `check_regular`, one walk down the folders; the file is opened with ``O_NOFOLLOW``."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    folder = None
+    if within is None:
+        check_regular(path)
+    else:
+        folder, name = _parent(path, within)
+    try:
+        if folder is None:
+            descriptor = os.open(path, flags)
+        else:
+            _status(path, name, folder)
+            descriptor = os.open(name, flags | os.O_NOFOLLOW, dir_fd=folder)
+    except ValueError:
+        raise UnreadableFile(path, "the name contains a NUL byte") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and folder is not None:  # made a link since the check
+            raise SymbolicLink(path, "is a symbolic link") from None
+        raise UnreadableFile(path, os_reason(exc)) from None
+    finally:
+        if folder is not None:
+            os.close(folder)
     kind = _kind(os.fstat(descriptor).st_mode)
     if kind is not None:
         os.close(descriptor)

@@ -83,6 +83,10 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
 def load(
     ctx: typer.Context,
     world: Annotated[Path, typer.Argument(metavar="WORLD.json", help="The world to upsert.")],
+    documents_anywhere: Annotated[bool, typer.Option(
+        "--documents-anywhere",
+        help="Allow document paths outside the world file's folder, and follow symbolic links "
+             "(only for a world file you trust).")] = False,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -91,12 +95,13 @@ def load(
     Environments, users, connections, administrations and documents. One transaction: a
     malformed file changes nothing. Loading it again changes nothing, and an administration
     that was moved, re-coded or re-linked since keeps its place. Document paths are relative
-    to the file.
+    to the file and must stay in its folder, without symbolic links, unless
+    --documents-anywhere.
     """
     from basecone_migrate.services.world import load_world
 
     cli = context.get(ctx, json=json, as_=as_)
-    report, notes = load_world(cli.runtime, world)
+    report, notes = load_world(cli.runtime, world, documents_anywhere=documents_anywhere)
     for note in notes:  # in both modes: the file and the database disagree, and the database won
         cli.out.warn(note)
 

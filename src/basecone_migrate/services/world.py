@@ -11,6 +11,7 @@ again, so loading a file twice changes nothing.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +49,15 @@ from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.domain.text import unstorable
 from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
-from basecone_migrate.files import UnreadableFile, check_regular, open_regular, os_reason
+from basecone_migrate.files import (
+    OutsideFolder,
+    SymbolicLink,
+    UnreadableFile,
+    check_regular,
+    inside,
+    open_regular,
+    os_reason,
+)
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit
 from basecone_migrate.storage import Archive
@@ -200,22 +209,41 @@ KINDS = ("environments", "users", "accounting_systems", "catalogue_entries",
 @dataclass
 class _Files:
     """An administration's documents as the file lists them, read one at a time: a list of
-    100,000 (place, path, filename) tuples would cost more than the rest of the load."""
+    100,000 (place, path, filename) tuples would cost more than the rest of the load.
+
+    A document must lie in the world file's folder (``folders``: that folder resolved, then
+    as it was named, for an absolute path that names it so), reached without a symbolic
+    link; ``anywhere`` (``load --documents-anywhere``) allows any path and follows links."""
 
     where: str  # "environments[0].administrations[0].documents"
-    base: Path
+    folders: tuple[Path, ...]
     entries: list[str | DocumentIn]
+    anywhere: bool = False
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __iter__(self) -> Iterator[tuple[str, Path, str]]:
-        """(place, file, filename) of each document."""
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        """(place, path as the file gives it, filename) of each document."""
         for k, entry in enumerate(self.entries):
             path, filename = (entry, None) if isinstance(entry, str) else (entry.path, entry.filename)
-            file = Path(path)
-            file = file if file.is_absolute() else self.base / file
-            yield f"{self.where}[{k}]", file, filename or file.name
+            yield f"{self.where}[{k}]", path, filename or Path(path).name
+
+    def _locate(self, path: str) -> tuple[Path | None, Path]:
+        """(the folder it must stay within or None, the file)."""
+        file = Path(path)
+        if self.anywhere:
+            return None, file if file.is_absolute() else self.folders[0] / file
+        folder = next((f for f in self.folders if inside(f, file) is not None), self.folders[0])
+        return folder, folder / file
+
+    def check(self, path: str) -> os.stat_result:
+        folder, file = self._locate(path)
+        return check_regular(file, folder)
+
+    def open(self, path: str) -> int:
+        folder, file = self._locate(path)
+        return open_regular(file, folder)
 
 
 @dataclass
@@ -242,11 +270,15 @@ DOCUMENT_BATCH = 1000
 
 
 class _Loader:
-    def __init__(self, rt: Runtime, session: Session, path: Path) -> None:
+    def __init__(self, rt: Runtime, session: Session, path: Path, named: Path | None = None,
+                 documents_anywhere: bool = False) -> None:
         self.rt = rt
         self.session = session
         self.path = path
         self.base = path.parent
+        #: Where documents may be: the file's folder, resolved and as it was named.
+        self.folders = tuple(dict.fromkeys((self.base, (named or path).parent)))
+        self.documents_anywhere = documents_anywhere
         self.counts: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.documents_count: Counter[str] = Counter()
         self.notes: list[str] = []  # why something in the file was left as it is
@@ -368,11 +400,18 @@ class _Loader:
             raise self.fail(Refused, f"{where}.accounting_system",
                             f"accounting system {system.id!r} belongs to environment "
                             f"{system.environment.code}, not {environment.code}")
-        documents = _Files(f"{where}.documents", self.base, admin.documents)
-        for (place_of, file, _), entry in zip(documents, admin.documents, strict=True):
-            given = entry if isinstance(entry, str) else entry.path
+        documents = _Files(f"{where}.documents", self.folders, admin.documents, self.documents_anywhere)
+        for place_of, given, _ in documents:
             try:
-                check_regular(file)
+                documents.check(given)
+            except OutsideFolder:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} is outside the "
+                                f"world file's folder {self.base}: move it there, or load with "
+                                "--documents-anywhere") from None
+            except SymbolicLink as exc:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} {exc.reason}, "
+                                "and load follows none: copy the file into place, or load with "
+                                "--documents-anywhere") from None
             except UnreadableFile as exc:
                 if exc.reason == "no such file":
                     raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
@@ -479,6 +518,7 @@ class _Loader:
         from basecone_migrate.services.archive import discard_unrecorded, hold_for_documents
         from basecone_migrate.storage import Stored, hash_stream, new_buffer
 
+        files = todo.documents
         archive = todo.archive
         with self.rt.uow(read_only=True) as uow:
             rows = uow.session.execute(select(Document.filename, Document.size, Document.sha256)
@@ -508,17 +548,20 @@ class _Loader:
             pending.clear()
 
         try:
-            for where, file, filename in todo.documents:
+            for where, given, filename in files:
                 try:
-                    if (filename, check_regular(file).st_size) in by_name_size:
-                        # Probably loaded before: confirm by reading, without copying.
-                        with open(open_regular(file), "rb", buffering=0) as handle:
+                    # One descriptor per document, opened as checked: what is hashed is what
+                    # is copied, whatever is put in the name's place meanwhile.
+                    with open(files.open(given), "rb", buffering=0) as handle:
+                        if (filename, os.fstat(handle.fileno()).st_size) in by_name_size:
+                            # Probably loaded before: confirm by reading, without copying.
                             if hash_stream(handle, buffer)[1] in known:
                                 self.documents_count["already_present"] += 1
                                 continue
-                    stored = archive.put_file(file, todo.admin_id, buffer)
+                            handle.seek(0)
+                        stored = archive.write(handle, todo.admin_id, buffer=buffer)
                 except UnreadableFile as exc:
-                    raise self.fail(Refused, where, f"cannot read {file}: {exc.reason}"
+                    raise self.fail(Refused, where, f"cannot read {exc.path}: {exc.reason}"
                                     + self._loaded_so_far()) from None
                 except OSError as exc:
                     raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
@@ -576,8 +619,11 @@ class _Loader:
         return report
 
 
-def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
+def load_world(rt: Runtime, path: Path, documents_anywhere: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Load the file; returns the counts per kind and why anything was left as it is.
+
+    Documents must lie in the file's folder, reached without a symbolic link, unless
+    ``documents_anywhere``.
 
     Every check runs first (the file, every document path, the moves in progress); the
     environments, users, connections and administrations go in one transaction; then the
@@ -588,7 +634,8 @@ def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
     path = Path(path)
     world = parse_world(path)
     with rt.uow() as uow:
-        loader = _Loader(rt, uow.session, path.resolve())
+        loader = _Loader(rt, uow.session, path.resolve(), Path(os.path.abspath(path)),
+                         documents_anywhere)
         try:
             copies = loader.run(world)
             uow.commit()
