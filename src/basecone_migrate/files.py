@@ -70,31 +70,74 @@ def inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> str 
     return name
 
 
-def _parent(path: str | os.PathLike[str], within: str | os.PathLike[str]) -> tuple[int, str]:
-    """(descriptor of the folder that holds ``path``, its last name), reached from ``within``
-    one folder at a time without following a symbolic link."""
-    name = inside(within, path)
-    if name is None:
-        raise OutsideFolder(path, f"is outside {os.fsdecode(within)}")
-    *folders, last = name.split(os.sep)
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    try:
-        descriptor = os.open(within, flags)
-    except OSError as exc:
-        raise UnreadableFile(path, os_reason(exc)) from None
-    for depth, folder in enumerate(folders):
+class Folder:
+    """Files read within one folder: each name must lie inside it, and is reached one
+    folder at a time, each opened with ``O_NOFOLLOW`` relative to the one above it, so no
+    symbolic link is followed, not even one swapped in meanwhile (OutsideFolder,
+    SymbolicLink). The last folder reached stays open for the next name: a world's documents
+    mostly share one. Close it when done (or use it as a context manager)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._last: tuple[list[str], int] | None = None
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._last is not None:
+            os.close(self._last[1])
+            self._last = None
+
+    def _parent(self, path: str | os.PathLike[str]) -> tuple[int, str]:
+        """(descriptor of the folder that holds ``path``, its last name)."""
+        name = inside(self.path, path)
+        if name is None:
+            raise OutsideFolder(path, f"is outside {self.path}")
+        *folders, last = name.split(os.sep)
+        if self._last is not None and self._last[0] == folders:
+            return self._last[1], last
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
         try:
-            below = os.open(folder, flags | os.O_NOFOLLOW, dir_fd=descriptor)
+            descriptor = os.open(self.path, flags)
         except OSError as exc:
-            link = exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(folder, descriptor)
-            os.close(descriptor)
-            if link:  # O_DIRECTORY with O_NOFOLLOW says ENOTDIR for a link to a folder
-                name = os.path.join(*folders[:depth + 1])
-                raise SymbolicLink(path, f"leads through the symbolic link {name}") from None
             raise UnreadableFile(path, os_reason(exc)) from None
-        os.close(descriptor)
-        descriptor = below
-    return descriptor, last
+        for depth, folder in enumerate(folders):
+            try:
+                below = os.open(folder, flags | os.O_NOFOLLOW, dir_fd=descriptor)
+            except OSError as exc:
+                link = exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(folder, descriptor)
+                os.close(descriptor)
+                if link:  # O_DIRECTORY with O_NOFOLLOW says ENOTDIR for a link to a folder
+                    through = os.path.join(*folders[:depth + 1])
+                    raise SymbolicLink(path, f"leads through the symbolic link {through}") from None
+                raise UnreadableFile(path, os_reason(exc)) from None
+            os.close(descriptor)
+            descriptor = below
+        self.close()
+        self._last = (folders, descriptor)
+        return descriptor, last
+
+    def check(self, path: str | os.PathLike[str]) -> os.stat_result:
+        """As `check_regular`, within this folder."""
+        folder, name = self._parent(path)
+        return _status(path, name, folder)
+
+    def open(self, path: str | os.PathLike[str]) -> int:
+        """As `open_regular`, within this folder: the file too is opened with ``O_NOFOLLOW``."""
+        folder, name = self._parent(path)
+        _status(path, name, folder)
+        try:
+            descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                 dir_fd=folder)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # made a link since the check
+                raise SymbolicLink(path, "is a symbolic link") from None
+            raise UnreadableFile(path, os_reason(exc)) from None
+        return _regular(path, descriptor)
 
 
 def _is_link(name: str, folder: int) -> bool:
@@ -113,25 +156,6 @@ def _checked(path: str | os.PathLike[str], status: os.stat_result) -> os.stat_re
     return status
 
 
-def check_regular(path: str | os.PathLike[str],
-                  within: str | os.PathLike[str] | None = None) -> os.stat_result:
-    """The file's status, or UnreadableFile when it is not a regular file we may open.
-    ``within``: ``path`` must lie inside that folder, reached without following a symbolic
-    link (OutsideFolder, SymbolicLink)."""
-    if within is not None:
-        folder, name = _parent(path, within)
-        try:
-            return _status(path, name, folder)
-        finally:
-            os.close(folder)
-    try:
-        return _checked(path, os.stat(path))
-    except ValueError:  # an embedded NUL byte
-        raise UnreadableFile(path, "the name contains a NUL byte") from None
-    except OSError as exc:
-        raise UnreadableFile(path, os_reason(exc)) from None
-
-
 def _status(path: str | os.PathLike[str], name: str, folder: int) -> os.stat_result:
     try:
         return _checked(path, os.stat(name, dir_fd=folder, follow_symlinks=False))
@@ -141,38 +165,48 @@ def _status(path: str | os.PathLike[str], name: str, folder: int) -> os.stat_res
         raise UnreadableFile(path, os_reason(exc)) from None
 
 
-def open_regular(path: str | os.PathLike[str], within: str | os.PathLike[str] | None = None) -> int:
-    """A descriptor open for reading on a regular file, checked before it is opened (a FIFO
-    or a device never is). Opened without blocking and checked on the descriptor itself, so
-    a FIFO put in the file's place meanwhile cannot hang us. ``within``: as for
-    `check_regular`, one walk down the folders; the file is opened with ``O_NOFOLLOW``."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-    folder = None
-    if within is None:
-        check_regular(path)
-    else:
-        folder, name = _parent(path, within)
-    try:
-        if folder is None:
-            descriptor = os.open(path, flags)
-        else:
-            _status(path, name, folder)
-            descriptor = os.open(name, flags | os.O_NOFOLLOW, dir_fd=folder)
-    except ValueError:
-        raise UnreadableFile(path, "the name contains a NUL byte") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and folder is not None:  # made a link since the check
-            raise SymbolicLink(path, "is a symbolic link") from None
-        raise UnreadableFile(path, os_reason(exc)) from None
-    finally:
-        if folder is not None:
-            os.close(folder)
+def _regular(path: str | os.PathLike[str], descriptor: int) -> int:
+    """The descriptor, set blocking, once it is known to be a regular file (else closed)."""
     kind = _kind(os.fstat(descriptor).st_mode)
     if kind is not None:
         os.close(descriptor)
         raise UnreadableFile(path, f"{kind}, not a regular file")
     os.set_blocking(descriptor, True)
     return descriptor
+
+
+def check_regular(path: str | os.PathLike[str],
+                  within: str | os.PathLike[str] | None = None) -> os.stat_result:
+    """The file's status, or UnreadableFile when it is not a regular file we may open.
+    ``within``: ``path`` must lie inside that folder, reached without following a symbolic
+    link (see `Folder`)."""
+    if within is not None:
+        with Folder(within) as folder:
+            return folder.check(path)
+    try:
+        return _checked(path, os.stat(path))
+    except ValueError:  # an embedded NUL byte
+        raise UnreadableFile(path, "the name contains a NUL byte") from None
+    except OSError as exc:
+        raise UnreadableFile(path, os_reason(exc)) from None
+
+
+def open_regular(path: str | os.PathLike[str], within: str | os.PathLike[str] | None = None) -> int:
+    """A descriptor open for reading on a regular file, checked before it is opened (a FIFO
+    or a device never is). Opened without blocking and checked on the descriptor itself, so
+    a FIFO put in the file's place meanwhile cannot hang us. ``within``: as for
+    `check_regular`."""
+    if within is not None:
+        with Folder(within) as folder:
+            return folder.open(path)
+    check_regular(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except ValueError:
+        raise UnreadableFile(path, "the name contains a NUL byte") from None
+    except OSError as exc:
+        raise UnreadableFile(path, os_reason(exc)) from None
+    return _regular(path, descriptor)
 
 
 def read_regular(path: str | os.PathLike[str]) -> bytes:

@@ -50,6 +50,7 @@ from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.domain.text import unstorable
 from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
 from basecone_migrate.files import (
+    Folder,
     OutsideFolder,
     SymbolicLink,
     UnreadableFile,
@@ -220,6 +221,14 @@ class _Files:
     entries: list[str | DocumentIn]
     anywhere: bool = False
 
+    def __post_init__(self) -> None:
+        self._within = tuple(Folder(folder) for folder in self.folders)
+
+    def close(self) -> None:
+        """Close the folders kept open between documents."""
+        for folder in self._within:
+            folder.close()
+
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -229,21 +238,21 @@ class _Files:
             path, filename = (entry, None) if isinstance(entry, str) else (entry.path, entry.filename)
             yield f"{self.where}[{k}]", path, filename or Path(path).name
 
-    def _locate(self, path: str) -> tuple[Path | None, Path]:
+    def _locate(self, path: str) -> tuple[Folder | None, Path]:
         """(the folder it must stay within or None, the file)."""
         file = Path(path)
         if self.anywhere:
             return None, file if file.is_absolute() else self.folders[0] / file
-        folder = next((f for f in self.folders if inside(f, file) is not None), self.folders[0])
-        return folder, folder / file
+        folder = next((f for f in self._within if inside(f.path, file) is not None), self._within[0])
+        return folder, Path(folder.path) / file
 
     def check(self, path: str) -> os.stat_result:
         folder, file = self._locate(path)
-        return check_regular(file, folder)
+        return check_regular(file) if folder is None else folder.check(file)
 
     def open(self, path: str) -> int:
         folder, file = self._locate(path)
-        return open_regular(file, folder)
+        return open_regular(file) if folder is None else folder.open(file)
 
 
 @dataclass
@@ -401,22 +410,10 @@ class _Loader:
                             f"accounting system {system.id!r} belongs to environment "
                             f"{system.environment.code}, not {environment.code}")
         documents = _Files(f"{where}.documents", self.folders, admin.documents, self.documents_anywhere)
-        for place_of, given, _ in documents:
-            try:
-                documents.check(given)
-            except OutsideFolder:
-                raise self.fail(UsageProblem, place_of, f"document file {given!r} is outside the "
-                                f"world file's folder {self.base}: move it there, or load with "
-                                "--documents-anywhere") from None
-            except SymbolicLink as exc:
-                raise self.fail(UsageProblem, place_of, f"document file {given!r} {exc.reason}, "
-                                "and load follows none: copy the file into place, or load with "
-                                "--documents-anywhere") from None
-            except UnreadableFile as exc:
-                if exc.reason == "no such file":
-                    raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
-                                    f"are relative to {self.base})") from None
-                raise self.fail(UsageProblem, place_of, f"document file {given!r}: {exc.reason}") from None
+        try:
+            self._check_documents(documents)
+        finally:
+            documents.close()
         members = [self._member(f"{where}.users[{k}]", environment, email)
                    for k, email in enumerate(admin.users)]
         authorisers = [[self._member(f"{where}.workflows[{k}].authorisers[{m}]", environment, email)
@@ -472,6 +469,26 @@ class _Loader:
                     listed.add(user.id)
                     self.counts["authorisers"]["created"] += 1
         return _Target(model, documents, existing is None)
+
+    def _check_documents(self, documents: _Files) -> None:
+        """Every document file is there, a regular file, in the world file's folder and
+        reached without a symbolic link (unless --documents-anywhere)."""
+        for place_of, given, _ in documents:
+            try:
+                documents.check(given)
+            except OutsideFolder:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} is outside the "
+                                f"world file's folder {self.base}: move it there, or load with "
+                                "--documents-anywhere") from None
+            except SymbolicLink as exc:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} {exc.reason}, "
+                                "and load follows none: copy the file into place, or load with "
+                                "--documents-anywhere") from None
+            except UnreadableFile as exc:
+                if exc.reason == "no such file":
+                    raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
+                                    f"are relative to {self.base})") from None
+                raise self.fail(UsageProblem, place_of, f"document file {given!r}: {exc.reason}") from None
 
     def _moved_away(self, environment: Environment, admin: AdministrationIn) -> str | None:
         """How the file's administration left this place (another office, or a new code),
@@ -577,6 +594,8 @@ class _Loader:
         except BaseException:
             discard_unrecorded(self.rt, archive, todo.admin_id, [stored for _, stored in pending])
             raise
+        finally:
+            files.close()
 
     def _loaded_so_far(self) -> str:
         added = self.documents_count["added"]
