@@ -104,11 +104,12 @@ class Runtime:
         url = self.archive_url(environment)
         if url not in self._archives:
             from basecone_migrate.errors import UsageProblem
+            from basecone_migrate.settings import mask_url_password
 
             try:
                 self._archives[url] = Archive(url, self.settings.storage_options(url))
-            except ArchiveUnavailable as exc:
-                raise UsageProblem(str(exc)) from None
+            except ArchiveUnavailable as exc:  # it names the URL: not its credentials
+                raise UsageProblem(str(exc).replace(url, mask_url_password(url))) from None
         return self._archives[url]
 
     def close(self) -> None:

@@ -66,12 +66,13 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     """
     from basecone_migrate.db.engine import upgrade
     from basecone_migrate.runtime import open_engine
+    from basecone_migrate.settings import mask_url_password
 
     cli = context.get(ctx, json=json, as_=as_)
     engine = open_engine(cli.settings)
     try:
         before, after = upgrade(engine)
-        url = engine.url.render_as_string(hide_password=True)
+        url = mask_url_password(engine.url.render_as_string(hide_password=True))
     finally:
         engine.dispose()
     payload = {"database": url, "from_revision": before, "revision": after}

@@ -61,6 +61,7 @@ from basecone_migrate.files import (
 )
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit
+from basecone_migrate.settings import mask_url_password
 from basecone_migrate.storage import Archive
 
 # -- the file's shape ------------------------------------------------------------
@@ -581,7 +582,8 @@ class _Loader:
                     raise self.fail(Refused, where, f"cannot read {exc.path}: {exc.reason}"
                                     + self._loaded_so_far()) from None
                 except OSError as exc:
-                    raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
+                    raise self.fail(Refused, where, "cannot write to the archive "
+                                    f"{mask_url_password(archive.url)}: "
                                     f"{os_reason(exc)}" + self._loaded_so_far()) from None
                 if stored.sha256 in known:
                     self.documents_count["already_present"] += 1
