@@ -16,6 +16,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Self
 
 _KINDS = ((stat.S_ISDIR, "is a folder"), (stat.S_ISFIFO, "is a FIFO (named pipe)"),
           (stat.S_ISCHR, "is a character device"), (stat.S_ISBLK, "is a block device"),
@@ -29,6 +30,15 @@ class UnreadableFile(Exception):
         super().__init__(f"{os.fsdecode(path)!s}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class TooLarge(UnreadableFile):
+    """The file holds more bytes than it may (``limit``)."""
+
+    def __init__(self, path: str | os.PathLike[str], limit: int) -> None:
+        super().__init__(path, f"larger than {limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024
+                         else f"larger than {limit // 1024} KiB")
+        self.limit = limit
 
 
 class OutsideFolder(UnreadableFile):
@@ -81,7 +91,7 @@ class Folder:
         self.path = os.fspath(path)
         self._last: tuple[list[str], int] | None = None
 
-    def __enter__(self) -> Folder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -209,11 +219,20 @@ def open_regular(path: str | os.PathLike[str], within: str | os.PathLike[str] | 
     return _regular(path, descriptor)
 
 
-def read_regular(path: str | os.PathLike[str]) -> bytes:
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The whole file; with ``limit``, TooLarge for a file of more bytes, refused by its
+    size before a byte is read (and never read past the limit, should it grow meanwhile)."""
     descriptor = open_regular(path)
     try:
         with os.fdopen(descriptor, "rb", closefd=True) as handle:
-            return handle.read()
+            if limit is None:
+                return handle.read()
+            if os.fstat(descriptor).st_size > limit:
+                raise TooLarge(path, limit)
+            data = handle.read(limit + 1)
+            if len(data) > limit:
+                raise TooLarge(path, limit)
+            return data
     except OSError as exc:
         raise UnreadableFile(path, os_reason(exc)) from None
 

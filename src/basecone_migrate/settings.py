@@ -77,18 +77,27 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
 
 
+#: A config file holds a dozen settings: at most this many bytes.
+MAX_CONFIG_BYTES = 64 * 1024
+
+
 def _read_config(path: Path) -> dict[str, str]:
     import tomllib
 
     from basecone_migrate.domain.text import unstorable
-    from basecone_migrate.files import UnreadableFile, read_regular
+    from basecone_migrate.files import TooLarge, UnreadableFile, read_regular
 
     try:
-        data = tomllib.loads(read_regular(path).decode("utf-8"))
+        data = tomllib.loads(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except TooLarge as exc:
+        raise UsageProblem(f"config file {path}: {exc.reason}, more than a file of a dozen "
+                           "settings needs") from None
     except UnreadableFile as exc:
         if exc.reason == "no such file":
             return {}
         raise UsageProblem(f"config file {path}: {exc.reason}") from None
+    except RecursionError:
+        raise UsageProblem(f"config file {path} is not valid TOML: nested too deeply") from None
     except UnicodeDecodeError:
         raise UsageProblem(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
