@@ -91,11 +91,14 @@ def test_plain_output_shows_markup_and_control_characters_as_text(
 
 def test_lines_and_notes_show_control_characters_escaped(cli: Cli, world_dir: Path,
                                                          world: dict[str, Any]) -> None:
-    """A line of the tool's own (`offer`'s summary) and a note (a transfer's progress off a
-    terminal) carry the world's text escaped."""
+    """A line of the tool's own (`offer`'s summary), an `Error:` line and a note (a transfer's
+    progress off a terminal) carry the world's text escaped."""
     cli.ok("load", write_world(world_dir, hostile_world(world)))
     offered = cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
     code = offered.stdout.split("Transfercode: ")[1].split()[0]
+    again = cli("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")  # an Error: line
+    assert again.exit_code == 1 and f"Bakkerij {SHOWN}" in again.error
+    _assert_shown(again.stderr, "an Error: line")
     redeemed = cli.ok("--as", TINA, "redeem", code, "--accept-terms")
     for output, what in ((offered.stdout, "offer's line"), (redeemed.stderr, "redeem's notes")):
         assert "\x1b" not in output, what
