@@ -14,11 +14,13 @@ turns newlines into ``<br>`` in the plain-text part.
 from __future__ import annotations
 
 import binascii
+import errno
 import html
 import os
 import re
 import secrets
 import ssl
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,11 +166,8 @@ class _Transport:
         message = message_bytes(row, self.rt.now())
         settings = self.rt.settings
         if not settings.smtp_host:
-            folder = self.rt.claim_outbox()
-            path = folder / _file_name(row)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:  # a transfercode is for its recipients only
-                handle.write(message)
+            refuse_linked_outbox(self.rt.outbox_dir)  # before its marker is written there
+            path = write_mail_file(self.rt.claim_outbox(), _file_name(row), message)
             return f"file {path}", path
         if self.client is None:
             self.client = _connect(self.rt)
@@ -182,6 +181,54 @@ class _Transport:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()  # yagmail swallows errors of QUIT
+
+
+class UnsafeOutbox(Exception):
+    """The outbox folder or a mail's file name is not a plain folder or file of ours."""
+
+
+def refuse_linked_outbox(folder: Path) -> None:
+    if folder.is_symlink():
+        raise UnsafeOutbox(f"the outbox {folder} is a symbolic link, and mail is never written "
+                           "through one: make it a folder")
+
+
+def write_mail_file(folder: Path, name: str, message: bytes) -> Path:
+    """Write a mail as ``folder/name``, readable by its owner alone (a transfercode is for its
+    recipients only), never through a symbolic link: an outbox folder that is one, or a link
+    (or another odd file) planted at the mail's name, is refused (UnsafeOutbox) and the link's
+    target is left untouched. Writing the same mail again replaces its file."""
+    path = folder / name
+    refuse_linked_outbox(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link since the check above
+            raise UnsafeOutbox(f"the outbox {folder} is a symbolic link, and mail is never "
+                               "written through one: make it a folder") from None
+        raise
+    try:
+        try:  # not truncated before it is known to be a plain file of its own
+            descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | flags, 0o600,
+                                 dir_fd=where)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise UnsafeOutbox(f"{path} is a symbolic link, and mail is never written through "
+                               "one: remove it, then run `basecone-migrate mail flush`") from None
+    finally:
+        os.close(where)
+    with os.fdopen(descriptor, "wb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            raise UnsafeOutbox(f"{path} is not a plain file of the outbox (a link or a device was put "
+                               "there): remove it, then run `basecone-migrate mail flush`")
+        os.set_blocking(descriptor, True)
+        os.ftruncate(descriptor, 0)
+        handle.write(message)
+    return path
 
 
 class Postman:

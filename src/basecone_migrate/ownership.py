@@ -81,7 +81,9 @@ def check_folder(folder: str, database: str) -> None:
 
 def claim_folder(folder: str, database: str, url: str, now: str) -> Owner:
     """Claim a local folder for ``database`` (made, private, if missing), or ForeignRoot."""
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    from basecone_migrate.storage import private_folders
+
+    private_folders(folder)
     marker = os.path.join(folder, MARKER)
     try:
         return _check(folder, _read_local(folder, marker), database)

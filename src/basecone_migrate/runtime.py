@@ -167,11 +167,12 @@ class Runtime:
         url = self.archive_url(environment)
         if url not in self._archives:
             from basecone_migrate.errors import UsageProblem
+            from basecone_migrate.settings import mask_url_password
 
             try:
                 archive = Archive(url, self.settings.storage_options(url))
-            except ArchiveUnavailable as exc:
-                raise UsageProblem(str(exc)) from None
+            except ArchiveUnavailable as exc:  # it names the URL: not its credentials
+                raise UsageProblem(str(exc).replace(url, mask_url_password(url))) from None
             if not environment.storage and "storage root" not in self._claimed:
                 # Under the storage root: the root is this database's too.
                 root = self.storage_root

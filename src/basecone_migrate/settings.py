@@ -8,6 +8,7 @@ and when it does matter the error names the place to fix it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,18 +77,27 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
 
 
+#: A config file holds a dozen settings: at most this many bytes.
+MAX_CONFIG_BYTES = 64 * 1024
+
+
 def _read_config(path: Path) -> dict[str, str]:
     import tomllib
 
     from basecone_migrate.domain.text import unstorable
-    from basecone_migrate.files import UnreadableFile, read_regular
+    from basecone_migrate.files import TooLarge, UnreadableFile, read_regular
 
     try:
-        data = tomllib.loads(read_regular(path).decode("utf-8"))
+        data = tomllib.loads(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except TooLarge as exc:
+        raise UsageProblem(f"config file {path}: {exc.reason}, more than a file of a dozen "
+                           "settings needs") from None
     except UnreadableFile as exc:
         if exc.reason == "no such file":
             return {}
         raise UsageProblem(f"config file {path}: {exc.reason}") from None
+    except RecursionError:
+        raise UsageProblem(f"config file {path} is not valid TOML: nested too deeply") from None
     except UnicodeDecodeError:
         raise UsageProblem(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -390,13 +400,13 @@ class Settings:
             else:
                 value = resolved.value or defaults.get(spec.key)
             if spec.secret and value:
-                value = "********"
+                value = MASK
             rows.append(
                 {
                     "setting": spec.key,
                     "description": spec.label,
                     "variable": spec.variable,
-                    "value": mask_url_password(value) if spec.key == "db" and value else value,
+                    "value": mask_url_password(value) if value else value,  # any URL's secrets
                     "source": resolved.source,
                 }
             )
@@ -414,14 +424,36 @@ def normalise_db_url(value: str) -> str:
     return value
 
 
+MASK = "********"
+#: A URL's ``user:password@``: the password runs to the last ``@`` before the query, so one
+#: with ``@`` or ``/`` in it (an S3 secret often has ``/``) is masked whole.
+_USER_PASSWORD = re.compile(r"^(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):[^?#]*@")
+#: Query parameters whose value is a secret: any name holding one of these words.
+SECRET_PARAMETERS = ("password", "passwd", "pwd", "secret", "token", "key", "signature",
+                     "credential")
+
+
 def mask_url_password(url: str) -> str:
-    if "://" not in url or "@" not in url.split("://", 1)[1]:
+    """``url`` as it may be shown: the password of ``user:password@`` and the value of every
+    query parameter that names a secret (``?password=``, ``secret``, ``token``, ``key``,
+    ``sslpassword``, ``X-Amz-Signature``, Azure's ``sig`` ...) masked; anything else as it is."""
+    if "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    if ":" in credentials:
-        credentials = credentials.split(":", 1)[0] + ":********"
-    return f"{scheme}://{credentials}@{host}"
+    url = _USER_PASSWORD.sub(lambda found: f"{found['start']}:{MASK}@", url, count=1)
+    base, mark, rest = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, fragment = rest.partition("#")
+    from urllib.parse import unquote
+
+    parts = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        key = unquote(name).lower()
+        if equals and value and (key == "sig" or any(word in key for word in SECRET_PARAMETERS)):
+            part = f"{name}={MASK}"
+        parts.append(part)
+    return f"{base}?{'&'.join(parts)}{hash_mark}{fragment}"
 
 
 def _keyring_password(user: str) -> str | None:

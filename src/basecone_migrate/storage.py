@@ -4,7 +4,9 @@ An environment's root is its own ``storage`` URL, or ``<storage root>/<office co
 A document lives at ``<root>/<administration id>/<sha256>``: the key is made by the
 tool from the content, never from the user's file name, so no name can escape the
 root. Every write goes to a temporary name in the same folder and is renamed into
-place once complete, so a reader never sees half a document.
+place once complete, so a reader never sees half a document. Locally the folders the tool
+makes (the roots among them) are private to their owner (0700) and so are the documents
+(0600): scanned invoices are for nobody else on the machine.
 
 A plain path (or ``file://``) takes a fast path through ``os``: a rename is one system
 call, a copy reads and writes raw file descriptors, and fsspec is not even imported.
@@ -39,6 +41,9 @@ SINGLE_PUT = 8 * 1024 * 1024
 #: Bytes per ranged GET when an object is read (and hashed) from an object store.
 OBJECT_READ_BLOCK = 8 * 1024 * 1024
 TMP_PREFIX = ".tmp-"
+#: Modes of what the archive makes on a local disk: its owner's alone.
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
 _names = itertools.count()
 _KEY = re.compile(r"[0-9]+/[0-9a-f]{64}")  # used with fullmatch: no trailing newline slips by
 
@@ -70,6 +75,22 @@ def environment_root(storage_root: str, office_code: str, explicit: str | None) 
     if "://" in storage_root:
         return f"{storage_root.rstrip('/')}/{office_code}"
     return os.path.join(storage_root, office_code)
+
+
+def private_folders(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, each folder it makes private (FOLDER_MODE):
+    ``makedirs`` gives its mode to the last folder only. Folders already there are left as
+    they are."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        private_folders(parent)
+    try:
+        os.mkdir(path, FOLDER_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 def copy_hashing(source: IO[bytes], target: IO[bytes], buffer: bytearray) -> tuple[int, str]:
@@ -184,7 +205,7 @@ class Archive:
         folder = self._join(str(administration_id))
         if folder not in self._made and not self.object_store:  # an object store has no folders
             if self.is_local:
-                os.makedirs(folder, exist_ok=True)
+                private_folders(folder)
             else:
                 self.fs.makedirs(folder, exist_ok=True)
             self._made.add(folder)
@@ -202,7 +223,8 @@ class Archive:
         while True:
             path = os.path.join(folder, name)
             try:
-                return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                     FILE_MODE)
             except FileExistsError:  # left by a dead process with the same pid
                 name = TMP_PREFIX + uuid.uuid4().hex
 
@@ -296,11 +318,12 @@ class Archive:
         """
         if self.object_store:
             return self._write_object(source, administration_id, expect_sha256, buffer or new_buffer())
-        temporary = self._temporary(administration_id)
+        # Locally a raw, exclusively created, private file: no buffering between us and the disk.
+        temporary, descriptor = (self._create_temporary(administration_id) if self.is_local
+                                 else (self._temporary(administration_id), None))
         buffer = buffer or new_buffer()
         try:
-            # Locally a raw, exclusively created file: no buffering between us and the disk.
-            target_file = (open(temporary, "xb", buffering=0) if self.is_local  # noqa: SIM115
+            target_file = (open(descriptor, "wb", buffering=0) if descriptor is not None  # noqa: SIM115
                            else self.fs.open(temporary, "wb"))
             with target_file as target:
                 size, sha256 = copy_hashing(source, target, buffer)
@@ -499,8 +522,8 @@ class Archive:
     def shares_filesystem_with(self, other: Archive) -> bool:
         """True when a document can go from here to ``other`` by rename or server-side copy."""
         if self.is_local and other.is_local:
-            os.makedirs(self.root, exist_ok=True)
-            os.makedirs(other.root, exist_ok=True)
+            private_folders(self.root)
+            private_folders(other.root)
             return os.stat(self.root).st_dev == os.stat(other.root).st_dev
         return self.fs is other.fs
 
@@ -516,6 +539,10 @@ class Archive:
             os.rename(source, target)
         except OSError:  # no folder here, a non-empty one there, another filesystem...
             return False
+        try:  # a folder an earlier version made open to all is private from here on
+            os.chmod(target, FOLDER_MODE)
+        except PermissionError:  # another user's folder: its owner decides
+            pass
         self._made.discard(source)
         other._made.add(target)
         for root in (other.root, self.root):

@@ -191,7 +191,8 @@ def test_only_regular_files_are_read_as_worlds_documents_or_config(
 
     runs = {  # own processes with a timeout: a FIFO that is opened blocks forever
         "world": run_process(["load", path], env_vars, timeout=60),
-        "document": run_process(["load", str(world_dir / "odd.json")], env_vars, timeout=60),
+        "document": run_process(["load", str(world_dir / "odd.json"), "--documents-anywhere"], env_vars,
+                                timeout=60),
         "archive add": run_process(["archive", "add", "3001", path], env_vars, timeout=60),
         "config": run_process(["--config", path, "env", "list"], env_vars, timeout=60),
     }

@@ -170,7 +170,7 @@ def test_document_paths_cannot_escape_the_archive_root(
     outside.mkdir()
     (outside / "evil.pdf").write_bytes(b"not where you think")
     world["environments"][0]["administrations"][2]["documents"] = ["../elsewhere/evil.pdf"]
-    cli.ok("load", write_world(world_dir, world))
+    cli.ok("load", write_world(world_dir, world), "--documents-anywhere")  # else refused
 
     admin = next(a for a in cli.ok("admin", "list", "--json").json() if a["code"] == "3001")
     [doc] = cli.ok("archive", "list", str(admin["id"]), "--json").json()
@@ -286,17 +286,17 @@ def test_a_load_that_stops_while_copying_keeps_what_it_recorded_and_finishes_on_
     world["environments"][0]["administrations"][0]["documents"] = paths
     path = write_world(world_dir, world)
     monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 3)
-    put_file = Archive.put_file
+    write = Archive.write
     calls = {"n": 0}
 
     def full_disk(self: Archive, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 8:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return put_file(self, *args, **kwargs)
+        return write(self, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Archive, "put_file", full_disk)
+        patch.setattr(Archive, "write", full_disk)
         stopped = cli("load", path)
 
     assert stopped.exit_code == 1

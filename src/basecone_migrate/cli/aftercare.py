@@ -255,11 +255,13 @@ def key_values(details: dict[str, Any], prefix: str = "") -> str:
     count among them left out), lists comma-separated, text quoted where it holds spaces."""
     import json
 
+    from basecone_migrate.domain.text import json_safe
+
     def text(value: Any) -> str:
         if isinstance(value, str):
             bare = value and not any(c.isspace() or c in '"=,' or not c.isprintable() for c in value)
-            return value if bare else json.dumps(value, ensure_ascii=False)
-        return json.dumps(value, ensure_ascii=False, default=str)
+            return value if bare else json_safe(json.dumps(value, ensure_ascii=False))
+        return json_safe(json.dumps(value, ensure_ascii=False, default=str))
 
     pairs = []
     for key, value in details.items():

@@ -5,6 +5,11 @@ Under ``--json`` stdout carries exactly one JSON document. Without a terminal, o
 text separated by two spaces, without box drawing and without trailing spaces (easy to
 `grep` and `awk`). ``--quiet`` keeps stdout and the notes on stderr silent; warnings and
 errors still go to stderr.
+
+Text from a world file, a batch or an option reaches the terminal only as text: every cell,
+line, note and title goes through `domain.text` (control characters shown as ``\\x1b``,
+never sent) and reaches Rich as a ``Text``, never parsed as markup (``[link=...]``) or
+emoji codes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 
 def _default(value: Any) -> Any:
@@ -35,9 +41,14 @@ def _default(value: Any) -> Any:
 
 
 def to_json(payload: Any, compact: bool = False) -> str:
+    """JSON as UTF-8 text, in which no character a terminal acts on appears raw: besides the
+    C0 controls JSON always escapes, C1 controls (U+009B is CSI), bidirectional overrides and
+    line separators are written as ``\\uXXXX`` escapes (the same string to any decoder)."""
+    from basecone_migrate.domain.text import json_safe
+
     if compact:  # one line, no spaces between items
-        return json.dumps(payload, default=_default, separators=(",", ":"), ensure_ascii=False)
-    return json.dumps(payload, default=_default, indent=2, ensure_ascii=False)
+        return json_safe(json.dumps(payload, default=_default, separators=(",", ":"), ensure_ascii=False))
+    return json_safe(json.dumps(payload, default=_default, indent=2, ensure_ascii=False))
 
 
 def human_size(size: float) -> str:
@@ -107,12 +118,11 @@ def _widths(header: str, texts: Sequence[str], wrap: bool) -> tuple[int, int]:
 
 
 def _cell(value: Any, flat: bool) -> str:
-    """A cell's text; a list is one item per line at a terminal, comma-separated otherwise."""
-    if value is None:
-        return ""
+    """A cell's text, each item on one line with its control characters shown escaped; a
+    list is one item per line at a terminal, comma-separated otherwise."""
     if isinstance(value, (list, tuple)):
-        return (", " if flat else "\n").join(str(item) for item in value)
-    return str(value)
+        return (", " if flat else "\n").join(cell(item) for item in value)
+    return cell(value)
 
 
 def fit(ranges: Sequence[tuple[int, int]], room: int) -> list[int] | None:
@@ -139,6 +149,22 @@ def _console(stderr: bool) -> Console:
     is_terminal = stream.isatty()
     width = None if is_terminal or "COLUMNS" in os.environ else 1000
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+
+
+def shown(text: str) -> Text:
+    """Text for Rich that it prints as it is: no markup, no emoji codes, no control characters."""
+    from rich.text import Text
+
+    from basecone_migrate.domain.text import visible
+
+    return Text(visible(text))
+
+
+def cell(value: Any) -> str:
+    """A table cell: one line, its control characters shown escaped."""
+    from basecone_migrate.domain.text import one_line
+
+    return "" if value is None else one_line(str(value))
 
 
 def plain(stream: Any) -> bool:
@@ -200,15 +226,17 @@ class Output:
         if self.quiet and not essential:
             return
         if plain(sys.stdout):
-            sys.stdout.write(text + "\n")
+            from basecone_migrate.domain.text import visible
+
+            sys.stdout.write(visible(text) + "\n")
             sys.stdout.flush()
         else:
-            self.console.print(text, markup=False)
+            self.console.print(shown(text))
 
     def note(self, text: str) -> None:
         """A message for the person (stderr); silent under --json and --quiet."""
         if not (self.json_mode or self.quiet):
-            self.err_console.print(text, markup=False)
+            self.err_console.print(shown(text))
 
     def warn(self, text: str) -> None:
         from basecone_migrate.domain.text import one_line
@@ -236,7 +264,8 @@ class Output:
             return None
         specs = [_column(c) for c in columns]
         flat = plain(sys.stdout)
-        cells = [[_cell(cell, flat) for cell in row] for row in rows]
+        cells = [[_cell(value, flat) for value in row] for row in rows]
+        title = cell(title) if title else None
         if flat:
             named = [(c.name, c.justify) for c in specs]
             sys.stdout.write(plain_table(named, cells, title))
@@ -267,7 +296,7 @@ class Output:
             self._records(specs, cells, title)
             return None
         header = any(spec.name for spec in specs)
-        table = Table(title=title, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
+        table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD if header else box.SIMPLE, show_header=header,
                       title_justify="left", pad_edge=False, show_edge=False, collapse_padding=True)
         for group, width in zip(groups, widths, strict=True):
             name = Text("\n".join(specs[n].name for n in group), no_wrap=False)  # a header may wrap

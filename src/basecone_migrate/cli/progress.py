@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from basecone_migrate.cli.output import Output, human_size
+from basecone_migrate.cli.output import Output, cell, human_size, shown
 
 if TYPE_CHECKING:
     from basecone_migrate.services.transfer import Progress
@@ -113,7 +113,7 @@ class RichProgress:
         )
 
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(),
             TextColumn("{task.fields[docs]} docs"), DownloadColumn(), TransferSpeedColumn(),
             TimeRemainingColumn(), console=out.err_console,
         )
@@ -142,7 +142,7 @@ class RichProgress:
         self.bar.update(self.overall, total=(self.bar.tasks[self.overall].total or 0) + size,
                         advance=bytes_done, docs=f"{self.docs[0]}/{self.docs[1]}")
         self.item_docs = [documents_done, documents]
-        self.current = self.bar.add_task(label, total=size, completed=bytes_done,
+        self.current = self.bar.add_task(cell(label), total=size, completed=bytes_done,
                                          docs=f"{documents_done}/{documents}")
 
     def advance(self, documents: int, size: int) -> None:
@@ -153,7 +153,7 @@ class RichProgress:
 
     def item_finished(self, label: str, status: str, detail: str) -> None:
         if status != "completed":
-            self.bar.console.print(f"{label}: {status}: {detail}", markup=False)
+            self.bar.console.print(shown(f"{label}: {status}: {detail}"))
 
 
 def progress_for(out: Output) -> tuple[Any, Progress]:

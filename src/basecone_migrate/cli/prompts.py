@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from basecone_migrate.cli.output import Output
+from basecone_migrate.cli.output import Output, shown
 from basecone_migrate.errors import UsageProblem
 
 
@@ -45,7 +45,7 @@ class TerminalQuestions:
         self.console.print("Authorisers are not transferred, and must not be part of an "
                            "authorisation workflow of a moved administration:", markup=False)
         for finding in findings:
-            self.console.print(f"  - {finding}", markup=False)
+            self.console.print(shown(f"  - {finding}"))
         return self._confirm("Confirm the checklist and continue?")
 
     def select(self, offered: list[dict[str, Any]]) -> list[int]:
@@ -75,7 +75,7 @@ class TerminalQuestions:
 
         self.console.print("Not taken, so rejected (the sender gets a mail saying so):", markup=False)
         for item in left:
-            self.console.print(f"  - {item['code']} {item['name']}", markup=False)
+            self.console.print(shown(f"  - {item['code']} {item['name']}"))
         if not Confirm.ask("Reject them?", console=self.console, default=False):
             self.console.print("Then choose again.", markup=False)
             return None

@@ -70,12 +70,13 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     """
     from basecone_migrate.db.engine import upgrade
     from basecone_migrate.runtime import open_engine
+    from basecone_migrate.settings import mask_url_password
 
     cli = context.get(ctx, json=json, as_=as_)
     engine = open_engine(cli.settings)
     try:
         before, after = upgrade(engine)
-        url = engine.url.render_as_string(hide_password=True)
+        url = mask_url_password(engine.url.render_as_string(hide_password=True))
     finally:
         engine.dispose()
     payload = {"database": url, "from_revision": before, "revision": after}
@@ -87,6 +88,10 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
 def load(
     ctx: typer.Context,
     world: Annotated[Path, typer.Argument(metavar="WORLD.json", help="The world to upsert.")],
+    documents_anywhere: Annotated[bool, typer.Option(
+        "--documents-anywhere",
+        help="Allow document paths outside the world file's folder, and follow symbolic links "
+             "(only for a world file you trust).")] = False,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -97,12 +102,12 @@ def load(
     documents are copied after it, so a load that stopped while copying is finished by
     loading the file again. Loading it again changes nothing, and an administration that was
     moved, re-coded or re-linked since keeps its place. Document paths are relative to the
-    file.
+    file and must stay in its folder, without symbolic links, unless --documents-anywhere.
     """
     from basecone_migrate.services.world import load_world
 
     cli = context.get(ctx, json=json, as_=as_)
-    report, notes = load_world(cli.runtime, world)
+    report, notes = load_world(cli.runtime, world, documents_anywhere=documents_anywhere)
     for note in notes:  # in both modes: the file and the database disagree, and the database won
         cli.out.warn(note)
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from basecone_migrate.cli.context import CLI
-from basecone_migrate.cli.output import human_size
+from basecone_migrate.cli.output import cell, human_size
 
 #: Weight of the newest sample in each administration's speed (an exponential average).
 SMOOTHING = 0.5
@@ -67,10 +67,11 @@ def activity(item: dict[str, Any], migration_id: int) -> str:
 def table(view: dict[str, Any], speeds: Speeds) -> Any:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     running = " (transfer running)" if view["transfer_running"] else ""
-    result = Table(title=f"Migration {view['migration_id']}: {view['source_environment']} -> "
-                         f"{view['target_environment'] or '?'}, {view['status']}{running}",
+    result = Table(title=Text(cell(f"Migration {view['migration_id']}: {view['source_environment']} -> "
+                                   f"{view['target_environment'] or '?'}, {view['status']}{running}")),
                    box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for name, justify in (("id", "right"), ("administration", "left"), ("status", "left"),
                           ("documents", "right"), ("bytes", "right"), ("speed", "right"),
@@ -78,10 +79,11 @@ def table(view: dict[str, Any], speeds: Speeds) -> Any:
         result.add_column(name, justify=justify)  # type: ignore[arg-type]
     for item in view["items"]:
         speed, left = speeds.describe(item)
-        result.add_row(str(item["administration_id"]), item["administration"], item["status"],
-                       f"{item['documents_done']}/{item['documents_total']}",
-                       f"{human_size(item['bytes_done'])}/{human_size(item['bytes_total'])}",
-                       speed, left, activity(item, view["migration_id"]), item["error"] or "")
+        result.add_row(*(Text(cell(value)) for value in (
+            item["administration_id"], item["administration"], item["status"],
+            f"{item['documents_done']}/{item['documents_total']}",
+            f"{human_size(item['bytes_done'])}/{human_size(item['bytes_total'])}",
+            speed, left, activity(item, view["migration_id"]), item["error"])))
     return result
 
 

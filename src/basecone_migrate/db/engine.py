@@ -102,8 +102,11 @@ def ensure_schema(engine: Engine) -> None:
         return
     is_sqlite = engine.dialect.name == "sqlite"
     if revision is None and not is_sqlite and _has_tables(engine):
+        from basecone_migrate.settings import mask_url_password
+
         raise Refused(
-            f"the database {engine.url.render_as_string(hide_password=True)} holds tables but "
+            f"the database {mask_url_password(engine.url.render_as_string(hide_password=True))} "
+            "holds tables but "
             "no basecone-migrate schema: point BASECONE_MIGRATE_DB at an empty database"
         )
     if revision is None or is_sqlite:

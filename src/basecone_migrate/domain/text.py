@@ -21,12 +21,34 @@ def printable(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` safe for one line of a terminal or a log: control characters, line and
-    paragraph separators (which ``splitlines`` and terminals act on) are shown escaped."""
-    import unicodedata
-
+    """``text`` safe for one line of a terminal or a log: control characters (C0 and C1,
+    ESC among them), format characters (bidirectional overrides), line and paragraph
+    separators (which ``splitlines`` and terminals act on) are shown as Python escapes
+    (``\\x1b``, ``\\x9b``, ``\\u202e``, ``\\n``), so a terminal shows them and acts on none."""
     if text.isprintable():
         return text
-    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
-                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for ch in text)
+    return "".join(ch.encode("unicode_escape", "backslashreplace").decode("ascii") if _acts(ch)
+                   else ch for ch in text)
+
+
+def _acts(ch: str) -> bool:
+    import unicodedata
+
+    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def json_safe(encoded: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with every character a
+    terminal acts on written as a ``\\uXXXX`` escape: valid JSON, the same values decoded.
+    Such characters can only occur inside strings, where the escape means the same."""
+    if encoded.isprintable():
+        return encoded
+    return "".join(f"\\u{ord(ch):04x}" if ch not in "\n" and _acts(ch) else ch for ch in encoded)
+
+
+def visible(text: str) -> str:
+    """``text`` as a terminal shows it and never acts on it: each of its lines made safe by
+    `one_line`, the line breaks kept (a mail's body stays readable)."""
+    if text.isprintable():
+        return text
+    return "\n".join(one_line(line) for line in text.split("\n"))

@@ -15,6 +15,7 @@ from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.files import UnreadableFile, check_regular, os_reason
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
+from basecone_migrate.settings import mask_url_password
 from basecone_migrate.storage import Archive, Stored, new_buffer
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
             except UnreadableFile as exc:
                 raise Refused(f"cannot read {file}: {exc.reason}") from None
             except OSError as exc:
-                raise Refused(f"cannot write to the archive {archive.url}: {os_reason(exc)}") from None
+                raise Refused(f"cannot write to the archive {mask_url_password(archive.url)}: "
+                              f"{os_reason(exc)}") from None
         with rt.uow() as uow:
             session = uow.session
             hold_for_documents(session, admin_id, environment_id, "add documents")

@@ -22,6 +22,7 @@ from basecone_migrate.db.tables import (
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, lookup
+from basecone_migrate.settings import mask_url_password
 
 
 def _per_environment(db: Any, column: Any) -> dict[int, int]:
@@ -45,7 +46,7 @@ def environments_list(rt: Runtime) -> list[dict[str, Any]]:
                 "code": env.code,
                 "name": env.name,
                 "plan": env.plan,
-                "storage": rt.archive_url(env),
+                "storage": mask_url_password(rt.archive_url(env)),  # credentials in it are not shown
                 **{kind: found.get(env.id, 0) for kind, found in counts.items()},
                 "documents": docs.get(env.id, (0, 0))[0],
                 "bytes": int(docs.get(env.id, (0, 0))[1]),

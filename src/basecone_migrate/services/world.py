@@ -11,6 +11,7 @@ again, so loading a file twice changes nothing.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,9 +49,19 @@ from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.domain.text import unstorable
 from basecone_migrate.errors import BaseconeError, NotFound, Refused, UsageProblem
-from basecone_migrate.files import UnreadableFile, check_regular, open_regular, os_reason
+from basecone_migrate.files import (
+    Folder,
+    OutsideFolder,
+    SymbolicLink,
+    UnreadableFile,
+    check_regular,
+    inside,
+    open_regular,
+    os_reason,
+)
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit
+from basecone_migrate.settings import mask_url_password
 from basecone_migrate.storage import Archive
 
 # -- the file's shape ------------------------------------------------------------
@@ -167,15 +178,26 @@ def place(location: tuple[Any, ...]) -> str:
     return text
 
 
+#: A world file holds at most this many bytes. Parsed JSON takes up to 26 times its size
+#: in memory (16 MiB of nested empty lists: 475 MB); a world of 100,000 documents given as
+#: {"path", "filename"} objects is 11 MB (177 MB at its peak), as plain paths 5.4 MB.
+MAX_WORLD_BYTES = 16 * 1024 * 1024
+
+
 def parse_world(path: Path) -> WorldIn:
-    from basecone_migrate.files import read_regular
+    from basecone_migrate.files import TooLarge, read_regular
 
     try:
-        raw = read_regular(path)
+        raw = read_regular(path, MAX_WORLD_BYTES)
+    except TooLarge as exc:
+        raise UsageProblem(f"{path}: {exc.reason}, more than a world file may hold: split it into "
+                           "several files and load each (a load adds to what is there)") from None
     except UnreadableFile as exc:
         raise UsageProblem(f"{path}: {exc.reason}") from None
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise UsageProblem(f"{path}: not valid JSON: nested too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
@@ -200,22 +222,49 @@ KINDS = ("environments", "users", "accounting_systems", "catalogue_entries",
 @dataclass
 class _Files:
     """An administration's documents as the file lists them, read one at a time: a list of
-    100,000 (place, path, filename) tuples would cost more than the rest of the load."""
+    100,000 (place, path, filename) tuples would cost more than the rest of the load.
+
+    A document must lie in the world file's folder (``folders``: that folder resolved, then
+    as it was named, for an absolute path that names it so), reached without a symbolic
+    link; ``anywhere`` (``load --documents-anywhere``) allows any path and follows links."""
 
     where: str  # "environments[0].administrations[0].documents"
-    base: Path
+    folders: tuple[Path, ...]
     entries: list[str | DocumentIn]
+    anywhere: bool = False
+
+    def __post_init__(self) -> None:
+        self._within = tuple(Folder(folder) for folder in self.folders)
+
+    def close(self) -> None:
+        """Close the folders kept open between documents."""
+        for folder in self._within:
+            folder.close()
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __iter__(self) -> Iterator[tuple[str, Path, str]]:
-        """(place, file, filename) of each document."""
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        """(place, path as the file gives it, filename) of each document."""
         for k, entry in enumerate(self.entries):
             path, filename = (entry, None) if isinstance(entry, str) else (entry.path, entry.filename)
-            file = Path(path)
-            file = file if file.is_absolute() else self.base / file
-            yield f"{self.where}[{k}]", file, filename or file.name
+            yield f"{self.where}[{k}]", path, filename or Path(path).name
+
+    def _locate(self, path: str) -> tuple[Folder | None, Path]:
+        """(the folder it must stay within or None, the file)."""
+        file = Path(path)
+        if self.anywhere:
+            return None, file if file.is_absolute() else self.folders[0] / file
+        folder = next((f for f in self._within if inside(f.path, file) is not None), self._within[0])
+        return folder, Path(folder.path) / file
+
+    def check(self, path: str) -> os.stat_result:
+        folder, file = self._locate(path)
+        return check_regular(file) if folder is None else folder.check(file)
+
+    def open(self, path: str) -> int:
+        folder, file = self._locate(path)
+        return open_regular(file) if folder is None else folder.open(file)
 
 
 @dataclass
@@ -242,11 +291,15 @@ DOCUMENT_BATCH = 1000
 
 
 class _Loader:
-    def __init__(self, rt: Runtime, session: Session, path: Path) -> None:
+    def __init__(self, rt: Runtime, session: Session, path: Path, named: Path | None = None,
+                 documents_anywhere: bool = False) -> None:
         self.rt = rt
         self.session = session
         self.path = path
         self.base = path.parent
+        #: Where documents may be: the file's folder, resolved and as it was named.
+        self.folders = tuple(dict.fromkeys((self.base, (named or path).parent)))
+        self.documents_anywhere = documents_anywhere
         self.counts: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.documents_count: Counter[str] = Counter()
         self.notes: list[str] = []  # why something in the file was left as it is
@@ -428,16 +481,11 @@ class _Loader:
             raise self.fail(Refused, f"{where}.accounting_system",
                             f"accounting system {system.id!r} belongs to environment "
                             f"{system.environment.code}, not {environment.code}")
-        documents = _Files(f"{where}.documents", self.base, admin.documents)
-        for (place_of, file, _), entry in zip(documents, admin.documents, strict=True):
-            given = entry if isinstance(entry, str) else entry.path
-            try:
-                check_regular(file)
-            except UnreadableFile as exc:
-                if exc.reason == "no such file":
-                    raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
-                                    f"are relative to {self.base})") from None
-                raise self.fail(UsageProblem, place_of, f"document file {given!r}: {exc.reason}") from None
+        documents = _Files(f"{where}.documents", self.folders, admin.documents, self.documents_anywhere)
+        try:
+            self._check_documents(documents)
+        finally:
+            documents.close()
         members = [self._member(f"{where}.users[{k}]", environment, email)
                    for k, email in enumerate(admin.users)]
         authorisers = [[self._member(f"{where}.workflows[{k}].authorisers[{m}]", environment, email)
@@ -494,6 +542,26 @@ class _Loader:
                     self.counts["authorisers"]["created"] += 1
         return _Target(model, documents, existing is None)
 
+    def _check_documents(self, documents: _Files) -> None:
+        """Every document file is there, a regular file, in the world file's folder and
+        reached without a symbolic link (unless --documents-anywhere)."""
+        for place_of, given, _ in documents:
+            try:
+                documents.check(given)
+            except OutsideFolder:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} is outside the "
+                                f"world file's folder {self.base}: move it there, or load with "
+                                "--documents-anywhere") from None
+            except SymbolicLink as exc:
+                raise self.fail(UsageProblem, place_of, f"document file {given!r} {exc.reason}, "
+                                "and load follows none: copy the file into place, or load with "
+                                "--documents-anywhere") from None
+            except UnreadableFile as exc:
+                if exc.reason == "no such file":
+                    raise self.fail(NotFound, place_of, f"document file {given!r} not found (paths "
+                                    f"are relative to {self.base})") from None
+                raise self.fail(UsageProblem, place_of, f"document file {given!r}: {exc.reason}") from None
+
     def _moved_away(self, environment: Environment, admin: AdministrationIn) -> str | None:
         """How the file's administration left this place (another office, or a new code),
         found by its old mail address, which stays an alias of it; None if it never did."""
@@ -539,6 +607,7 @@ class _Loader:
         from basecone_migrate.services.archive import discard_unrecorded, hold_for_documents
         from basecone_migrate.storage import Stored, hash_stream, new_buffer
 
+        files = todo.documents
         archive = todo.archive
         with self.rt.uow(read_only=True) as uow:
             rows = uow.session.execute(select(Document.filename, Document.size, Document.sha256)
@@ -568,20 +637,24 @@ class _Loader:
             pending.clear()
 
         try:
-            for where, file, filename in todo.documents:
+            for where, given, filename in files:
                 try:
-                    if (filename, check_regular(file).st_size) in by_name_size:
-                        # Probably loaded before: confirm by reading, without copying.
-                        with open(open_regular(file), "rb", buffering=0) as handle:
+                    # One descriptor per document, opened as checked: what is hashed is what
+                    # is copied, whatever is put in the name's place meanwhile.
+                    with open(files.open(given), "rb", buffering=0) as handle:
+                        if (filename, os.fstat(handle.fileno()).st_size) in by_name_size:
+                            # Probably loaded before: confirm by reading, without copying.
                             if hash_stream(handle, buffer)[1] in known:
                                 self.documents_count["already_present"] += 1
                                 continue
-                    stored = archive.put_file(file, todo.admin_id, buffer)
+                            handle.seek(0)
+                        stored = archive.write(handle, todo.admin_id, buffer=buffer)
                 except UnreadableFile as exc:
-                    raise self.fail(Refused, where, f"cannot read {file}: {exc.reason}"
+                    raise self.fail(Refused, where, f"cannot read {exc.path}: {exc.reason}"
                                     + self._loaded_so_far()) from None
                 except OSError as exc:
-                    raise self.fail(Refused, where, f"cannot write to the archive {archive.url}: "
+                    raise self.fail(Refused, where, "cannot write to the archive "
+                                    f"{mask_url_password(archive.url)}: "
                                     f"{os_reason(exc)}" + self._loaded_so_far()) from None
                 if stored.sha256 in known:
                     self.documents_count["already_present"] += 1
@@ -594,6 +667,8 @@ class _Loader:
         except BaseException:
             discard_unrecorded(self.rt, archive, todo.admin_id, [stored for _, stored in pending])
             raise
+        finally:
+            files.close()
 
     def _loaded_so_far(self) -> str:
         added = self.documents_count["added"]
@@ -638,8 +713,11 @@ class _Loader:
         return report
 
 
-def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
+def load_world(rt: Runtime, path: Path, documents_anywhere: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Load the file; returns the counts per kind and why anything was left as it is.
+
+    Documents must lie in the file's folder, reached without a symbolic link, unless
+    ``documents_anywhere``.
 
     Every check runs first (the file, every document path, the moves in progress); the
     environments, users, connections and administrations go in one transaction; then the
@@ -650,7 +728,8 @@ def load_world(rt: Runtime, path: Path) -> tuple[dict[str, Any], list[str]]:
     path = Path(path)
     world = parse_world(path)
     with rt.uow() as uow:
-        loader = _Loader(rt, uow.session, path.resolve())
+        loader = _Loader(rt, uow.session, path.resolve(), Path(os.path.abspath(path)),
+                         documents_anywhere)
         try:
             copies = loader.run(world)
             uow.commit()
