@@ -8,17 +8,13 @@ that shows them prints each control character as its Python escape (``\\x1b``).
 
 from __future__ import annotations
 
-import os
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SUE, TINA, Cli, make_offer, write_world
+from tests.terminal import at_terminal as terminal_bytes
 
 HOSTILE = ("[link=https://evil.example]x[/link] [blink red]B\x1b]8;;https://evil.example\x1b\\L"
            "\x1b]8;;\x1b\\ \x1b[31mR\x1b[0m \x1b]0;T\x07 \x07\x9b31m :smile:")
@@ -115,35 +111,11 @@ def test_lines_and_notes_show_control_characters_escaped(cli: Cli, world_dir: Pa
     assert f"Moving 1001 Bakkerij {SHOWN}: 3 documents" in redeemed.stderr
 
 
-def at_terminal(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
+def at_terminal(args: list[str], env: dict[str, str]) -> str:
     """The program's output in a pseudo-terminal, as the terminal receives it (every byte,
     Rich's own styling included), 1000 columns wide so that no cell wraps."""
-    master, slave = os.openpty()
-    full = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
-    full.update(env, COLUMNS="1000", LINES="50", TERM="xterm-256color")
-    full.pop("NO_COLOR", None)
-    process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=full,
-                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the program ended and closed the terminal
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif process.poll() is not None:
-                break
-        assert process.wait(timeout=10) == 0, seen
-    finally:
-        os.close(master)
-    return seen.decode("utf-8", "replace").replace("\r\n", "\n")
+    raw = terminal_bytes(args, env, columns=1000, term="xterm-256color")
+    return raw.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_prompts import Terminal
+from tests.terminal import Terminal
 from tests.conftest import SUE, TINA, Cli, make_offer, write_world
 from tests.integration.test_transfer import (
     assert_moved_intact,

@@ -3,52 +3,22 @@ renders them), and as a pipe gets them: nothing that identifies something is eve
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import SUE, TINA, Cli, make_offer
+from tests.terminal import at_terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
 
 
 def screen(args: list[str], env: dict[str, str], columns: int = 120) -> str:
     """What the program prints to a terminal `columns` wide (colours stripped)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    full = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
-    full.update(env, COLUMNS=str(columns), TERM="xterm")
-    full.pop("NO_COLOR", None)
-    process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=full,
-                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the program ended and the terminal closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-        elif process.poll() is not None:
-            break
-    os.close(master)
-    assert process.wait(timeout=10) == 0, seen.decode(errors="replace")
-    return ANSI.sub("", seen.decode()).replace("\r", "")
+    raw = at_terminal(args, {**env, "COLUMNS": str(columns)}, columns=columns)
+    return ANSI.sub("", raw.decode()).replace("\r", "")
 
 
 def table(text: str, title: str, columns: int = 120) -> str:

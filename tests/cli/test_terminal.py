@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_prompts import Terminal
+from tests.terminal import Terminal
 from tests.conftest import SUE, TINA, Cli, make_offer
 
 BOX = set("─━│┃┌┐└┘├┤┬┴┼╭╮╯╰═║")
