@@ -480,7 +480,7 @@ class Archive:
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return (protocol, self._endpoint.rstrip("/").lower(), *[p for p in self.root.split("/") if p])
 
-    def _device_inode(self) -> tuple[int, int] | None:
+    def device_inode(self) -> tuple[int, int] | None:
         try:
             status = os.stat(self.root)
         except OSError:
@@ -495,8 +495,8 @@ class Archive:
         if self.token is not None and self.token == other.token:
             return True
         if self.is_local and other.is_local:
-            mine = self._device_inode()
-            return mine is not None and mine == other._device_inode()
+            mine = self.device_inode()
+            return mine is not None and mine == other.device_inode()
         return False
 
     def same_file(self, other: Archive, key: str) -> bool:

@@ -405,7 +405,7 @@ class _Loader:
             url = self.rt.archive_url(row)
             archive = Archive(url, settings.storage_options(url))
             places.append((archive.place(), row.code, url))
-            inode = archive._device_inode() if archive.is_local else None
+            inode = archive.device_inode() if archive.is_local else None
             if inode is not None:
                 if inode in folders:
                     self._share(folders[inode], (row.code, url), "are one place")
