@@ -60,3 +60,12 @@ def test_no_input_never_asks_at_a_terminal(env_vars: dict[str, str], loaded: Any
     asked.expect("Do you accept the terms and the costs?")
     asked.send("n")
     assert asked.finish() == 1
+
+
+def test_a_long_note_off_a_terminal_stays_one_line(cli: Cli, loaded: Any, monkeypatch: Any) -> None:
+    """A note naming a long path (the mail file in a database's own outbox) is one line in a
+    log, whatever COLUMNS says."""
+    monkeypatch.setenv("COLUMNS", "40")
+    offered = cli.ok("--as", SUE, "offer", "1001", "--to", TINA, "--accept-terms")
+    [note] = [line for line in offered.stderr.splitlines() if line.startswith("Mail written to ")]
+    assert note.endswith(".eml (no SMTP host set)") and len(note) > 40

@@ -234,8 +234,16 @@ class Output:
             self.console.print(shown(text))
 
     def note(self, text: str) -> None:
-        """A message for the person (stderr); silent under --json and --quiet."""
-        if not (self.json_mode or self.quiet):
+        """A message for the person (stderr); silent under --json and --quiet. Off a terminal
+        one line stays one line, however long (a log is read by grep, not by eye)."""
+        if self.json_mode or self.quiet:
+            return
+        if plain(sys.stderr):
+            from basecone_migrate.domain.text import visible
+
+            sys.stderr.write(visible(text) + "\n")
+            sys.stderr.flush()
+        else:
             self.err_console.print(shown(text))
 
     def warn(self, text: str) -> None:
