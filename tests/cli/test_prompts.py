@@ -82,7 +82,8 @@ def test_every_question_is_on_the_screen_while_redeem_waits(
     code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
     terminal = Terminal(["--as", TINA, "redeem", code], env_vars, columns=120, lines=40)
     terminal.waits_with("Do you accept the terms and the costs? [y/n] (n):")
-    assert "Migration costs EUR 0.00 per administration, invoiced to BOOK." in terminal.screen
+    assert ("Migration costs EUR 0.00 per administration, invoiced to BOOK. The terms: "
+            "`basecone-migrate terms`.") in terminal.screen
     terminal.send("y")
     screen = terminal.waits_with("Take which administrations (ids or codes, comma-separated) (all):")
     assert "Offered administrations" in screen and "Garage Smit" in screen

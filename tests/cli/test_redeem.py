@@ -530,3 +530,18 @@ def test_a_code_that_cannot_be_read_is_a_usage_error(
         result = cli("--as", TINA, "redeem", *args, "--accept-terms", input=given)
         assert (result.exit_code, result.error) == (2, message), args
     assert state.take() == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("extra", [("--accept-terms",), ("--take-catalogue-name",), ("--select", "1001"),
+                                   ("--link", "1001=book-tw"), ("--links", "links.csv")])
+def test_reject_takes_no_option_of_taking(
+    cli: Cli, loaded: dict[str, Any], state: State, backend: str, extra: tuple[str, ...]
+) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+    before = state.take()
+    result = cli("--as", TINA, "redeem", code, "--reject", *extra)
+    assert (result.exit_code, result.error) == (2, (
+        "Error: --reject declines the whole offer: drop --select, --link, --links, "
+        "--take-catalogue-name and --accept-terms"))
+    assert state.take() == before

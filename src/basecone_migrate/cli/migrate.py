@@ -303,8 +303,9 @@ def redeem(
 
     cli = context.get(ctx, json=json, as_=as_)
     code = _transfercode(cli, code, code_file, uses_stdin=links_file == "-")
-    if reject and (select or link or accept_terms):
-        raise UsageProblem("--reject declines the whole offer: drop --select, --link and --accept-terms")
+    if reject and (select or link or accept_terms or links_file or take_catalogue_name):
+        raise UsageProblem("--reject declines the whole offer: drop --select, --link, --links, "
+                           "--take-catalogue-name and --accept-terms")
     if reject and background:
         raise UsageProblem("--reject moves nothing: drop --background")
     if reject:

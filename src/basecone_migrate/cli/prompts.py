@@ -37,8 +37,8 @@ class TerminalQuestions:
                 return code
 
     def accept_terms(self, fee: str, count: int, environment: str) -> bool:
-        self.console.print(f"Migration costs {fee} per administration, invoiced to {environment}.",
-                           markup=False)
+        self.console.print(f"Migration costs {fee} per administration, invoiced to {environment}. "
+                           "The terms: `basecone-migrate terms`.", markup=False)
         return self._confirm("Do you accept the terms and the costs?")
 
     def confirm_checklist(self, findings: list[str]) -> bool:
