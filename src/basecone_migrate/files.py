@@ -5,7 +5,7 @@ Only a regular file is read: a FIFO would block the command forever and ``/dev/z
 would fill the memory. Every way a name can fail (missing, a folder, too long for the
 filesystem, a NUL byte, no permission) becomes one sentence for an ``Error:`` line.
 
-A name read ``within`` a folder (a world file's documents) must lie inside that folder, and
+A name read within a `Folder` (a world file's documents) must lie inside that folder, and
 no symbolic link is followed on the way: each folder below it is opened with
 ``O_NOFOLLOW`` relative to the one before, so a link swapped in meanwhile cannot lead out.
 """
@@ -185,14 +185,9 @@ def _regular(path: str | os.PathLike[str], descriptor: int) -> int:
     return descriptor
 
 
-def check_regular(path: str | os.PathLike[str],
-                  within: str | os.PathLike[str] | None = None) -> os.stat_result:
-    """The file's status, or UnreadableFile when it is not a regular file we may open.
-    ``within``: ``path`` must lie inside that folder, reached without following a symbolic
-    link (see `Folder`)."""
-    if within is not None:
-        with Folder(within) as folder:
-            return folder.check(path)
+def check_regular(path: str | os.PathLike[str]) -> os.stat_result:
+    """The file's status, or UnreadableFile when it is not a regular file we may open (within
+    a folder that it must not leave: `Folder.check`)."""
     try:
         return _checked(path, os.stat(path))
     except ValueError:  # an embedded NUL byte
@@ -201,14 +196,11 @@ def check_regular(path: str | os.PathLike[str],
         raise UnreadableFile(path, os_reason(exc)) from None
 
 
-def open_regular(path: str | os.PathLike[str], within: str | os.PathLike[str] | None = None) -> int:
+def open_regular(path: str | os.PathLike[str]) -> int:
     """A descriptor open for reading on a regular file, checked before it is opened (a FIFO
     or a device never is). Opened without blocking and checked on the descriptor itself, so
-    a FIFO put in the file's place meanwhile cannot hang us. ``within``: as for
-    `check_regular`."""
-    if within is not None:
-        with Folder(within) as folder:
-            return folder.open(path)
+    a FIFO put in the file's place meanwhile cannot hang us (within a folder that it must
+    not leave: `Folder.open`)."""
     check_regular(path)
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

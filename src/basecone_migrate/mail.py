@@ -187,10 +187,14 @@ class UnsafeOutbox(Exception):
     """The outbox folder or a mail's file name is not a plain folder or file of ours."""
 
 
+def _linked_outbox(folder: Path) -> UnsafeOutbox:
+    return UnsafeOutbox(f"the outbox {folder} is a symbolic link, and mail is never written "
+                        "through one: make it a folder")
+
+
 def refuse_linked_outbox(folder: Path) -> None:
     if folder.is_symlink():
-        raise UnsafeOutbox(f"the outbox {folder} is a symbolic link, and mail is never written "
-                           "through one: make it a folder")
+        raise _linked_outbox(folder)
 
 
 def write_mail_file(folder: Path, name: str, message: bytes) -> Path:
@@ -199,15 +203,16 @@ def write_mail_file(folder: Path, name: str, message: bytes) -> Path:
     (or another odd file) planted at the mail's name, is refused (UnsafeOutbox) and the link's
     target is left untouched. Writing the same mail again replaces its file."""
     path = folder / name
+    from basecone_migrate.storage import private_folders
+
     refuse_linked_outbox(folder)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folders(str(folder))
     flags = os.O_CLOEXEC | os.O_NOFOLLOW
     try:
         where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # made a link since the check above
-            raise UnsafeOutbox(f"the outbox {folder} is a symbolic link, and mail is never "
-                               "written through one: make it a folder") from None
+            raise _linked_outbox(folder) from None
         raise
     try:
         try:  # not truncated before it is known to be a plain file of its own

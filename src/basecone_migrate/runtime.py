@@ -37,7 +37,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._archives: dict[str, Archive] = {}
-        self._claimed: set[str] = set()
+        self._claimed: set[str] = set()  # places marked as this database's in this run
+        self._checked: set[str] = set()  # places found not to be another's (nothing written)
 
     @cached_property
     def engine(self) -> Engine:
@@ -119,38 +120,70 @@ class Runtime:
         """The outbox, checked to be this database's (marked so on its first mail, or with
         ``check_only`` only checked): else Refused."""
         folder = self.outbox_dir
-        if "outbox" not in self._claimed:
+        if str(folder) not in self._claimed:
             self._claim(str(folder), "the outbox folder", None, check_only)
             if not check_only:
-                self._claimed.add("outbox")
+                self._claimed.add(str(folder))
         return folder
 
     def _claim(self, place: str, what: str, archive: Archive | None, check_only: bool = False) -> None:
+        """Mark ``place`` (a local folder, or ``archive``'s root) as this database's, or with
+        ``check_only`` only check that it is not another's; Refused (exit 1) otherwise."""
         from basecone_migrate import ownership
         from basecone_migrate.errors import Refused
         from basecone_migrate.settings import mask_url_password
 
         url = mask_url_password(self.settings.db_url)
         now = self.now().isoformat()
+        local = archive is None or archive.is_local
+        folder = archive.root if archive is not None else place
         try:
             if check_only:
-                ownership.check_folder(place, self.identity)
-                return
-            if archive is None or archive.is_local:
-                owner = ownership.claim_folder(archive.root if archive else place, self.identity, url, now)
+                owner = (ownership.check_folder(folder, self.identity) if local
+                         else ownership.check_object_root(archive.fs, folder, self.identity))  # type: ignore[union-attr]
+            elif local:
+                owner = ownership.claim_folder(folder, self.identity, url, now)
             else:
-                owner = ownership.claim_object_root(archive.fs, archive.root, self.identity, url, now,
-                                                    exclusive=archive.object_store)
+                owner = ownership.claim_object_root(archive.fs, folder, self.identity, url, now,  # type: ignore[union-attr]
+                                                    exclusive=archive.object_store)  # type: ignore[union-attr]
         except ownership.ForeignRoot as foreign:
             if foreign.owner is None:
-                raise Refused(f"{what} {place} cannot be used: {foreign.problem}") from None
-            raise Refused(
-                f"{what} {place} belongs to another database ({foreign.owner.describe()}); this "
-                f"database ({url}) never reads, writes or removes what is there: give it a folder of "
-                "its own (BASECONE_MIGRATE_STORAGE, or the environment's storage in the world "
-                "file)") from None
-        if archive is not None:
+                raise Refused(f"{what} {mask_url_password(place)} cannot be used: {foreign.problem}") from None
+            where = f"{what} {mask_url_password(place)}"
+            if foreign.place != folder:
+                where += f" is inside {mask_url_password(foreign.place)}, which"
+            fix = ("set BASECONE_MIGRATE_SMTP_HOST, or give it a data folder of its own"
+                   if archive is None else "give it a folder of its own (BASECONE_MIGRATE_STORAGE, "
+                                           "or the environment's storage in the world file)")
+            raise Refused(f"{where} belongs to another database ({foreign.owner.describe()}); this "
+                          f"database ({url}) never reads, writes or removes what is there: {fix}") from None
+        if archive is not None and owner is not None:
             archive.token = owner.root
+
+    def _check_default_root(self) -> None:
+        """This database's own default root does not exist yet while it holds documents under
+        it: they are elsewhere (before revision 0008 every database used the data folder's
+        ``archive/``). Refused, saying where to point it, rather than reported missing."""
+        root = Path(self.storage_root)
+        if self.settings.storage is not None or "default root" in self._checked or root.exists():
+            return
+        from sqlalchemy import func, select
+
+        from basecone_migrate.db.tables import administrations, documents, environments
+        from basecone_migrate.errors import Refused
+
+        with self.reading() as db:
+            held = db.scalar(select(func.count(documents.c.id))
+                             .join(administrations, administrations.c.id == documents.c.administration_id)
+                             .join(environments, environments.c.id == administrations.c.environment_id)
+                             .where(environments.c.storage.is_(None)))
+        self._checked.add("default root")
+        if held:
+            legacy = self.settings.data_dir / "archive"
+            raise Refused(
+                f"this database holds {held} documents under its storage root, but its own folder "
+                f"{root} does not exist: if they are in {legacy} (where every database kept them "
+                f"before this version), set BASECONE_MIGRATE_STORAGE={legacy}")
 
     # -- archives -------------------------------------------------------------------------
 
@@ -159,28 +192,39 @@ class Runtime:
 
         return environment_root(self.storage_root, environment.code, environment.storage)
 
-    def archive(self, environment: HasStorage) -> Archive:
-        """An environment's archive, claimed for this database (else Refused); for s3:// with
-        the endpoint and credentials of the settings (a missing driver is a usage error)."""
+    def archive(self, environment: HasStorage, claim: bool = True) -> Archive:
+        """An environment's archive, claimed for this database (with ``claim`` False only
+        checked not to be another's: nothing is written), else Refused; for s3:// with the
+        endpoint and credentials of the settings (a missing driver is a usage error)."""
+        url = self.archive_url(environment)
+        archive = self._archives.get(url)
+        if archive is None:
+            archive = self._archives[url] = self.open_archive(url)
+        if url in self._claimed or (not claim and url in self._checked):
+            return archive
+        if not environment.storage:  # under the storage root: the root must be this database's too
+            root = self.storage_root
+            self._check_default_root()
+            if claim and root not in self._claimed:
+                self._claim(root, "the storage root", self.open_archive(root))
+                self._claimed.add(root)
+            elif not claim and root not in self._checked | self._claimed:
+                self._claim(root, "the storage root", self.open_archive(root), check_only=True)
+                self._checked.add(root)
+        self._claim(url, "the archive folder", archive, check_only=not claim)
+        (self._claimed if claim else self._checked).add(url)
+        return archive
+
+    def open_archive(self, url: str) -> Archive:
+        """The archive at ``url`` as configured (a missing driver is a usage error), unclaimed."""
+        from basecone_migrate.errors import UsageProblem
+        from basecone_migrate.settings import mask_url_password
         from basecone_migrate.storage import Archive, ArchiveUnavailable
 
-        url = self.archive_url(environment)
-        if url not in self._archives:
-            from basecone_migrate.errors import UsageProblem
-            from basecone_migrate.settings import mask_url_password
-
-            try:
-                archive = Archive(url, self.settings.storage_options(url))
-            except ArchiveUnavailable as exc:  # it names the URL: not its credentials
-                raise UsageProblem(str(exc).replace(url, mask_url_password(url))) from None
-            if not environment.storage and "storage root" not in self._claimed:
-                # Under the storage root: the root is this database's too.
-                root = self.storage_root
-                self._claim(root, "the storage root", Archive(root, self.settings.storage_options(root)))
-                self._claimed.add("storage root")
-            self._claim(url, "the archive folder", archive)
-            self._archives[url] = archive
-        return self._archives[url]
+        try:
+            return Archive(url, self.settings.storage_options(url))
+        except ArchiveUnavailable as exc:  # it names the URL: not its credentials
+            raise UsageProblem(str(exc).replace(url, mask_url_password(url))) from None
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -167,6 +167,8 @@ class Archive:
 
             try:
                 self._fs, root = url_to_fs(url, **(storage_options or {}))
+            except ValueError as exc:  # fsspec knows no such protocol
+                raise ArchiveUnavailable(f"the archive {url} names a storage no driver knows ({exc})") from None
             except ImportError as exc:
                 raise ArchiveUnavailable(
                     f"the archive {url} needs a driver that is not installed ({exc}); for s3:// "
@@ -474,11 +476,13 @@ class Archive:
 
     def place(self) -> tuple[str, ...]:
         """The root, canonically: a local folder as its resolved path (symlinks followed); an
-        object store as protocol, endpoint, bucket and the key's parts (no empty ones)."""
+        object store as protocol, endpoint, bucket and the key's parts. Keys are taken
+        literally, as the store does: ``a//b`` is not ``a/b`` there (only a trailing slash,
+        which no key of ours follows, is dropped)."""
         if self.is_local:
             return ("file", *os.path.realpath(self.root).strip(os.sep).split(os.sep))
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return (protocol, self._endpoint.rstrip("/").lower(), *[p for p in self.root.split("/") if p])
+        return (protocol, self._endpoint.rstrip("/").lower(), *self.root.rstrip("/").split("/"))
 
     def device_inode(self) -> tuple[int, int] | None:
         try:

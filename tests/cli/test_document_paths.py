@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from basecone_migrate.files import OutsideFolder, SymbolicLink, inside, open_regular
+from basecone_migrate.files import Folder, OutsideFolder, SymbolicLink, inside, open_regular
 from tests.conftest import Cli, State, write_world
 
 PLACE = "environments[0].administrations[0].documents[3]"
@@ -124,13 +124,13 @@ def test_open_within_a_folder_never_follows_a_link(tmp_path: Path) -> None:
     (tmp_path / "real" / "a.pdf").write_bytes(b"a")
     (tmp_path / "via").symlink_to(tmp_path / "real")
     (tmp_path / "real" / "b.pdf").symlink_to(tmp_path / "real" / "a.pdf")
-    descriptor = open_regular("real/a.pdf", tmp_path)
-    with os.fdopen(descriptor, "rb") as handle:
-        assert handle.read() == b"a"
-    with pytest.raises(SymbolicLink, match="leads through the symbolic link via"):
-        open_regular("via/a.pdf", tmp_path)
-    with pytest.raises(SymbolicLink, match="is a symbolic link"):
-        open_regular(tmp_path / "real" / "b.pdf", tmp_path)
-    with pytest.raises(OutsideFolder):
-        open_regular("../x.pdf", tmp_path / "real")
-    os.close(open_regular(tmp_path / "via" / "a.pdf"))  # without `within`, links are followed
+    with Folder(tmp_path) as folder:
+        with os.fdopen(folder.open("real/a.pdf"), "rb") as handle:
+            assert handle.read() == b"a"
+        with pytest.raises(SymbolicLink, match="leads through the symbolic link via"):
+            folder.open("via/a.pdf")
+        with pytest.raises(SymbolicLink, match="is a symbolic link"):
+            folder.open(tmp_path / "real" / "b.pdf")
+    with Folder(tmp_path / "real") as folder, pytest.raises(OutsideFolder):
+        folder.open("../x.pdf")
+    os.close(open_regular(tmp_path / "via" / "a.pdf"))  # outside a Folder, links are followed

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.terminal import Terminal
 from tests.conftest import SUE, TINA, Cli, make_offer, write_world
 from tests.integration.test_transfer import (
     assert_moved_intact,
@@ -20,6 +19,7 @@ from tests.integration.test_transfer import (
     item_row,
     many_documents,
 )
+from tests.terminal import Terminal
 
 
 @pytest.mark.slow

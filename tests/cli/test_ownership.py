@@ -105,8 +105,7 @@ def test_a_root_or_an_outbox_of_another_database_is_refused(
     assert offer.error == (
         f"Error: the outbox folder {outbox} belongs to another database ({first_url}, since "
         f"2026-03-02); this database ({url_of(db_url)}) never reads, writes or removes what is "
-        "there: give it a folder of its own (BASECONE_MIGRATE_STORAGE, or the environment's "
-        "storage in the world file)")
+        "there: set BASECONE_MIGRATE_SMTP_HOST, or give it a data folder of its own")
     assert state.take() == taken
 
 
@@ -243,12 +242,124 @@ def test_two_spellings_of_one_s3_prefix_are_refused_at_load(
 ) -> None:
     world = sample_world(world_dir)
     world["environments"][0]["storage"] = s3.url("acme")
-    world["environments"][1]["storage"] = f"s3://{s3.bucket}//acme/"
+    world["environments"][1]["storage"] = f"s3a://{s3.bucket}/acme/"  # s3a: another name of s3
     before = state.take()
     result = cli("load", write_world(world_dir, world))
     assert result.exit_code == 1
     assert result.error == (
         f"Error: {world_dir / 'world.json'}: the archive roots of environments ACME ({s3.url('acme')}) "
-        f"and BOOK (s3://{s3.bucket}//acme) are one place: a move between them could remove what it "
+        f"and BOOK (s3a://{s3.bucket}/acme) are one place: a move between them could remove what it "
         "moved; give each environment a storage of its own")
     assert state.take() == before and s3.keys("acme") == []
+
+
+def test_a_root_inside_another_databases_root_is_refused(
+    db_url: str, world_dir: Path, tmp_path: Path, isolated_environment: Path
+) -> None:
+    """The nearest marker above a folder says whose it is: a world cannot put an environment
+    inside another database's archive (its administration folders would be renamed away)."""
+    shared = tmp_path / "first"
+    first = Cli({"BASECONE_MIGRATE_STORAGE": str(shared), "BASECONE_MIGRATE_NOW": NOW})
+    first.ok("load", write_world(world_dir, sample_world(world_dir)))
+    files = snapshot_files(shared)
+    world = sample_world(world_dir)
+    world["environments"][1]["storage"] = str(shared / "ACME" / "1")
+    second = Cli({"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_STORAGE": str(tmp_path / "own"),
+                  "BASECONE_MIGRATE_NOW": NOW})
+    second.ok("load", write_world(world_dir, world, "second.json"))  # BOOK holds no documents
+    code = make_offer(second, "1001")["transfercode"]
+    before = snapshot_database(db_url)
+    refused = second("--as", TINA, "redeem", code, "--accept-terms")
+    assert refused.exit_code == 1
+    assert refused.error.startswith(
+        f"Error: the archive folder {shared / 'ACME' / '1'} is inside {shared / 'ACME'}, which "
+        "belongs to another database (sqlite:///")
+    assert snapshot_database(db_url) == before and snapshot_files(shared) == files
+
+
+def test_a_database_from_before_its_own_folders_is_told_where_its_documents_are(
+    db_url: str, world_dir: Path, isolated_environment: Path
+) -> None:
+    """Before revision 0008 every database used the data folder's archive/: one that holds
+    documents under its storage root, whose own folder does not exist, is refused with the
+    setting to use, never told its documents are missing."""
+    import shutil
+
+    cli = Cli({"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_NOW": NOW})
+    cli.ok("load", write_world(world_dir, sample_world(world_dir)))
+    own = database_folder(db_url, isolated_environment) / "archive"
+    legacy = isolated_environment / "data" / "basecone-migrate" / "archive"
+    shutil.move(own, legacy)  # where an older version kept them
+    refused = cli("archive", "verify", "1")
+    assert (refused.exit_code, refused.error) == (1, (
+        f"Error: this database holds 4 documents under its storage root, but its own folder {own} "
+        f"does not exist: if they are in {legacy} (where every database kept them before this "
+        f"version), set BASECONE_MIGRATE_STORAGE={legacy}"))
+    assert not own.exists()
+    pointed = Cli({"BASECONE_MIGRATE_DB": db_url, "BASECONE_MIGRATE_STORAGE": str(legacy)})
+    assert pointed.ok("archive", "verify", "1", "--json").json()["ok"] == 3
+
+
+def test_archive_verify_writes_nothing(
+    cli: Cli, world_dir: Path, tmp_path: Path
+) -> None:
+    world = sample_world(world_dir)
+    world["environments"][0]["storage"] = str(tmp_path / "acme")
+    cli.ok("load", write_world(world_dir, world))
+    (tmp_path / "acme" / MARKER).unlink()  # as an archive from before markers
+    assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 3
+    assert not (tmp_path / "acme" / MARKER).exists()
+
+
+def test_a_re_point_to_another_s3_spelling_or_during_a_move_is_refused(
+    cli: Cli, world_dir: Path, s3: S3, storage: Path, db_url: str
+) -> None:
+    """S3 keys are literal: s3://b//acme is not s3://b/acme. And an environment whose move
+    has not finished keeps its root whatever it holds itself."""
+    world = sample_world(world_dir)
+    world["environments"][0]["storage"] = s3.url("acme")
+    path = write_world(world_dir, world)
+    cli.ok("load", path)
+    world["environments"][0]["storage"] = f"s3://{s3.bucket}//acme"
+    refused = cli("load", write_world(world_dir, world))
+    assert refused.exit_code == 1 and refused.error.startswith(
+        f"Error: {path}: environments[0].storage: environment ACME holds 4 documents in "
+        f"{s3.url('acme')}; this file would point it at s3://{s3.bucket}//acme, where they are not")
+
+    world["environments"][0]["storage"] = s3.url("acme")
+    from sqlalchemy import create_engine, text
+
+    code = make_offer(cli, "1001")["transfercode"]
+    engine = create_engine(db_url)
+    with engine.begin() as connection:  # the redeem took it, and its transfer died at once
+        connection.execute(text("UPDATE migration_items SET status = 'in_progress', "
+                                "phase = 'copying' WHERE migration_id = 1"))
+        connection.execute(text("UPDATE migrations SET target_environment_id = "
+                                "(SELECT id FROM environments WHERE code = 'BOOK')"))
+    engine.dispose()
+    assert code
+    world["environments"][1]["storage"] = str(storage / "elsewhere")  # BOOK holds nothing itself
+    moving = cli("load", write_world(world_dir, world))
+    assert (moving.exit_code, moving.error) == (1, (
+        f"Error: {path}: environments[1].storage: environment BOOK is in migration 1, whose "
+        "transfer has not finished: its documents are on their way between the two archives; "
+        "finish it first (`basecone-migrate resume 1`)"))
+
+
+def test_an_environment_whose_storage_has_no_driver_here_still_loads(
+    cli: Cli, world_dir: Path
+) -> None:
+    world = sample_world(world_dir)
+    world["environments"][2]["storage"] = "nosuchdriver://bucket/trial"  # TRY holds no documents
+    cli.ok("load", write_world(world_dir, world))
+
+
+def test_a_storage_no_driver_knows_is_a_usage_error(cli: Cli, world_dir: Path, state: State) -> None:
+    world = sample_world(world_dir)
+    world["environments"][0]["storage"] = "nosuchdriver://bucket/acme"
+    before = state.take()
+    result = cli("load", write_world(world_dir, world))
+    assert (result.exit_code, result.error) == (2, (
+        "Error: the archive nosuchdriver://bucket/acme names a storage no driver knows (Protocol "
+        "not known: nosuchdriver)"))
+    assert state.take() == before

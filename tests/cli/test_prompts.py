@@ -146,3 +146,28 @@ def test_the_code_is_asked_for_without_echo(
     assert terminal.finish() == 0, terminal.seen
     assert "Migration 1: completed" in terminal.screen
     assert code not in terminal.seen and code.replace("-", "") not in terminal.seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_reason_typed_at_the_question_is_held_to_the_limits_of_reason(
+    env_vars: dict[str, str], loaded: dict[str, Any], backend: str
+) -> None:
+    cli = Cli(env_vars)
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    terminal = Terminal(["--as", TINA, "redeem", code, "--accept-terms", "--select", "1001", "--dry-run"],
+                        env_vars, columns=120, lines=40)
+    assert terminal.finish() == 0  # --select answers it: nothing asked
+    terminal = Terminal(["--as", TINA, "redeem", code, "--accept-terms"], env_vars, columns=120, lines=40)
+    terminal.waits_with("Take which administrations (ids or codes, comma-separated) (all):")
+    terminal.send("1001")
+    terminal.waits_with("Reject them? [y/n] (n):")
+    terminal.send("y")
+    terminal.waits_with("Reason for the sender (not selected):")
+    terminal.send("x" * 2001)
+    terminal.waits_with("That reason is 2001 characters; keep it under 2000.")
+    terminal.send("too many garages")
+    assert terminal.finish() == 0, terminal.seen
+    [rejected] = [row for row in cli.ok("audit", "--migration", "1", "--json").json()
+                  if row["action"] == "reject"]
+    assert rejected["details"]["reason"] == "too many garages"

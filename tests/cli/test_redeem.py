@@ -545,3 +545,14 @@ def test_reject_takes_no_option_of_taking(
         "Error: --reject declines the whole offer: drop --select, --link, --links, "
         "--take-catalogue-name and --accept-terms"))
     assert state.take() == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_options_are_checked_before_the_code_is_asked_for(cli: Cli, loaded: dict[str, Any],
+                                                               backend: str) -> None:
+    """A person types the code once: a wrong option is said before the code is asked."""
+    result = cli("--as", TINA, "redeem", "--accept-terms", "--link", "nonsense")
+    assert (result.exit_code, result.error) == (2, "Error: --link 'nonsense' is not ADMIN=CONNECTION[:CODE]")
+    both = cli("--as", TINA, "redeem", "--accept-terms", "--code-file", "-", "--links", "-")
+    assert (both.exit_code, both.error) == (
+        2, "Error: --code-file - and --links - both read standard input: give one a file")

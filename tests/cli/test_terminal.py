@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.terminal import Terminal
 from tests.conftest import SUE, TINA, Cli, make_offer
+from tests.terminal import Terminal
 
 BOX = set("─━│┃┌┐└┘├┤┬┴┼╭╮╯╰═║")
 

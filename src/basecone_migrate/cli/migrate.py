@@ -302,21 +302,14 @@ def redeem(
     from basecone_migrate.services import migrations
 
     cli = context.get(ctx, json=json, as_=as_)
-    code = _transfercode(cli, code, code_file, uses_stdin=links_file == "-")
+    # Every option is checked before the code is asked for: a person types it only once.
     if reject and (select or link or accept_terms or links_file or take_catalogue_name):
         raise UsageProblem("--reject declines the whole offer: drop --select, --link, --links, "
                            "--take-catalogue-name and --accept-terms")
     if reject and background:
         raise UsageProblem("--reject moves nothing: drop --background")
-    if reject:
-        outcome = migrations.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
-        report(cli, outcome)
-        p = outcome.payload
-        cli.out.emit(p, lambda: cli.out.line(
-            f"Migration {p['migration_id']}: "
-            + ("would reject" if dry_run else "rejected")
-            + f" {len(p['items'])} administration(s); the sender gets a mail."))
-        return
+    if code_file == "-" and links_file == "-":
+        raise UsageProblem("--code-file - and --links - both read standard input: give one a file")
     links = [_parse_link(text) for text in link or []]
     lines: list[int] | None = None
     if links_file is not None:
@@ -327,6 +320,16 @@ def redeem(
         rows = read_rows(links_file, ("admin", "connection", "code"), 2, "--links")
         links = [(r["admin"] or "", r["connection"] or "", r["code"]) for r in rows]
         lines = [r.line for r in rows]
+    code = _transfercode(cli, code, code_file)
+    if reject:
+        outcome = migrations.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
+        report(cli, outcome)
+        p = outcome.payload
+        cli.out.emit(p, lambda: cli.out.line(
+            f"Migration {p['migration_id']}: "
+            + ("would reject" if dry_run else "rejected")
+            + f" {len(p['items'])} administration(s); the sender gets a mail."))
+        return
     bars, progress = progress_for(cli.out)
     try:
         with bars:
@@ -364,7 +367,7 @@ def _render_moved(cli: CLI, p: dict[str, Any], title: str) -> None:
 CODE_FILE_LIMIT = 4096
 
 
-def _transfercode(cli: CLI, code: str | None, code_file: str | None, uses_stdin: bool) -> str:
+def _transfercode(cli: CLI, code: str | None, code_file: str | None) -> str:
     """The code from the argument, from --code-file (- for standard input), or asked for at a
     terminal without echo: the last two keep it out of the process list and the history."""
     from basecone_migrate.errors import UsageProblem
@@ -374,7 +377,7 @@ def _transfercode(cli: CLI, code: str | None, code_file: str | None, uses_stdin:
     if code is not None:
         return code
     if code_file is not None:
-        return _read_code_file(code_file, uses_stdin)
+        return _read_code_file(code_file)
     from basecone_migrate.cli.prompts import questions_for
 
     ask = questions_for(cli.out)
@@ -383,30 +386,26 @@ def _transfercode(cli: CLI, code: str | None, code_file: str | None, uses_stdin:
     return ask.transfercode()
 
 
-def _read_code_file(source: str, uses_stdin: bool) -> str:
+def _read_code_file(source: str) -> str:
     import sys
 
     from basecone_migrate.errors import UsageProblem
-    from basecone_migrate.files import UnreadableFile, open_regular
+    from basecone_migrate.files import TooLarge, UnreadableFile, read_regular
 
-    if source == "-":
-        if uses_stdin:
-            raise UsageProblem("--code-file - and --links - both read standard input: give one a file")
-        text = sys.stdin.read(CODE_FILE_LIMIT + 1)
-    else:
-        try:
-            with open(open_regular(source), "rb") as handle:
-                raw = handle.read(CODE_FILE_LIMIT + 1)
-        except UnreadableFile as exc:
-            raise UsageProblem(f"--code-file {source}: {exc.reason}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageProblem(f"--code-file {source}: not UTF-8 text") from None
     where = "standard input" if source == "-" else source
-    if len(text) > CODE_FILE_LIMIT:
+    try:
+        raw = (sys.stdin.buffer.read(CODE_FILE_LIMIT + 1) if source == "-"
+               else read_regular(source, CODE_FILE_LIMIT))
+        if len(raw) > CODE_FILE_LIMIT:
+            raise TooLarge(source, CODE_FILE_LIMIT)
+        text = raw.decode("utf-8")
+    except TooLarge:
         raise UsageProblem(f"--code-file: {where} is longer than a transfercode file can be "
-                           f"({CODE_FILE_LIMIT} bytes)")
+                           f"({CODE_FILE_LIMIT} bytes)") from None
+    except UnreadableFile as exc:
+        raise UsageProblem(f"--code-file {source}: {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise UsageProblem(f"--code-file: {where} is not UTF-8 text") from None
     found = [line.strip() for line in text.splitlines() if line.strip()]
     if len(found) != 1:
         raise UsageProblem(f"--code-file: {where} must hold the transfercode on one line, "
@@ -548,7 +547,7 @@ def worker(
 
         raise UsageProblem(f"--stalled-after ({stalled_after:g} s) must be longer than --heartbeat "
                            f"({heartbeat:g} s), or live workers would lose their jobs")
-    from basecone_migrate.services.transfer import worker_label
+    from basecone_migrate.services.locks import worker_label
 
     require_postgres(cli.runtime, worker=True)  # before the first line: a refusal is one `Error:` line
     log(f"{worker_label(name)}: waiting for transfers (concurrency {concurrency}"

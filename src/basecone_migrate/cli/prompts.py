@@ -79,9 +79,18 @@ class TerminalQuestions:
         if not Confirm.ask("Reject them?", console=self.console, default=False):
             self.console.print("Then choose again.", markup=False)
             return None
-        if reason is None:
+        from basecone_migrate.domain.text import unstorable
+        from basecone_migrate.services.migrations.receiving import REASON_LIMIT
+
+        while reason is None:
             reason = Prompt.ask("Reason for the sender", console=self.console,
                                 default="not selected").strip() or "not selected"
+            problem = (unstorable(reason) or
+                       (f"is {len(reason)} characters; keep it under {REASON_LIMIT}"
+                        if len(reason) > REASON_LIMIT else None))
+            if problem is not None:
+                self.console.print(f"That reason {problem}.", markup=False)
+                reason = None
         return reason
 
     def link(self, item: dict[str, Any], options: list[dict[str, Any]]) -> tuple[str, str]:

@@ -43,7 +43,16 @@ def json_safe(encoded: str) -> str:
     Such characters can only occur inside strings, where the escape means the same."""
     if encoded.isprintable():
         return encoded
-    return "".join(f"\\u{ord(ch):04x}" if ch not in "\n" and _acts(ch) else ch for ch in encoded)
+    return "".join(_json_escape(ch) if ch != "\n" and _acts(ch) else ch for ch in encoded)
+
+
+def _json_escape(ch: str) -> str:
+    """One character as JSON writes it escaped: above U+FFFF as a surrogate pair."""
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def visible(text: str) -> str:

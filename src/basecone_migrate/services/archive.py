@@ -165,7 +165,7 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
     """
     with rt.reading() as db:
         admin = lookup.administration_row_for(rt, db, reference)
-    archive = rt.archive(lookup.Place.of_administration(admin))
+    archive = rt.archive(lookup.Place.of_administration(admin), claim=False)  # reads only
     admin_id, admin_label = admin.id, f"{admin.environment_code}/{admin.code}"
 
     buffers = local()

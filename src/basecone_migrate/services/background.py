@@ -98,7 +98,7 @@ def make_app(rt: Runtime) -> Any:
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=_retry_strategy())
     def transfer_job(context: Any, item_id: int, actor: str) -> str:
-        from basecone_migrate.services.transfer import worker_label
+        from basecone_migrate.services.locks import worker_label
 
         runtime = context.additional_context["runtime"]
         return transfer_item(runtime, item_id, actor, worker_label(context.worker_name),

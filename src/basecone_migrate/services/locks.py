@@ -49,9 +49,9 @@ _THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = curren
 HOLDER_PREFIX = "basecone-migrate "
 
 
-def this_process() -> str:
-    """``host:pid`` of this process, as `status` names the process that runs a transfer."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_label(name: str | None = None) -> str:
+    """How `status` names the process that runs a transfer: host (or worker name) and pid."""
+    return f"{name or socket.gethostname()}:{os.getpid()}"
 
 
 class _Advisory:
@@ -61,7 +61,7 @@ class _Advisory:
 
     def __init__(self, rt: Runtime, holder: str | None = None) -> None:
         self.rt = rt
-        self.holder = holder or this_process()
+        self.holder = holder or worker_label()
         self.connection: Any = None
         self._engine: Any = None
 

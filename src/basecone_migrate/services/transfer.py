@@ -23,7 +23,6 @@ rename) instead of copied again, so none is lost or doubled.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from collections import Counter, deque
@@ -54,6 +53,7 @@ from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
+from basecone_migrate.services.locks import worker_label
 from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
 
 IO_THREADS = 4
@@ -193,13 +193,6 @@ def stream_all(source: Archive, target: Archive, docs: list[Doc],
 
 def label_of(item: MigrationItem) -> str:
     return f"{item.source_code} {item.name}"
-
-
-def worker_label(name: str | None = None) -> str:
-    """How `status` names the process that runs a transfer: host (or worker name) and pid."""
-    import socket
-
-    return f"{name or socket.gethostname()}:{os.getpid()}"
 
 
 class _ItemTransfer:

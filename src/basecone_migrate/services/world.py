@@ -41,10 +41,13 @@ from basecone_migrate.db.models import (
     CatalogueEntry,
     Document,
     Environment,
+    Migration,
+    MigrationItem,
     User,
     Workflow,
     WorkflowAuthoriser,
 )
+from basecone_migrate.db.tables import UNFINISHED_STATUSES
 from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.domain.text import unstorable
@@ -282,8 +285,9 @@ class _Documents:
 
     admin_id: int
     environment_id: int
-    archive: Archive
+    archive: Archive  # checked in the entities' transaction; claimed when the first copy starts
     documents: _Files
+    place: Any  # the environment's code and storage, for that claim
 
 
 #: Documents recorded per transaction (one multi-row INSERT each).
@@ -371,13 +375,15 @@ class _Loader:
         """A new ``storage`` for an environment: another spelling of the same place is fine;
         another place is refused while the environment holds documents (they would all be
         missing there), else made and audited."""
-        from basecone_migrate.storage import Archive, environment_root
+        from basecone_migrate.errors import UsageProblem
+        from basecone_migrate.storage import environment_root
 
-        settings = self.rt.settings
         before = self.rt.archive_url(environment)
         after = environment_root(self.rt.storage_root, environment.code, storage)
-        moved = not Archive(before, settings.storage_options(before)).same_place(
-            Archive(after, settings.storage_options(after)))
+        try:
+            moved = not self.rt.open_archive(before).same_place(self.rt.open_archive(after))
+        except UsageProblem:  # no driver for one of them: only the same spelling is the same
+            moved = before != after
         if moved:
             held = self.session.scalar(
                 select(func.count(Document.id)).join(Administration)
@@ -387,6 +393,16 @@ class _Loader:
                     f"environment {environment.code} holds {held} documents in {before}; this file "
                     f"would point it at {after}, where they are not: keep its storage as it is "
                     "(or move the documents there first)"))
+            moving = self.session.scalar(
+                select(MigrationItem.migration_id).join(Migration)
+                .where(MigrationItem.status.in_(UNFINISHED_STATUSES),
+                       (Migration.source_environment_id == environment.id)
+                       | (Migration.target_environment_id == environment.id)).limit(1))
+            if moving is not None:
+                raise self.fail(Refused, where, (
+                    f"environment {environment.code} is in migration {moving}, whose transfer has "
+                    "not finished: its documents are on their way between the two archives; "
+                    f"finish it first (`basecone-migrate resume {moving}`)"))
         audit.record(self.session, at=self.rt.now(), actor=self.rt.settings.user or audit.SYSTEM,
                      action="storage", environment=environment.code, before=before, after=after,
                      same_place=not moved)
@@ -394,16 +410,18 @@ class _Loader:
     def check_roots(self) -> None:
         """No two environments share an archive root, under any spelling, or hold one inside
         the other: a move between them would remove what it moved."""
-        from basecone_migrate.storage import Archive
+        from basecone_migrate.errors import UsageProblem
 
-        settings = self.rt.settings
         rows = self.session.execute(select(Environment.code, Environment.storage)
                                     .order_by(Environment.code)).all()
         places: list[tuple[tuple[str, ...], str, str]] = []
         folders: dict[tuple[int, int], tuple[str, str]] = {}
         for row in rows:
             url = self.rt.archive_url(row)
-            archive = Archive(url, settings.storage_options(url))
+            try:
+                archive = self.rt.open_archive(url)
+            except UsageProblem:  # no driver for it here: nothing can move to or from it anyway
+                continue
             places.append((archive.place(), row.code, url))
             inode = archive.device_inode() if archive.is_local else None
             if inode is not None:
@@ -597,7 +615,11 @@ class _Loader:
             refuse_while_moving(self.session, admin, "load its documents")
         except Refused as refused:
             raise self.fail(Refused, target.documents.where, refused.message) from None
-        return _Documents(admin.id, environment.id, self.rt.archive(environment), target.documents)
+        from basecone_migrate.services.lookup import Place
+
+        place = Place(environment.id, environment.code, environment.storage)
+        return _Documents(admin.id, environment.id, self.rt.archive(place, claim=False),
+                          target.documents, place)
 
     def documents(self, todo: _Documents) -> None:
         """Copy one administration's documents outside any transaction (one reused buffer),
@@ -608,7 +630,7 @@ class _Loader:
         from basecone_migrate.storage import Stored, hash_stream, new_buffer
 
         files = todo.documents
-        archive = todo.archive
+        archive = self.rt.archive(todo.place)  # marked as this database's (it was checked)
         with self.rt.uow(read_only=True) as uow:
             rows = uow.session.execute(select(Document.filename, Document.size, Document.sha256)
                                        .where(Document.administration_id == todo.admin_id)).all()

@@ -411,6 +411,7 @@ def redeem(
                             reason=reason, take_name=take_name)
             accept_terms = True
             reason = asked.reason
+            _check_reason(reason)  # as if given with --reason
             select_ = [str(p.item.administration_id) for p in asked.plans]
             links = [(str(p.item.administration_id), p.connection.id, p.code) for p in asked.plans]
     if dry_run:
@@ -512,15 +513,16 @@ def _check_archives(rt: Runtime, source: Environment, target: Environment | None
     credentials: else 2), are this database's (else 1), and are two places: two names of
     one folder or bucket, or one inside the other, would have the move remove what it
     moved (1). Refused before the command changes anything."""
-    archive = rt.archive(source)
-    if target is None:
-        return
-    other = rt.archive(target)
-    if archive.overlaps(other):
+    archive = rt.archive(source, claim=False)  # checked first: a refusal writes nothing
+    other = rt.archive(target, claim=False) if target is not None else None
+    if other is not None and archive.overlaps(other):
         how = "are one place" if archive.same_place(other) else "are one inside the other"
-        raise Refused(f"the archives of {source.code} ({archive.url}) and {target.code} "
+        raise Refused(f"the archives of {source.code} ({archive.url}) and {target.code} "  # type: ignore[union-attr]
                       f"({other.url}) {how}: a move between them could remove what it moved; "
                       "give each environment a storage of its own in the world file")
+    for environment in (source, target):
+        if environment is not None:
+            rt.archive(environment)  # marked as this database's
 
 
 def _transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
