@@ -135,11 +135,9 @@ def test_two_names_for_one_folder_are_refused_at_load(
     assert state.take() == before
 
 
-def test_a_move_between_two_names_of_one_folder_is_refused_and_removes_nothing(
-    cli: Cli, world_dir: Path, tmp_path: Path, db_url: str
-) -> None:
-    """Roots that alias in a database an older version loaded: redeem refuses before anything
-    changes, and the transfer engine itself never removes a source that is its own target."""
+def aliased_world(cli: Cli, world_dir: Path, tmp_path: Path, db_url: str) -> Path:
+    """ACME's root at srv/a and BOOK's at file://srv/a, as an older version let a load write;
+    an offer of 1001 made. Returns the folder."""
     from sqlalchemy import create_engine, text
 
     folder = tmp_path / "srv" / "a"
@@ -147,10 +145,19 @@ def test_a_move_between_two_names_of_one_folder_is_refused_and_removes_nothing(
     world["environments"][0]["storage"] = str(folder)
     cli.ok("load", write_world(world_dir, world))
     engine = create_engine(db_url)
-    with engine.begin() as connection:  # what an older version let a load write
+    with engine.begin() as connection:
         connection.execute(text("UPDATE environments SET storage = :s WHERE code = 'BOOK'"),
                            {"s": f"file://{folder}"})
     engine.dispose()
+    return folder
+
+
+def test_a_move_between_two_names_of_one_folder_is_refused_and_removes_nothing(
+    cli: Cli, world_dir: Path, tmp_path: Path, db_url: str
+) -> None:
+    """Roots that alias in a database an older version loaded: redeem refuses before anything
+    changes, and the transfer engine itself never removes a source that is its own target."""
+    folder = aliased_world(cli, world_dir, tmp_path, db_url)
     code = make_offer(cli, "1001")["transfercode"]
     files = snapshot_files(folder)
     before = snapshot_database(db_url)
@@ -166,19 +173,9 @@ def test_a_move_between_two_names_of_one_folder_is_refused_and_removes_nothing(
 def test_the_engine_never_removes_a_source_that_is_its_own_target(
     cli: Cli, world_dir: Path, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import create_engine, text
-
     from basecone_migrate.services.migrations import receiving
 
-    folder = tmp_path / "srv" / "a"
-    world = sample_world(world_dir)
-    world["environments"][0]["storage"] = str(folder)
-    cli.ok("load", write_world(world_dir, world))
-    engine = create_engine(db_url)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE environments SET storage = :s WHERE code = 'BOOK'"),
-                           {"s": f"file://{folder}"})
-    engine.dispose()
+    aliased_world(cli, world_dir, tmp_path, db_url)
     code = make_offer(cli, "1001")["transfercode"]
     monkeypatch.setattr(receiving, "_check_archives", lambda *_: None)  # as an older version did
     assert cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json").json()["status"] == "completed"

@@ -187,6 +187,18 @@ def plain_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]
     return "\n".join(text) + "\n"
 
 
+def _say(text: str, stream: Any, console: Callable[[], Console]) -> None:
+    """One line of text: off a terminal written as it is (never wrapped), at one through Rich;
+    in both, shown and never acted on (`domain.text.visible`)."""
+    if plain(stream):
+        from basecone_migrate.domain.text import visible
+
+        stream.write(visible(text) + "\n")
+        stream.flush()
+    else:
+        console().print(shown(text))
+
+
 class Output:
     def __init__(self, json_mode: bool, quiet: bool = False, no_input: bool = False) -> None:
         self.json_mode = json_mode
@@ -225,26 +237,14 @@ class Output:
         """A plain line on stdout, never interpreted as markup."""
         if self.quiet and not essential:
             return
-        if plain(sys.stdout):
-            from basecone_migrate.domain.text import visible
-
-            sys.stdout.write(visible(text) + "\n")
-            sys.stdout.flush()
-        else:
-            self.console.print(shown(text))
+        _say(text, sys.stdout, lambda: self.console)
 
     def note(self, text: str) -> None:
         """A message for the person (stderr); silent under --json and --quiet. Off a terminal
         one line stays one line, however long (a log is read by grep, not by eye)."""
         if self.json_mode or self.quiet:
             return
-        if plain(sys.stderr):
-            from basecone_migrate.domain.text import visible
-
-            sys.stderr.write(visible(text) + "\n")
-            sys.stderr.flush()
-        else:
-            self.err_console.print(shown(text))
+        _say(text, sys.stderr, lambda: self.err_console)
 
     def warn(self, text: str) -> None:
         from basecone_migrate.domain.text import one_line
