@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.integration.test_transfer import (
     env_process,
     item_row,
     many_documents,
+    wait_until_copying,
 )
 from tests.terminal import Terminal
 
@@ -61,11 +61,7 @@ def test_ctrl_c_during_a_transfer_exits_5_and_resume_finishes_it(
     code = make_offer(cli, "1001")["transfercode"]
 
     redeem = env_process(env_vars, "--as", TINA, "redeem", code, "--accept-terms")
-    deadline = time.monotonic() + 60
-    done: set[int] = set()
-    while time.monotonic() < deadline and not done:
-        time.sleep(0.002)
-        _, done = item_row(db_url)
+    wait_until_copying(redeem, db_url)
     redeem.send_signal(signal.SIGINT)
     _, err = redeem.communicate(timeout=60)
     assert redeem.returncode == 5  # unfinished work, as the exit table says: resume finishes it

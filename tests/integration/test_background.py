@@ -35,6 +35,7 @@ from tests.integration.test_transfer import (
     env_process,
     item_row,
     many_documents,
+    wait_until_copying,
 )
 
 pytestmark = pytest.mark.slow
@@ -114,24 +115,6 @@ def _wait_for(predicate: Any, timeout: float = 120, step: float = 0.05) -> None:
         time.sleep(step)
 
 
-def _stop_once_copying(process: Any, db_url: str, timeout: float = 120) -> None:
-    """SIGSTOP ``process`` as soon as its first documents are recorded as arrived: polled on one
-    open connection (a new one per poll took longer than the rest of the copy)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    deadline = time.monotonic() + timeout
-    try:
-        with engine.connect() as connection:
-            query = text("SELECT EXISTS (SELECT 1 FROM transfer_progress)")
-            while not connection.execute(query).scalar():
-                assert time.monotonic() < deadline and process.poll() is None, "never copied"
-                time.sleep(0.001)
-        process.send_signal(signal.SIGSTOP)
-    finally:
-        engine.dispose()
-
-
 def _audit(cli: Cli, action: str) -> list[dict[str, Any]]:
     return [e for e in cli.ok("audit", "--limit", "10000", "--json").json() if e["action"] == action]
 
@@ -206,7 +189,7 @@ def test_a_worker_killed_mid_copy_leaves_its_item_to_another_worker(
     _redeem_background(cli, offer["transfercode"])
 
     first = env_process(env_vars, "worker", "--name", "first", *QUICK)
-    _stop_once_copying(first, db_url)  # frozen at once: a fast disk copies a batch in milliseconds
+    wait_until_copying(first, db_url, freeze=True)  # a fast disk copies a batch in milliseconds
     first.send_signal(signal.SIGKILL)
     first.wait()
     item, done = item_row(db_url)

@@ -66,6 +66,24 @@ def item_row(db_url: str) -> Any:
     return row, done
 
 
+def wait_until_copying(process: Any, db_url: str, freeze: bool = False, timeout: float = 120) -> None:
+    """Return as soon as ``process`` has recorded its first documents as arrived (``freeze``:
+    stopped with SIGSTOP that moment), polled on one open connection: a new one per poll took
+    longer than a fast disk takes to copy the rest."""
+    poll = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + timeout
+    try:
+        with poll.connect() as connection:
+            query = select(TransferProgress.document_id).limit(1)
+            while connection.execute(query).first() is None:
+                assert time.monotonic() < deadline and process.poll() is None, "never copied"
+                time.sleep(0.001)
+        if freeze:
+            process.send_signal(signal.SIGSTOP)
+    finally:
+        poll.dispose()
+
+
 def assert_moved_intact(cli: Cli, before: list[dict[str, Any]], target: Path, source: Path) -> None:
     """Every document at the target once, with its bytes; nothing left at the source."""
     after = cli.ok("archive", "list", "1", "--json").json()
@@ -198,11 +216,7 @@ def test_sigkill_mid_transfer_then_resume(
     code = make_offer(cli, "1001")["transfercode"]
 
     redeem = env_process(env_vars, "--as", TINA, "redeem", code, "--accept-terms")
-    deadline = time.monotonic() + 60
-    done: set[int] = set()
-    while time.monotonic() < deadline and not done:
-        time.sleep(0.002)
-        _, done = item_row(db_url)
+    wait_until_copying(redeem, db_url, freeze=True)
     redeem.send_signal(signal.SIGKILL)
     redeem.wait()
     assert redeem.returncode == -signal.SIGKILL
@@ -232,10 +246,7 @@ def test_status_says_a_killed_transfer_is_not_running_and_resume_logs_its_progre
     host = socket.gethostname()
 
     redeem = env_process(env_vars, "--as", TINA, "redeem", code, "--accept-terms")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not item_row(db_url)[1]:
-        time.sleep(0.002)
-    redeem.send_signal(signal.SIGSTOP)  # still alive, holding its lock, while we look
+    wait_until_copying(redeem, db_url, freeze=True)  # still alive, holding its lock, while we look
     running = cli.ok("status", "1", "--json").json()["items"][0]
     redeem.send_signal(signal.SIGKILL)
     redeem.wait()
