@@ -132,9 +132,11 @@ class Delivery:
         self.trouble = self.trouble or other.trouble
 
 
-def check_outbox(rt: Runtime) -> None:
-    """Without an SMTP host mails are files in the outbox: one marked as another database's
-    refuses the command before it changes anything (it is marked with its first mail)."""
+def check_mail(rt: Runtime) -> None:
+    """What a command that mails needs, checked before it changes anything: the settings
+    (`check_settings`), and without an SMTP host an outbox that is not another database's
+    (it is marked as this one's with its first mail)."""
+    check_settings(rt.settings)
     if not rt.settings.smtp_host:
         rt.claim_outbox(check_only=True)
 

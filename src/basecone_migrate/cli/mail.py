@@ -95,11 +95,10 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     What cannot be delivered stays queued, and the exit status is 5 (for cron to notice).
     """
     from basecone_migrate.errors import Undelivered
-    from basecone_migrate.mail import Postman, check_outbox, check_settings
+    from basecone_migrate.mail import Postman, check_mail
 
     cli = context.get(ctx, json=json, as_=as_)
-    check_settings(cli.settings)
-    check_outbox(cli.runtime)
+    check_mail(cli.runtime)
     delivery = Postman(cli.runtime).deliver()
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}

@@ -154,10 +154,9 @@ def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: in
 def require_mail_settings(rt: Runtime) -> None:
     """A malformed mail setting, or an outbox of another database, refuses the command before
     it changes anything."""
-    from basecone_migrate.mail import check_outbox, check_settings
+    from basecone_migrate.mail import check_mail
 
-    check_settings(rt.settings)
-    check_outbox(rt)
+    check_mail(rt)
 
 
 # -- expiry -----------------------------------------------------------------------------------
