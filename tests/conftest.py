@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,18 +180,118 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+#: Where s3rver (an npm package) is installed once, outside the repository, and reused.
+S3RVER_HOME = Path(os.environ.get("BASECONE_MIGRATE_TEST_S3RVER_HOME")
+                   or Path.home() / ".cache" / "basecone-migrate-tests" / "s3rver")
+REQUIRE_S3RVER = os.environ.get("BASECONE_MIGRATE_TEST_REQUIRE_S3RVER") == "1"
+
+
+def _s3rver_script() -> Path:
+    """s3rver's command-line script, installed with npm into S3RVER_HOME when missing;
+    a problem raises RuntimeError saying what is missing."""
+    script = S3RVER_HOME / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    if script.is_file():
+        return script
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        raise RuntimeError("node and npm are not installed")
+    S3RVER_HOME.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "install", "--prefix", str(S3RVER_HOME), "--no-audit", "--no-fund",
+                           "--loglevel=error", "s3rver@3"], check=False, capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0 or not script.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"npm install s3rver@3 failed (exit {done.returncode}): {' / '.join(tail)}")
+    return script
+
+
+@pytest.fixture(scope="session")
+def s3rver_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """s3rver (a Node.js S3 server that keeps no checksums and checks no signatures: only
+    the access key id S3RVER) on 127.0.0.1, for the whole run. Without node and npm, or
+    when installing it fails: skipped, unless BASECONE_MIGRATE_TEST_REQUIRE_S3RVER=1 (CI)."""
+    import queue
+    import socket
+    import threading
+
+    try:
+        script = _s3rver_script()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        message = f"s3rver is not available ({exc}); install node and npm to run these tests"
+        if REQUIRE_S3RVER:
+            pytest.fail(message + " (BASECONE_MIGRATE_TEST_REQUIRE_S3RVER=1)")
+        pytest.skip(message)
+    # The legacy provider: s3rver encrypts its continuation tokens with DES, which OpenSSL 3
+    # leaves out, and every listing longer than a page would fail with InternalError.
+    server = subprocess.Popen(
+        ["node", "--openssl-legacy-provider", str(script), "--directory",
+         str(tmp_path_factory.mktemp("s3rver")), "--address", "127.0.0.1", "--port", "0", "--silent"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()  # it prints its port once it listens
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout or ()],
+                     daemon=True).start()
+    seen: list[str] = []
+    endpoint = None
+    deadline = time.monotonic() + 30
+    while endpoint is None and time.monotonic() < deadline and server.poll() is None:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if line.startswith("S3rver listening on "):
+            endpoint = "http://" + line.split()[-1]
+    if endpoint is None:
+        server.kill()
+        server.wait()
+        pytest.fail(f"s3rver did not start: {''.join(seen)!r}")
+    host, port = endpoint.removeprefix("http://").rsplit(":", 1)
+    socket.create_connection((host, int(port)), timeout=10).close()  # it answers
+    yield endpoint
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """An S3 server under test and the credentials it takes."""
+
+    name: str  # "moto" or "s3rver"
+    endpoint: str
+    key: str
+    secret: str
+    keeps_checksums: bool  # whether HEAD returns the ChecksumSHA256 a PUT carried
+
+
+S3_SERVERS = ("moto", "s3rver")
+
+
+@pytest.fixture(params=S3_SERVERS)
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn: moto's and s3rver, both over HTTP on loopback."""
+    if request.param == "moto":
+        return S3Server("moto", request.getfixturevalue("s3_endpoint"), "testing", "testing", True)
+    return S3Server("s3rver", request.getfixturevalue("s3rver_endpoint"), "S3RVER", "S3RVER", False)
+
+
 @dataclass
 class S3:
     endpoint: str
     bucket: str
     client: Any
+    server: str = "moto"
 
     def url(self, prefix: str) -> str:
         return f"s3://{self.bucket}/{prefix}"
 
     def keys(self, prefix: str) -> list[str]:
-        listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix + "/")
-        return sorted(o["Key"][len(prefix) + 1:] for o in listed.get("Contents", []))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=prefix + "/")
+        return sorted(o["Key"][len(prefix) + 1:] for page in pages for o in page.get("Contents", []))
 
     def read(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
@@ -200,23 +301,38 @@ class S3:
         return found
 
 
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
-    """A new bucket; the credentials in the standard AWS variables (as an operator sets
-    them), the endpoint in BASECONE_MIGRATE_S3_ENDPOINT_URL."""
+def _new_bucket(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """A new bucket on ``server``; its credentials in the standard AWS variables (as an
+    operator sets them), the endpoint in BASECONE_MIGRATE_S3_ENDPOINT_URL."""
     import boto3
+    import s3fs
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+    # The CLI runs in this process too: an s3fs instance made for another test (its
+    # credentials, its endpoint) must not answer for this one.
+    s3fs.S3FileSystem.clear_instance_cache()
+    for name, value in (("AWS_ACCESS_KEY_ID", server.key), ("AWS_SECRET_ACCESS_KEY", server.secret),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BASECONE_MIGRATE_S3_ENDPOINT_URL", s3_endpoint)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    monkeypatch.setenv("BASECONE_MIGRATE_S3_ENDPOINT_URL", server.endpoint)
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id=server.key, aws_secret_access_key=server.secret)
     bucket = f"bcm-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
-    return S3(s3_endpoint, bucket, client)
+    return S3(server.endpoint, bucket, client, server.name)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """A new bucket on moto's server (see `_new_bucket`)."""
+    return _new_bucket(S3Server("moto", s3_endpoint, "testing", "testing", True), monkeypatch)
+
+
+@pytest.fixture
+def s3_on(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """A new bucket on each S3 server in turn (moto, s3rver): see `_new_bucket`."""
+    return _new_bucket(s3_server, monkeypatch)
 
 
 # -- an isolated environment and the CLI ----------------------------------------------
@@ -311,7 +427,7 @@ def run_process(args: list[str], env: dict[str, str], **kwargs: Any) -> subproce
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "basecone_migrate", *args],
-        env=full_env, capture_output=True, text=True, **kwargs,
+        check=False, env=full_env, capture_output=True, text=True, **kwargs,
     )
 
 
@@ -416,7 +532,7 @@ def snapshot_database(url: str) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
             rows = connection.execute(select(table)).all()
-            state[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+            state[table.name] = sorted(tuple(map(repr, row)) for row in rows)
         if connection.dialect.name == "postgresql":
             rows = connection.exec_driver_sql(
                 "SELECT id, task_name, args::text, status::text FROM procrastinate_jobs").all()
