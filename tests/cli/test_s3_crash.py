@@ -1,0 +1,471 @@
+"""Killed at any moment on a real S3 API, then resumed: nothing lost, nothing doubled.
+
+An administration of a few hundred small documents moves to an S3 target, on moto's server
+and on s3rver (which keeps no checksums: the engine must read and hash there), both over HTTP
+on loopback, with the database on SQLite and on PostgreSQL: between two prefixes of one
+endpoint (server-side copies) and from a folder (streamed), BASECONE_MIGRATE_S3_TRANSFERS
+documents in flight. The moving process is killed with SIGKILL once a fifth of the
+documents arrived, at a random moment (BASECONE_MIGRATE_TEST_SEED replays one), and once
+every document is at the target; after each kill every document is at the source or intact
+at the target, and a source is gone only once its copy is recorded. `resume` (or two at
+once) ends with every document once at the target with its SHA-256, none left at the
+source, no temporary key. Bad settings (an unreachable endpoint, an unknown access key, a
+missing bucket) refuse with one `Error:` line and change nothing; a server that says
+SlowDown slows the move down but fails nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import http.server
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from basecone_migrate.db.models import MigrationItem, TransferProgress
+from tests.conftest import (
+    S3,
+    TINA,
+    Cli,
+    make_offer,
+    snapshot_database,
+    snapshot_files,
+    write_world,
+)
+from tests.integration.test_transfer import many_documents
+
+pytestmark = pytest.mark.slow
+
+DOCUMENTS = 150
+SIZE = 2_000
+#: Documents in flight, the setting the engine reads (one at a time before it existed).
+IN_FLIGHT = "16"
+SEED = os.environ.get("BASECONE_MIGRATE_TEST_SEED")  # replays the random kills of a failed run
+PATHS = ("s3 to s3", "folder to s3")
+ANOTHER_PROCESS = ("Error: migration 1 is being transferred by another process right now: wait "
+                   "for it, or follow it with `basecone-migrate status 1 --watch`")
+
+
+# -- an administration on its way ------------------------------------------------------------
+
+
+@dataclass
+class Move:
+    """One administration (id 1) of DOCUMENTS documents offered from ACME to BOOK, whose
+    archive is on S3; ACME's is under the same bucket (``s3 to s3``) or a folder."""
+
+    cli: Cli
+    env: dict[str, str]  # what a process of the tool gets, besides the AWS_* variables
+    s3: S3
+    path: str
+    source_folder: Path
+    db_url: str
+    tmp: Path
+    code: str = ""
+    before: list[dict[str, Any]] | None = None
+    runs: int = 0
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        assert self.before is not None
+        return self.before
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """The tool in its own process, its output in files (read with `output`)."""
+        self.runs += 1
+        full = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+        full.update(self.env)
+        out = open(self.tmp / f"run-{self.runs}.out", "w")  # noqa: SIM115 - closed by the child's end
+        err = open(self.tmp / f"run-{self.runs}.err", "w")  # noqa: SIM115
+        process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=full,
+                                   stdout=out, stderr=err, text=True)
+        out.close()
+        err.close()
+        process.run = self.runs  # type: ignore[attr-defined]
+        return process
+
+    def output(self, process: subprocess.Popen[str]) -> tuple[str, str]:
+        run = process.run  # type: ignore[attr-defined]
+        return ((self.tmp / f"run-{run}.out").read_text(), (self.tmp / f"run-{run}.err").read_text())
+
+    def redeem(self) -> subprocess.Popen[str]:
+        return self.start("--as", TINA, "redeem", self.code, "--accept-terms")
+
+    def resume(self) -> subprocess.Popen[str]:
+        return self.start("--as", TINA, "resume", "1")
+
+    def at_target(self) -> list[str]:
+        return self.s3.keys("book/1")
+
+    def at_source(self) -> list[str]:
+        if self.path == "s3 to s3":
+            return self.s3.keys("acme/1")
+        folder = self.source_folder / "1"
+        return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+@pytest.fixture
+def move(cli: Cli, env_vars: dict[str, str], s3_on: S3, world_dir: Path, storage: Path,
+         db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Move:
+    path = request.param if hasattr(request, "param") else "s3 to s3"
+    world = many_documents(world_dir, DOCUMENTS, size=SIZE)
+    if path == "s3 to s3":
+        world["environments"][0]["storage"] = s3_on.url("acme")
+    world["environments"][1]["storage"] = s3_on.url("book")
+    cli.ok("load", write_world(world_dir, world))
+    env = {**env_vars, "BASECONE_MIGRATE_S3_ENDPOINT_URL": s3_on.endpoint,
+           "BASECONE_MIGRATE_S3_TRANSFERS": IN_FLIGHT}
+    moving = Move(cli, env, s3_on, path, storage / "ACME", db_url, tmp_path)
+    moving.before = cli.ok("archive", "list", "1", "--json").json()
+    assert len(moving.documents) == DOCUMENTS
+    assert sorted(moving.at_source()) == sorted(d["sha256"] for d in moving.documents)
+    moving.code = make_offer(cli, "1001")["transfercode"]
+    return moving
+
+
+def with_paths(test: Any) -> Any:
+    """Run ``test`` with a `move` along each path (server-side copies, streamed)."""
+    return pytest.mark.parametrize("move", PATHS, indirect=True)(test)
+
+
+# -- observing it ------------------------------------------------------------------------------
+
+
+def wait_for_target(move: Move, process: subprocess.Popen[str], count: int,
+                    timeout: float = 90) -> bool:
+    """Wait until at least ``count`` documents are at the target (listed); False when the
+    process ended first."""
+    deadline = time.monotonic() + timeout
+    while len(move.at_target()) < count:
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"fewer than {count} documents arrived in {timeout} s"
+        time.sleep(0.02)
+    return True
+
+
+def kill(process: subprocess.Popen[str]) -> bool:
+    """SIGKILL, as a machine that dies; False when the process had already ended (then it
+    must have ended well)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return process.returncode == -signal.SIGKILL
+
+
+def progress_rows(db_url: str) -> tuple[Any, set[int]]:
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        item = connection.execute(select(MigrationItem.__table__)).one()
+        done = set(connection.scalars(select(TransferProgress.document_id)))
+    engine.dispose()
+    return item, done
+
+
+def read_all(s3: S3, keys: list[str]) -> dict[str, bytes]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(keys, pool.map(s3.read, keys), strict=True))
+
+
+def assert_nothing_lost(move: Move, moment: str) -> list[dict[str, Any]]:
+    """Every document at the source, or at the target with its bytes; returns those whose
+    source is gone."""
+    source, target = set(move.at_source()), set(move.at_target())
+    gone = [d for d in move.documents if d["sha256"] not in source]
+    lost = [d["id"] for d in gone if d["sha256"] not in target]
+    assert not lost, f"{moment}: documents {lost} are neither at the source nor at the target"
+    found = read_all(move.s3, [f"book/1/{d['sha256']}" for d in gone])
+    damaged = [d["id"] for d in gone
+               if hashlib.sha256(found[f"book/1/{d['sha256']}"]).hexdigest() != d["sha256"]]
+    assert not damaged, f"{moment}: the sources of {damaged} are gone and their copies differ"
+    return gone
+
+
+def assert_moved_once(move: Move) -> None:
+    """The migration completed; every document once at the target with its SHA-256 (read
+    back), nothing else there, nothing left at the source; `archive verify` agrees."""
+    cli = move.cli
+    status = cli.ok("status", "1", "--json").json()
+    assert (status["status"], [i["status"] for i in status["items"]]) == ("completed", ["completed"])
+    shas = sorted(d["sha256"] for d in move.documents)
+    assert move.at_target() == shas  # once each, no temporary or stray key
+    found = read_all(move.s3, [f"book/1/{sha}" for sha in shas])
+    assert {k.rsplit("/", 1)[1]: hashlib.sha256(v).hexdigest() for k, v in found.items()} == {
+        sha: sha for sha in shas}
+    assert move.at_source() == []  # no leftover, temporary keys included
+    after = cli.ok("archive", "list", "1", "--json").json()
+    assert [(d["id"], d["sha256"], d["size"]) for d in after] == [
+        (d["id"], d["sha256"], d["size"]) for d in move.documents]
+    assert cli.ok("--as", TINA, "archive", "verify", "1", "--json").json()["ok"] == DOCUMENTS
+
+
+def finish(move: Move) -> None:
+    """A last `resume`, left to finish: exit 0 (with a warning when nothing was left)."""
+    last = move.resume()
+    last.wait(timeout=120)
+    _, err = move.output(last)
+    assert last.returncode == 0, err
+
+
+def rng_for(request: pytest.FixtureRequest) -> tuple[random.Random, str]:
+    seed = SEED or str(zlib.crc32(request.node.nodeid.encode()))
+    return random.Random(int(seed)), f"BASECONE_MIGRATE_TEST_SEED={seed}"
+
+
+# -- killed, resumed -------------------------------------------------------------------------
+
+
+@with_paths
+def test_killed_at_any_moment_then_resumed_every_document_arrives_once(
+        move: Move, request: pytest.FixtureRequest) -> None:
+    rng, replay = rng_for(request)
+
+    redeem = move.redeem()  # 1. killed once a fifth of the documents arrived
+    assert wait_for_target(move, redeem, DOCUMENTS // 5), move.output(redeem)
+    assert kill(redeem), "killed mid-way"
+    item, _ = progress_rows(move.db_url)
+    assert item.status == "in_progress"
+    assert len(assert_nothing_lost(move, "killed after a fifth")) < DOCUMENTS
+
+    delay = rng.uniform(0.6, 2.5)  # 2. a resume killed at a random moment
+    resumed = move.resume()
+    time.sleep(delay)
+    if not kill(resumed):
+        assert resumed.returncode == 0, (replay, move.output(resumed))
+    assert_nothing_lost(move, f"a resume killed after {delay:.2f} s ({replay})")
+
+    resumed = move.resume()  # 3. killed once every document is at the target
+    if wait_for_target(move, resumed, DOCUMENTS) and kill(resumed):
+        assert_nothing_lost(move, "killed with every document at the target")
+    else:
+        assert resumed.returncode == 0, move.output(resumed)
+
+    finish(move)
+    assert_moved_once(move)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@with_paths
+def test_a_source_is_removed_only_once_its_copy_is_recorded(move: Move) -> None:
+    """Killed mid-way: every document whose source is gone has its copy recorded as verified
+    (a progress row) so that no later run needs the source again, or the item has switched."""
+    redeem = move.redeem()
+    assert wait_for_target(move, redeem, DOCUMENTS // 2), move.output(redeem)
+    assert kill(redeem), "killed mid-way"
+    gone = assert_nothing_lost(move, "killed half-way")
+    item, recorded = progress_rows(move.db_url)
+    assert item.status == "in_progress" and item.phase == "copying"
+    unrecorded = sorted(d["id"] for d in gone if d["id"] not in recorded)
+    assert not unrecorded, (f"{len(unrecorded)} of {len(gone)} sources removed before their copy "
+                            f"was recorded (documents {unrecorded[:10]}...)")
+
+
+@pytest.mark.parametrize(("s3_server", "backend"), [("moto", "postgresql"), ("s3rver", "sqlite")],
+                         indirect=["s3_server"])
+def test_another_process_finishes_what_a_killed_one_left(move: Move) -> None:
+    """Two resumes at once right after a kill (two workers taking the same migration): one
+    finishes it, the other is refused or finds nothing left; the end is the same."""
+    redeem = move.redeem()
+    assert wait_for_target(move, redeem, DOCUMENTS // 3), move.output(redeem)
+    assert kill(redeem)
+    both = [move.resume(), move.resume()]
+    for process in both:
+        process.wait(timeout=120)
+    results = [(p.returncode, *move.output(p)) for p in both]
+    assert min(code for code, _, _ in results) == 0, results
+    for code, _, err in results:
+        if code != 0:
+            assert (code, err.strip()) == (1, ANOTHER_PROCESS), results
+    assert_moved_once(move)
+
+
+# -- bad settings: one line, the contract's exit code, nothing changed --------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Refusal:
+    """A redeem into an S3 archive that cannot be used, checked to change nothing."""
+
+    cli: Cli
+    s3: S3
+    db_url: str
+    storage: Path
+    code: str
+
+    def state(self) -> tuple[Any, ...]:
+        """The database, the bucket's keys (None: no bucket) and the source folder."""
+        try:
+            keys: list[str] | None = self.s3.keys("book")
+        except self.s3.client.exceptions.NoSuchBucket:
+            keys = None
+        return (snapshot_database(self.db_url), keys,
+                snapshot_files(self.storage / "ACME"))
+
+    def redeem(self, exit_code: int) -> str:
+        before = self.state()
+        result = self.cli("--as", TINA, "redeem", self.code, "--accept-terms")
+        assert result.exit_code == exit_code, result.stderr
+        assert result.error.startswith("Error: ") and "Traceback" not in result.stderr
+        assert self.state() == before
+        return result.error
+
+
+@pytest.fixture
+def refusal(cli: Cli, world_dir: Path, s3_on: S3, db_url: str, storage: Path) -> Refusal:
+    world = many_documents(world_dir, 5, size=SIZE)
+    world["environments"][1]["storage"] = s3_on.url("book")
+    cli.ok("load", write_world(world_dir, world))
+    return Refusal(cli, s3_on, db_url, storage, make_offer(cli, "1001")["transfercode"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_an_unreachable_endpoint_is_one_error_line_and_changes_nothing(
+        refusal: Refusal, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("BASECONE_MIGRATE_S3_ENDPOINT_URL", endpoint)
+    error = refusal.redeem(70)  # as for an unreachable database
+    assert endpoint in error
+
+
+@pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # moto takes any credentials
+def test_an_unknown_access_key_is_one_error_line_and_changes_nothing(
+        refusal: Refusal, monkeypatch: pytest.MonkeyPatch) -> None:
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-NOBODY-KNOWS")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    error = refusal.redeem(1)
+    assert f"s3://{refusal.s3.bucket}/book" in error
+
+
+def test_a_missing_bucket_is_one_error_line_and_changes_nothing(refusal: Refusal) -> None:
+    s3 = refusal.s3
+    for key in s3.keys("book"):  # its ownership marker, written by the load
+        s3.client.delete_object(Bucket=s3.bucket, Key=f"book/{key}")
+    s3.client.delete_bucket(Bucket=s3.bucket)
+    error = refusal.redeem(1)
+    assert f"s3://{s3.bucket}/book" in error
+
+
+# -- a server that says SlowDown --------------------------------------------------------------
+
+
+class ThrottlingProxy:
+    """An HTTP proxy on loopback that answers some requests with S3's 503 SlowDown (every
+    ``every``-th one, at most ``limit`` times, while ``throttling``) and forwards the rest."""
+
+    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                 b"<Message>Please reduce your request rate.</Message></Error>")
+
+    def __init__(self, target: str, every: int = 5, limit: int = 8) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.every, self.limit = every, limit
+        self.throttling = False
+        self.seen = self.throttled = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
+            upstream: http.client.HTTPConnection | None = None
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.slow_down():
+                    self.send_response(503, "Slow Down")
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(proxy.SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(proxy.SLOW_DOWN)
+                    return
+                if self.upstream is None:  # one upstream connection per client connection
+                    self.upstream = http.client.HTTPConnection(host, int(port), timeout=60)
+                try:
+                    self.upstream.request(self.command, self.path, body=body or None,
+                                          headers=dict(self.headers.items()))
+                    answer = self.upstream.getresponse()
+                    data = answer.read()
+                except BaseException:
+                    self.upstream.close()
+                    self.upstream = None
+                    raise
+                self.send_response(answer.status, answer.reason)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def slow_down(self) -> bool:
+        with self.lock:
+            if not self.throttling:
+                return False
+            self.seen += 1
+            if self.seen % self.every or self.throttled >= self.limit:
+                return False
+            self.throttled += 1
+            return True
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def throttling(move: Move) -> Iterator[ThrottlingProxy]:
+    proxy = ThrottlingProxy(move.s3.endpoint)
+    move.env["BASECONE_MIGRATE_S3_ENDPOINT_URL"] = proxy.url
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # the proxy throttles, not the server
+@with_paths
+def test_a_throttling_server_slows_the_move_but_fails_nothing(
+        move: Move, throttling: ThrottlingProxy) -> None:
+    """SlowDown is a reason to wait and try again, not to fail a document."""
+    throttling.throttling = True
+    redeem = move.redeem()
+    redeem.wait(timeout=120)
+    _, err = move.output(redeem)
+    assert redeem.returncode == 0, err
+    assert throttling.throttled == throttling.limit, "the server did say SlowDown"
+    assert_moved_once(move)
