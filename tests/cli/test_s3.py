@@ -8,7 +8,11 @@ direction and nothing is lost.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -205,3 +209,123 @@ def test_s3_settings_that_cannot_work_refuse_the_redeem_before_any_change(
     assert result.exit_code == 2 and "S3 endpoint (for s3:// archives) 'ftp://127.0.0.1:1'" in result.error
     assert snapshot_database(db_url) == before
     assert (storage / "ACME" / "1").is_dir() and s3.keys("book/1") == []
+
+
+class RequestLog(logging.Handler):
+    """The requests moto's server (in this process) answers, as its log shows them."""
+
+    LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/1\.1" (?P<status>\d+)')
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.requests: list[tuple[str, str, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.LINE.search(record.getMessage())
+        if found:
+            self.requests.append((found["method"], found["target"], int(found["status"])))
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[RequestLog]:
+        logger = logging.getLogger("werkzeug")
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+    def count(self, method: str, fragment: str = "") -> int:
+        return sum(1 for m, target, _ in self.requests if m == method and fragment in target)
+
+
+def test_a_server_side_move_costs_one_request_a_document_many_in_flight(
+        cli: Cli, world_dir: Path, s3: S3) -> None:
+    """Each document: one CopyObject that returns the copy's SHA-256 (no HEAD before or
+    after, no GET); the sources go a thousand a DeleteObjects; the source is read from a
+    listing."""
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(120):
+        (folder / f"doc-{n:03d}.pdf").write_bytes(n.to_bytes(2, "big") * (1000 + n))
+        paths.append(f"many/doc-{n:03d}.pdf")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    world["environments"][0]["storage"] = s3.url("acme")
+    world["environments"][1]["storage"] = s3.url("book")
+    cli.ok("load", write_world(world_dir, world), s3_transfers="8")
+    before = cli.ok("archive", "list", "1", "--json").json()
+    code = make_offer(cli, "1001")["transfercode"]
+
+    with RequestLog().watching() as log:
+        result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json", s3_transfers="8")
+    assert result.json()["items"][0]["status"] == "completed"
+    assert log.count("PUT", f"/{s3.bucket}/book/1/") == 120  # the copies, one each
+    documents_read = [r for r in log.requests if r[0] in ("GET", "HEAD") and "/1/" in r[1].split("?")[0]]
+    assert documents_read == []
+    deletes = log.count("POST", "?delete")
+    assert 1 <= deletes <= 4  # batches of what was recorded, not one a document
+    assert log.count("DELETE") == 0
+    listings = log.count("GET", "list-type=2&prefix=acme/1/")
+    assert 1 <= listings <= 4  # the move's, and the clean-up's
+    assert s3.keys("acme/1") == []
+    assert s3.keys("book/1") == sorted(d["sha256"] for d in before)
+    for d in before:  # each copy carries the SHA-256 its server computed
+        assert s3.head(f"book/{d['storage_key']}")["ChecksumSHA256"] == base64.b64encode(
+            bytes.fromhex(d["sha256"])).decode()
+
+
+def test_a_load_onto_s3_that_fails_half_way_leaves_no_object_without_its_row(
+        cli: Cli, world_dir: Path, s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many documents in flight: those that finish after the one that failed are removed
+    too, and loading the same file again finishes the job."""
+    import errno
+    import threading
+
+    from basecone_migrate.services import world as world_module
+    from basecone_migrate.storage import Archive
+
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(30):
+        (folder / f"doc-{n:02d}.pdf").write_bytes(f"invoice {n}\n".encode() * 100)
+        paths.append(f"many/doc-{n:02d}.pdf")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    world["environments"][0]["storage"] = s3.url("acme")
+    path = write_world(world_dir, world)
+    monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 4)
+    write = Archive.write
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def full_store(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        if n == 14:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Archive, "write", full_store)
+        stopped = cli("load", path, s3_transfers="6")
+
+    assert stopped.exit_code == 1
+    assert ": cannot write to the archive s3://" in stopped.error
+    assert "no space left on device" in stopped.error
+    listed = cli.ok("archive", "list", "1001", "--json").json()
+    assert 0 < len(listed) < 30 and len(listed) % 4 == 0  # whole batches, in the file's order
+    assert [d["filename"] for d in listed] == [f"doc-{n:02d}.pdf" for n in range(len(listed))]
+    assert calls["n"] > 14  # others were in flight when it failed, and finished
+    assert s3.keys("acme/1") == sorted(d["sha256"] for d in listed)  # no object without its row
+
+    report = cli.ok("load", path, "--json", s3_transfers="6").json()
+    # The rest of 1001, and a document of an administration the first run never reached.
+    assert report["documents"] == {"added": 30 - len(listed) + 1, "already_present": len(listed)}
+    assert cli.ok("archive", "verify", "1001", "--json").json()["ok"] == 30
+    assert len(s3.keys("acme/1")) == 30
