@@ -4,14 +4,15 @@ An administration of a few hundred small documents moves to an S3 target, on mot
 and on s3rver (which keeps no checksums: the engine must read and hash there), both over HTTP
 on loopback, with the database on SQLite and on PostgreSQL: between two prefixes of one
 endpoint (server-side copies) and from a folder (streamed), BASECONE_MIGRATE_S3_TRANSFERS
-documents in flight. The moving process is killed with SIGKILL once a fifth of the
-documents arrived, at a random moment (BASECONE_MIGRATE_TEST_SEED replays one), and once
-every document is at the target; after each kill every document is at the source or intact
-at the target, and a source is gone only once its copy is recorded. `resume` (or two at
-once) ends with every document once at the target with its SHA-256, none left at the
-source, no temporary key. Bad settings (an unreachable endpoint, an unknown access key, a
-missing bucket) refuse with one `Error:` line and change nothing; a server that says
-SlowDown slows the move down but fails nothing.
+documents in flight. The tool reaches the server through a proxy on loopback that can stop
+answering at a chosen moment (the process then waits on S3 as if the network had gone), so
+that a SIGKILL lands exactly there: once a fifth of the documents arrived, just before the
+sources are deleted, just after; and at a random moment (BASECONE_MIGRATE_TEST_SEED replays
+one). After each kill every document is at the source, or intact at the target with its copy
+recorded; `resume` (or two at once) ends with every document once at the target with its
+SHA-256, none left at the source, no temporary key. Bad settings (an unreachable endpoint,
+an unknown access key, a missing bucket) refuse with one `Error:` line and change nothing; a
+server that says SlowDown slows the move down but fails nothing.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from tests.integration.test_transfer import many_documents
 
 pytestmark = pytest.mark.slow
 
-DOCUMENTS = 150
+DOCUMENTS = 120
 SIZE = 2_000
 #: Documents in flight, the setting the engine reads (one at a time before it existed).
 IN_FLIGHT = "16"
@@ -59,6 +60,149 @@ SEED = os.environ.get("BASECONE_MIGRATE_TEST_SEED")  # replays the random kills 
 PATHS = ("s3 to s3", "folder to s3")
 ANOTHER_PROCESS = ("Error: migration 1 is being transferred by another process right now: wait "
                    "for it, or follow it with `basecone-migrate status 1 --watch`")
+
+
+# -- the way to the server ---------------------------------------------------------------------
+
+
+class S3Proxy:
+    """An HTTP proxy on loopback in front of an S3 server, for the tool's processes.
+
+    It counts the documents that arrive at the target prefix (PUT and CopyObject answered
+    2xx). From a chosen moment on it *holds* every request: none is forwarded or answered
+    until `release`, and then each is dropped (its connection closed), as if the network
+    had gone, so a process waiting on S3 can be killed at exactly that point. The moment:
+    ``hold(after_arrivals=N)`` (N documents arrived), ``hold(before_delete=True)`` (the
+    first DeleteObjects, itself held), ``hold(after_delete=True)`` (once one was answered).
+    While ``throttle`` is set it answers every ``every``-th request with S3's 503 SlowDown,
+    at most ``limit`` times.
+    """
+
+    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                 b"<Message>Please reduce your request rate.</Message></Error>")
+
+    def __init__(self, target: str, bucket: str, target_prefix: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.arrival = f"/{bucket}/{target_prefix}/"
+        self.lock = threading.Lock()
+        self.holding = threading.Event()
+        self.released = threading.Event()
+        self.throttle, self.every, self.limit = False, 5, 8
+        self.seen = self.throttled = self.arrived = 0
+        self.hold()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
+            upstream: http.client.HTTPConnection | None = None
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.held(self.command, self.path):
+                    proxy.released.wait(timeout=120)
+                    self.close_connection = True  # dropped, unanswered
+                    return
+                if proxy.slow_down():
+                    self._answer(503, "Slow Down", [("Content-Type", "application/xml")],
+                                 proxy.SLOW_DOWN)
+                    return
+                if self.upstream is None:  # one upstream connection per client connection
+                    self.upstream = http.client.HTTPConnection(host, int(port), timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+                try:
+                    self.upstream.request(self.command, self.path, body=body or None,
+                                          headers=headers)
+                    answer = self.upstream.getresponse()
+                    data = answer.read()
+                except BaseException:
+                    self.upstream.close()
+                    self.upstream = None
+                    raise
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self._answer(answer.status, answer.reason, answer.getheaders(), data, length)
+                proxy.answered(self.command, self.path, answer.status)
+
+            def _answer(self, status: int, reason: str, headers: list[tuple[str, str]],
+                        data: bytes, length: str | None = None) -> None:
+                self.send_response(status, reason)
+                for name, value in headers:
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, *_: Any) -> None:
+                pass  # a client killed mid-request: nothing to report
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def hold(self, after_arrivals: int | None = None, before_delete: bool = False,
+             after_delete: bool = False) -> None:
+        """Forward everything until the moment given (none: never hold)."""
+        with self.lock:
+            self.arrived = 0
+            self.after_arrivals, self.before_delete = after_arrivals, before_delete
+            self.after_delete = after_delete
+            self.released.clear()
+            self.holding.clear()
+
+    def release(self) -> None:
+        """Drop what is held and forward again (until `hold` sets a new moment)."""
+        self.hold()
+        self.released.set()
+
+    def held(self, command: str, path: str) -> bool:
+        with self.lock:
+            if self.before_delete and command == "POST" and "?delete" in path:
+                self.holding.set()
+            return self.holding.is_set()
+
+    def answered(self, command: str, path: str, status: int) -> None:
+        with self.lock:
+            if command == "PUT" and path.startswith(self.arrival) and 200 <= status < 300:
+                self.arrived += 1
+                if self.after_arrivals is not None and self.arrived >= self.after_arrivals:
+                    self.holding.set()
+            if self.after_delete and command == "POST" and "?delete" in path:
+                self.holding.set()
+
+    def wait_held(self, process: subprocess.Popen[str], timeout: float = 90) -> bool:
+        """Wait until requests are held (the process is stuck at the moment chosen); False
+        when the process ended first."""
+        deadline = time.monotonic() + timeout
+        while not self.holding.wait(0.02):
+            if process.poll() is not None:
+                return False
+            assert time.monotonic() < deadline, f"the moment did not come in {timeout} s"
+        return True
+
+    def slow_down(self) -> bool:
+        with self.lock:
+            if not self.throttle:
+                return False
+            self.seen += 1
+            if self.seen % self.every or self.throttled >= self.limit:
+                return False
+            self.throttled += 1
+            return True
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # -- an administration on its way ------------------------------------------------------------
@@ -76,6 +220,7 @@ class Move:
     source_folder: Path
     db_url: str
     tmp: Path
+    proxy: S3Proxy
     code: str = ""
     before: list[dict[str, Any]] | None = None
     runs: int = 0
@@ -121,21 +266,23 @@ class Move:
 
 @pytest.fixture
 def move(cli: Cli, env_vars: dict[str, str], s3_on: S3, world_dir: Path, storage: Path,
-         db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Move:
+         db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Move]:
     path = request.param if hasattr(request, "param") else "s3 to s3"
     world = many_documents(world_dir, DOCUMENTS, size=SIZE)
     if path == "s3 to s3":
         world["environments"][0]["storage"] = s3_on.url("acme")
     world["environments"][1]["storage"] = s3_on.url("book")
     cli.ok("load", write_world(world_dir, world))
-    env = {**env_vars, "BASECONE_MIGRATE_S3_ENDPOINT_URL": s3_on.endpoint,
+    proxy = S3Proxy(s3_on.endpoint, s3_on.bucket, "book/1")
+    env = {**env_vars, "BASECONE_MIGRATE_S3_ENDPOINT_URL": proxy.url,
            "BASECONE_MIGRATE_S3_TRANSFERS": IN_FLIGHT}
-    moving = Move(cli, env, s3_on, path, storage / "ACME", db_url, tmp_path)
+    moving = Move(cli, env, s3_on, path, storage / "ACME", db_url, tmp_path, proxy)
     moving.before = cli.ok("archive", "list", "1", "--json").json()
     assert len(moving.documents) == DOCUMENTS
     assert sorted(moving.at_source()) == sorted(d["sha256"] for d in moving.documents)
     moving.code = make_offer(cli, "1001")["transfercode"]
-    return moving
+    yield moving
+    proxy.close()
 
 
 def with_paths(test: Any) -> Any:
@@ -146,25 +293,24 @@ def with_paths(test: Any) -> Any:
 # -- observing it ------------------------------------------------------------------------------
 
 
-def wait_for_target(move: Move, process: subprocess.Popen[str], count: int,
-                    timeout: float = 90) -> bool:
-    """Wait until at least ``count`` documents are at the target (listed); False when the
-    process ended first."""
+def wait_until(process: subprocess.Popen[str], seen: Any, timeout: float = 90) -> bool:
+    """Wait until ``seen()`` holds, polled often; False when the process ended first."""
     deadline = time.monotonic() + timeout
-    while len(move.at_target()) < count:
+    while not seen():
         if process.poll() is not None:
             return False
-        assert time.monotonic() < deadline, f"fewer than {count} documents arrived in {timeout} s"
-        time.sleep(0.02)
+        assert time.monotonic() < deadline, f"not seen in {timeout} s"
+        time.sleep(0.002)
     return True
 
 
-def kill(process: subprocess.Popen[str]) -> bool:
-    """SIGKILL, as a machine that dies; False when the process had already ended (then it
-    must have ended well)."""
+def kill(process: subprocess.Popen[str], proxy: S3Proxy) -> bool:
+    """SIGKILL, as a machine that dies, then what it left waiting at the proxy is dropped;
+    False when the process had already ended."""
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    proxy.release()
     return process.returncode == -signal.SIGKILL
 
 
@@ -182,9 +328,9 @@ def read_all(s3: S3, keys: list[str]) -> dict[str, bytes]:
         return dict(zip(keys, pool.map(s3.read, keys), strict=True))
 
 
-def assert_nothing_lost(move: Move, moment: str) -> list[dict[str, Any]]:
-    """Every document at the source, or at the target with its bytes; returns those whose
-    source is gone."""
+def assert_nothing_lost(move: Move, moment: str) -> None:
+    """Every document is at the source, or at the target with its bytes and recorded as such
+    (a progress row, or the item switched over): no later run needs a source that is gone."""
     source, target = set(move.at_source()), set(move.at_target())
     gone = [d for d in move.documents if d["sha256"] not in source]
     lost = [d["id"] for d in gone if d["sha256"] not in target]
@@ -193,7 +339,11 @@ def assert_nothing_lost(move: Move, moment: str) -> list[dict[str, Any]]:
     damaged = [d["id"] for d in gone
                if hashlib.sha256(found[f"book/1/{d['sha256']}"]).hexdigest() != d["sha256"]]
     assert not damaged, f"{moment}: the sources of {damaged} are gone and their copies differ"
-    return gone
+    item, recorded = progress_rows(move.db_url)
+    if item.status != "completed" and item.phase == "copying":
+        unrecorded = sorted(d["id"] for d in gone if d["id"] not in recorded)
+        assert not unrecorded, (f"{moment}: {len(unrecorded)} of {len(gone)} sources removed before "
+                                f"their copy was recorded (documents {unrecorded[:10]}...)")
 
 
 def assert_moved_once(move: Move) -> None:
@@ -234,45 +384,48 @@ def rng_for(request: pytest.FixtureRequest) -> tuple[random.Random, str]:
 def test_killed_at_any_moment_then_resumed_every_document_arrives_once(
         move: Move, request: pytest.FixtureRequest) -> None:
     rng, replay = rng_for(request)
+    proxy = move.proxy
 
-    redeem = move.redeem()  # 1. killed once a fifth of the documents arrived
-    assert wait_for_target(move, redeem, DOCUMENTS // 5), move.output(redeem)
-    assert kill(redeem), "killed mid-way"
+    proxy.hold(after_arrivals=DOCUMENTS // 5)  # 1. copying, a fifth of the documents there
+    redeem = move.redeem()
+    assert proxy.wait_held(redeem), move.output(redeem)
+    assert kill(redeem, proxy), "killed mid-way"
     item, _ = progress_rows(move.db_url)
-    assert item.status == "in_progress"
-    assert len(assert_nothing_lost(move, "killed after a fifth")) < DOCUMENTS
+    assert (item.status, item.phase) == ("in_progress", "copying")
+    assert_nothing_lost(move, "killed with a fifth of the documents copied")
 
-    delay = rng.uniform(0.6, 2.5)  # 2. a resume killed at a random moment
-    resumed = move.resume()
-    time.sleep(delay)
-    if not kill(resumed):
-        assert resumed.returncode == 0, (replay, move.output(resumed))
-    assert_nothing_lost(move, f"a resume killed after {delay:.2f} s ({replay})")
-
-    resumed = move.resume()  # 3. killed once every document is at the target
-    if wait_for_target(move, resumed, DOCUMENTS) and kill(resumed):
-        assert_nothing_lost(move, "killed with every document at the target")
+    # 2. the crash between copy and delete: every copy there, the sources not yet deleted
+    if move.path == "s3 to s3":
+        proxy.hold(before_delete=True)  # the DeleteObjects of the sources is held, never sent
+        resumed = move.resume()
+        reached = proxy.wait_held(resumed)
+    else:  # the source is a folder: watched as it empties
+        resumed = move.resume()
+        reached = wait_until(resumed, lambda: len(move.at_source()) < DOCUMENTS)
+    if kill(resumed, proxy) and reached:
+        assert_nothing_lost(move, "killed as the sources were to go")
     else:
         assert resumed.returncode == 0, move.output(resumed)
 
+    if move.path == "s3 to s3":  # 3. the sources deleted, the item not yet completed
+        proxy.hold(after_delete=True)
+        resumed = move.resume()
+        reached = proxy.wait_held(resumed)
+        if kill(resumed, proxy) and reached:
+            assert_nothing_lost(move, "killed after the sources were deleted")
+        else:
+            assert resumed.returncode == 0, move.output(resumed)
+
+    delay = rng.uniform(0.2, 1.5)  # 4. killed at a random moment
+    resumed = move.resume()
+    time.sleep(delay)
+    if kill(resumed, proxy):
+        assert_nothing_lost(move, f"a resume killed after {delay:.2f} s ({replay})")
+    else:
+        assert resumed.returncode == 0, (replay, move.output(resumed))
+
     finish(move)
     assert_moved_once(move)
-
-
-@pytest.mark.parametrize("backend", ["sqlite"])
-@with_paths
-def test_a_source_is_removed_only_once_its_copy_is_recorded(move: Move) -> None:
-    """Killed mid-way: every document whose source is gone has its copy recorded as verified
-    (a progress row) so that no later run needs the source again, or the item has switched."""
-    redeem = move.redeem()
-    assert wait_for_target(move, redeem, DOCUMENTS // 2), move.output(redeem)
-    assert kill(redeem), "killed mid-way"
-    gone = assert_nothing_lost(move, "killed half-way")
-    item, recorded = progress_rows(move.db_url)
-    assert item.status == "in_progress" and item.phase == "copying"
-    unrecorded = sorted(d["id"] for d in gone if d["id"] not in recorded)
-    assert not unrecorded, (f"{len(unrecorded)} of {len(gone)} sources removed before their copy "
-                            f"was recorded (documents {unrecorded[:10]}...)")
 
 
 @pytest.mark.parametrize(("s3_server", "backend"), [("moto", "postgresql"), ("s3rver", "sqlite")],
@@ -280,9 +433,11 @@ def test_a_source_is_removed_only_once_its_copy_is_recorded(move: Move) -> None:
 def test_another_process_finishes_what_a_killed_one_left(move: Move) -> None:
     """Two resumes at once right after a kill (two workers taking the same migration): one
     finishes it, the other is refused or finds nothing left; the end is the same."""
+    move.proxy.hold(after_arrivals=DOCUMENTS // 3)
     redeem = move.redeem()
-    assert wait_for_target(move, redeem, DOCUMENTS // 3), move.output(redeem)
-    assert kill(redeem)
+    assert move.proxy.wait_held(redeem), move.output(redeem)
+    assert kill(redeem, move.proxy)
+    assert_nothing_lost(move, "killed with a third of the documents copied")
     both = [move.resume(), move.resume()]
     for process in both:
         process.wait(timeout=120)
@@ -373,99 +528,15 @@ def test_a_missing_bucket_is_one_error_line_and_changes_nothing(refusal: Refusal
 # -- a server that says SlowDown --------------------------------------------------------------
 
 
-class ThrottlingProxy:
-    """An HTTP proxy on loopback that answers some requests with S3's 503 SlowDown (every
-    ``every``-th one, at most ``limit`` times, while ``throttling``) and forwards the rest."""
-
-    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-                 b"<Message>Please reduce your request rate.</Message></Error>")
-
-    def __init__(self, target: str, every: int = 5, limit: int = 8) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.every, self.limit = every, limit
-        self.throttling = False
-        self.seen = self.throttled = 0
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
-            upstream: http.client.HTTPConnection | None = None
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def _relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if proxy.slow_down():
-                    self.send_response(503, "Slow Down")
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(proxy.SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(proxy.SLOW_DOWN)
-                    return
-                if self.upstream is None:  # one upstream connection per client connection
-                    self.upstream = http.client.HTTPConnection(host, int(port), timeout=60)
-                try:
-                    self.upstream.request(self.command, self.path, body=body or None,
-                                          headers=dict(self.headers.items()))
-                    answer = self.upstream.getresponse()
-                    data = answer.read()
-                except BaseException:
-                    self.upstream.close()
-                    self.upstream = None
-                    raise
-                self.send_response(answer.status, answer.reason)
-                for name, value in answer.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def slow_down(self) -> bool:
-        with self.lock:
-            if not self.throttling:
-                return False
-            self.seen += 1
-            if self.seen % self.every or self.throttled >= self.limit:
-                return False
-            self.throttled += 1
-            return True
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def throttling(move: Move) -> Iterator[ThrottlingProxy]:
-    proxy = ThrottlingProxy(move.s3.endpoint)
-    move.env["BASECONE_MIGRATE_S3_ENDPOINT_URL"] = proxy.url
-    yield proxy
-    proxy.close()
-
-
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # the proxy throttles, not the server
 @with_paths
-def test_a_throttling_server_slows_the_move_but_fails_nothing(
-        move: Move, throttling: ThrottlingProxy) -> None:
+def test_a_throttling_server_slows_the_move_but_fails_nothing(move: Move) -> None:
     """SlowDown is a reason to wait and try again, not to fail a document."""
-    throttling.throttling = True
+    move.proxy.throttle = True
     redeem = move.redeem()
     redeem.wait(timeout=120)
     _, err = move.output(redeem)
     assert redeem.returncode == 0, err
-    assert throttling.throttled == throttling.limit, "the server did say SlowDown"
+    assert move.proxy.throttled == move.proxy.limit, "the server did say SlowDown"
     assert_moved_once(move)
