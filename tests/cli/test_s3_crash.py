@@ -10,7 +10,8 @@ that a SIGKILL lands exactly there: once a fifth of the documents arrived, just 
 sources are deleted, just after; and at a random moment (BASECONE_MIGRATE_TEST_SEED replays
 one). After each kill every document is at the source, or intact at the target with its copy
 recorded; `resume` (or two at once) ends with every document once at the target with its
-SHA-256, none left at the source, no temporary key. Bad settings (an unreachable endpoint,
+SHA-256, none left at the source, no temporary key (nor, for documents sent in parts, an
+unfinished multipart upload). Bad settings (an unreachable endpoint,
 an unknown access key, a missing bucket) refuse with one `Error:` line and change nothing; a
 server that says SlowDown slows the move down but fails nothing.
 """
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,20 @@ ANOTHER_PROCESS = ("Error: migration 1 is being transferred by another process r
 
 # -- the way to the server ---------------------------------------------------------------------
 
+#: Tells a request by its method and path (with the query).
+Request = Callable[[str, str], bool]
+
+
+def DELETE(command: str, path: str) -> bool:
+    """A DeleteObjects (the sources' removal, a thousand keys a request)."""
+    return command == "POST" and "?delete" in path
+
+
+def PART(command: str, path: str) -> bool:
+    """A part of a multipart upload (a large document on its way, the upload begun)."""
+    return command == "PUT" and "uploadId=" in path
+
+
 
 class S3Proxy:
     """An HTTP proxy on loopback in front of an S3 server, for the tool's processes.
@@ -72,8 +87,8 @@ class S3Proxy:
     2xx). From a chosen moment on it *holds* every request: none is forwarded or answered
     until `release`, and then each is dropped (its connection closed), as if the network
     had gone, so a process waiting on S3 can be killed at exactly that point. The moment:
-    ``hold(after_arrivals=N)`` (N documents arrived), ``hold(before_delete=True)`` (the
-    first DeleteObjects, itself held), ``hold(after_delete=True)`` (once one was answered).
+    ``hold(after_arrivals=N)`` (N documents arrived), ``hold(before=DELETE)`` (the first
+    DeleteObjects, itself held), ``hold(after=DELETE)`` (once one was answered).
     While ``throttle`` is set it answers every ``every``-th request with S3's 503 SlowDown,
     at most ``limit`` times.
     """
@@ -149,13 +164,13 @@ class S3Proxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def hold(self, after_arrivals: int | None = None, before_delete: bool = False,
-             after_delete: bool = False) -> None:
-        """Forward everything until the moment given (none: never hold)."""
+    def hold(self, after_arrivals: int | None = None, before: Request | None = None,
+             after: Request | None = None) -> None:
+        """Forward everything until the moment given (none: never hold): ``before`` and
+        ``after`` tell a request (method, path and query) by which to hold."""
         with self.lock:
             self.arrived = 0
-            self.after_arrivals, self.before_delete = after_arrivals, before_delete
-            self.after_delete = after_delete
+            self.after_arrivals, self.before, self.after = after_arrivals, before, after
             self.released.clear()
             self.holding.clear()
 
@@ -166,7 +181,7 @@ class S3Proxy:
 
     def held(self, command: str, path: str) -> bool:
         with self.lock:
-            if self.before_delete and command == "POST" and "?delete" in path:
+            if self.before is not None and self.before(command, path):
                 self.holding.set()
             return self.holding.is_set()
 
@@ -176,7 +191,7 @@ class S3Proxy:
                 self.arrived += 1
                 if self.after_arrivals is not None and self.arrived >= self.after_arrivals:
                     self.holding.set()
-            if self.after_delete and command == "POST" and "?delete" in path:
+            if self.after is not None and self.after(command, path):
                 self.holding.set()
 
     def wait_held(self, process: subprocess.Popen[str], timeout: float = 90) -> bool:
@@ -264,25 +279,33 @@ class Move:
         return sorted(os.listdir(folder)) if folder.exists() else []
 
 
+def make_move(cli: Cli, env_vars: dict[str, str], s3: S3, world_dir: Path, storage: Path,
+              db_url: str, tmp_path: Path, path: str, documents: int = DOCUMENTS,
+              size: int = SIZE) -> Move:
+    world = many_documents(world_dir, documents, size=size)
+    if path == "s3 to s3":
+        world["environments"][0]["storage"] = s3.url("acme")
+    world["environments"][1]["storage"] = s3.url("book")
+    cli.ok("load", write_world(world_dir, world))
+    proxy = S3Proxy(s3.endpoint, s3.bucket, "book/1")
+    env = {**env_vars, "BASECONE_MIGRATE_S3_ENDPOINT_URL": proxy.url,
+           "BASECONE_MIGRATE_S3_TRANSFERS": IN_FLIGHT}
+    moving = Move(cli, env, s3, path, storage / "ACME", db_url, tmp_path, proxy)
+    moving.before = cli.ok("archive", "list", "1", "--json").json()
+    assert len(moving.documents) == documents
+    assert sorted(moving.at_source()) == sorted(d["sha256"] for d in moving.documents)
+    moving.code = make_offer(cli, "1001")["transfercode"]
+    return moving
+
+
 @pytest.fixture
 def move(cli: Cli, env_vars: dict[str, str], s3_on: S3, world_dir: Path, storage: Path,
          db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Move]:
+    """DOCUMENTS documents offered, along the path of the test's parameter (else s3 to s3)."""
     path = request.param if hasattr(request, "param") else "s3 to s3"
-    world = many_documents(world_dir, DOCUMENTS, size=SIZE)
-    if path == "s3 to s3":
-        world["environments"][0]["storage"] = s3_on.url("acme")
-    world["environments"][1]["storage"] = s3_on.url("book")
-    cli.ok("load", write_world(world_dir, world))
-    proxy = S3Proxy(s3_on.endpoint, s3_on.bucket, "book/1")
-    env = {**env_vars, "BASECONE_MIGRATE_S3_ENDPOINT_URL": proxy.url,
-           "BASECONE_MIGRATE_S3_TRANSFERS": IN_FLIGHT}
-    moving = Move(cli, env, s3_on, path, storage / "ACME", db_url, tmp_path, proxy)
-    moving.before = cli.ok("archive", "list", "1", "--json").json()
-    assert len(moving.documents) == DOCUMENTS
-    assert sorted(moving.at_source()) == sorted(d["sha256"] for d in moving.documents)
-    moving.code = make_offer(cli, "1001")["transfercode"]
+    moving = make_move(cli, env_vars, s3_on, world_dir, storage, db_url, tmp_path, path)
     yield moving
-    proxy.close()
+    moving.proxy.close()
 
 
 def with_paths(test: Any) -> Any:
@@ -361,7 +384,7 @@ def assert_moved_once(move: Move) -> None:
     after = cli.ok("archive", "list", "1", "--json").json()
     assert [(d["id"], d["sha256"], d["size"]) for d in after] == [
         (d["id"], d["sha256"], d["size"]) for d in move.documents]
-    assert cli.ok("--as", TINA, "archive", "verify", "1", "--json").json()["ok"] == DOCUMENTS
+    assert cli.ok("--as", TINA, "archive", "verify", "1", "--json").json()["ok"] == len(shas)
 
 
 def finish(move: Move) -> None:
@@ -396,7 +419,7 @@ def test_killed_at_any_moment_then_resumed_every_document_arrives_once(
 
     # 2. the crash between copy and delete: every copy there, the sources not yet deleted
     if move.path == "s3 to s3":
-        proxy.hold(before_delete=True)  # the DeleteObjects of the sources is held, never sent
+        proxy.hold(before=DELETE)  # the DeleteObjects of the sources is held, never sent
         resumed = move.resume()
         reached = proxy.wait_held(resumed)
     else:  # the source is a folder: watched as it empties
@@ -408,7 +431,7 @@ def test_killed_at_any_moment_then_resumed_every_document_arrives_once(
         assert resumed.returncode == 0, move.output(resumed)
 
     if move.path == "s3 to s3":  # 3. the sources deleted, the item not yet completed
-        proxy.hold(after_delete=True)
+        proxy.hold(after=DELETE)
         resumed = move.resume()
         reached = proxy.wait_held(resumed)
         if kill(resumed, proxy) and reached:
@@ -447,6 +470,32 @@ def test_another_process_finishes_what_a_killed_one_left(move: Move) -> None:
         if code != 0:
             assert (code, err.strip()) == (1, ANOTHER_PROCESS), results
     assert_moved_once(move)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_large_documents_killed_mid_upload_leave_no_part_behind(
+        cli: Cli, env_vars: dict[str, str], s3_on: S3, world_dir: Path, storage: Path, db_url: str,
+        tmp_path: Path) -> None:
+    """Documents above SINGLE_PUT go up in parts to a temporary key: killed once the upload
+    has begun, the resume leaves neither the temporary key nor the unfinished multipart
+    upload (which no listing shows, and which AWS bills until it is aborted)."""
+    from basecone_migrate.storage import SINGLE_PUT
+
+    move = make_move(cli, env_vars, s3_on, world_dir, storage, db_url, tmp_path, "folder to s3",
+                     documents=2, size=SINGLE_PUT + 4 * 1024 * 1024)
+    try:
+        move.proxy.hold(before=PART)
+        redeem = move.redeem()
+        assert move.proxy.wait_held(redeem), move.output(redeem)
+        assert kill(redeem, move.proxy)
+        assert_nothing_lost(move, "killed as the parts went up")
+        finish(move)
+    finally:
+        move.proxy.close()
+    assert_moved_once(move)
+    if s3_on.server == "moto":  # s3rver does not list multipart uploads (NotImplemented)
+        uploads = s3_on.client.list_multipart_uploads(Bucket=s3_on.bucket).get("Uploads", [])
+        assert [u["Key"] for u in uploads] == [], "unfinished multipart uploads left behind"
 
 
 # -- bad settings: one line, the contract's exit code, nothing changed --------------------------
