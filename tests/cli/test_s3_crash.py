@@ -13,7 +13,8 @@ recorded; `resume` (or two at once) ends with every document once at the target 
 SHA-256, none left at the source, no temporary key (nor, for documents sent in parts, an
 unfinished multipart upload). Bad settings (an unreachable endpoint,
 an unknown access key, a missing bucket) refuse with one `Error:` line and change nothing; a
-server that says SlowDown slows the move down but fails nothing.
+server that says SlowDown slows the move down but fails nothing; a document that s3rver
+stores with other bytes than were sent keeps its source.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class S3Proxy:
     ``hold(after_arrivals=N)`` (N documents arrived), ``hold(before=DELETE)`` (the first
     DeleteObjects, itself held), ``hold(after=DELETE)`` (once one was answered).
     While ``throttle`` is set it answers every ``every``-th request with S3's 503 SlowDown,
-    at most ``limit`` times.
+    at most ``limit`` times; while ``damaging`` it changes a byte of documents on their way.
     """
 
     SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -103,6 +104,7 @@ class S3Proxy:
         self.holding = threading.Event()
         self.released = threading.Event()
         self.throttle, self.every, self.limit = False, 5, 8
+        self.damaging = 0  # documents PUT to the target whose bytes are changed on the way
         self.seen = self.throttled = self.arrived = 0
         self.hold()
         proxy = self
@@ -121,6 +123,7 @@ class S3Proxy:
                     proxy.released.wait(timeout=120)
                     self.close_connection = True  # dropped, unanswered
                     return
+                body = proxy.damage(self.command, self.path, body)
                 if proxy.slow_down():
                     self._answer(503, "Slow Down", [("Content-Type", "application/xml")],
                                  proxy.SLOW_DOWN)
@@ -203,6 +206,16 @@ class S3Proxy:
                 return False
             assert time.monotonic() < deadline, f"the moment did not come in {timeout} s"
         return True
+
+    def damage(self, command: str, path: str, body: bytes) -> bytes:
+        """One byte of a document's body changed on its way to the target (its headers, the
+        SHA-256 the tool sent among them, unchanged), while ``damaging`` says how many more."""
+        with self.lock:
+            if not (self.damaging and command == "PUT" and path.startswith(self.arrival)
+                    and "?" not in path and body):
+                return body
+            self.damaging -= 1
+        return bytes([body[0] ^ 0xFF]) + body[1:]
 
     def slow_down(self) -> bool:
         with self.lock:
@@ -589,3 +602,26 @@ def test_a_throttling_server_slows_the_move_but_fails_nothing(move: Move) -> Non
     assert redeem.returncode == 0, err
     assert move.proxy.throttled == move.proxy.limit, "the server did say SlowDown"
     assert_moved_once(move)
+
+
+# -- a server that stores what it was not sent ----------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # moto keeps the SHA-256 it is told
+@pytest.mark.parametrize("move", ["folder to s3"], indirect=True)
+def test_a_document_stored_wrong_by_a_server_that_keeps_no_checksum_keeps_its_source(
+        move: Move) -> None:
+    """s3rver neither checks the SHA-256 a PUT carries nor keeps it: what it stored must be
+    read back (or its MD5 ETag compared) before the source may go. Here one document's body
+    is changed on the way; its source must stay until a copy with the right bytes is there."""
+    move.proxy.damaging = 1
+    redeem = move.redeem()
+    redeem.wait(timeout=120)
+    assert move.proxy.damaging == 0, "a document was damaged on its way"
+    assert_nothing_lost(move, f"after a redeem that exited {redeem.returncode}")
+    if redeem.returncode != 0:
+        assert redeem.returncode == 5, move.output(redeem)
+        finish(move)
+    assert_moved_once(move)
+
