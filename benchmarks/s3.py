@@ -55,6 +55,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -72,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.netproxy import LatencyProxy  # the repository's own test helper
 
 KEY, SECRET = "bench-key", "bench-secret"
+DOCUMENT_KEY = re.compile(r"(^|/)[0-9]+/[0-9a-f]{64}$")
 BUCKETS = ("bcm-a", "bcm-b", "bcm-up", "bcm-load", "rc-a", "rc-b", "rc-up")
 MOTO = """
 import sys
@@ -243,6 +245,11 @@ class Bench:
             keys += [o["Key"] for o in page.get("Contents", [])]
         return keys
 
+    def documents(self, bucket: str, prefix: str) -> int:
+        """How many of the tool's documents (``<administration>/<sha256>``) are under ``prefix``:
+        not its markers or temporary keys."""
+        return sum(1 for key in self.keys(bucket, prefix) if DOCUMENT_KEY.search(key))
+
     def empty(self, bucket: str, prefix: str) -> None:
         keys = self.keys(bucket, prefix)
         for i in range(0, len(keys), 1000):
@@ -324,7 +331,7 @@ def bench_speed(bench: Bench, documents: int, rounds: int, seed: int) -> dict[st
         env = {**bench.ours, "BASECONE_MIGRATE_DB": f"sqlite:///{database}"}
         runs["ours_load"].append(bench.counted(lambda env=env, world_file=world_file: bench.cli(
             "load", str(world_file), "--json", env=env)))
-        assert len([k for k in bench.keys("bcm-load", f"round-{r}/") if ".tmp-" not in k]) >= documents
+        assert bench.documents("bcm-load", f"round-{r}/") == documents
         with bench.untimed():  # everything back where the next round expects it
             bench.rclone("move", "bench:rc-b/archive/1", "bench:rc-a/archive/1")
             bench.move("1001", "S3B", "S3A")
@@ -398,7 +405,7 @@ def bench_memory(bench: Bench, sizes: list[int], seed: int) -> dict[str, Any]:
             run = bench.move("1001", "S3A", "S3B")
         finally:
             bench.ours = saved
-        moved = len(bench.keys("bcm-b", f"memory-{size}/"))
+        moved = bench.documents("bcm-b", f"memory-{size}/")
         assert moved == size, f"{moved} of {size} documents at the target"
         with bench.untimed():
             bench.empty("bcm-b", f"memory-{size}/")
