@@ -34,15 +34,18 @@ checkers) plus --s3-no-check-bucket (the buckets exist: no request to create the
 
 What each tool checks, so that the comparison is fair:
 - basecone-migrate checks every document against the SHA-256 it recorded. Between two
-  buckets of one endpoint: the source's SHA-256 as the server keeps it (a HEAD), a
-  server-side copy while the source is unchanged, the copy's size and SHA-256 (a HEAD),
-  then the source's delete. From a folder: each document read and hashed, sent in one PUT
-  that carries its SHA-256, which the server checks and keeps.
-- rclone move between buckets: a server-side copy, then the copy's size and MD5 (the ETag)
-  compared with the source's from the listings, then the source's delete. rclone copy from
-  a folder: the MD5 of each file computed first and sent as Content-MD5 (the server checks
-  it), the object's ETag compared with it after the upload, and by default a HEAD of each
-  uploaded object. rclone compares MD5s, where the tool compares SHA-256s.
+  buckets of one endpoint: the source's SHA-256 as the server keeps it, a server-side copy
+  while the source is unchanged, the copy's size and SHA-256, then the source's delete.
+  From a folder: each document read and hashed, sent in one PUT that carries its SHA-256,
+  which the server checks and keeps.
+- rclone move between buckets (checked with --dump headers): listings of both sides, a
+  server-side copy (CopyObject), a HEAD of the copy whose MD5 (ETag) must be the source's
+  from the listing, then the source's DELETE: 3 requests a document. rclone copy from a
+  folder: the MD5 of each file computed first and sent as Content-MD5 (the server checks
+  it), then a HEAD of the uploaded object whose MD5 must match: 2 requests a document.
+  rclone compares MD5s (ETags), where the tool compares SHA-256s; --checksum would only
+  change how rclone decides what to skip (nothing here: the targets start empty), and every
+  document is far below --s3-upload-cutoff (200 MiB: one PUT each, for both tools).
 
 A "speed" is rclone's time over ours: above 1.00x the tool is faster. Requests per document
 count every request that crossed the proxy during the timed run (listings included). The
