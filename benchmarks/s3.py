@@ -48,8 +48,11 @@ What each tool checks, so that the comparison is fair:
   document is far below --s3-upload-cutoff (200 MiB: one PUT each, for both tools).
 
 A "speed" is rclone's time over ours: above 1.00x the tool is faster. Requests per document
-count every request that crossed the proxy during the timed run (listings included). The
-last line is every figure as JSON. Loopback addresses only.
+count every request that crossed the proxy during the timed run (listings included), and
+"server" is the CPU time moto's process used meanwhile. moto answers a few hundred requests
+a second on one core: when its CPU time nears the wall time, the run measures the server's
+capacity more than the latency, and the tool that sends fewer requests wins. The last line
+is every figure as JSON. Loopback addresses only.
 """
 
 from __future__ import annotations
@@ -114,8 +117,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _moto() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1, in its own process (its own interpreter lock)."""
+def _moto() -> Iterator[tuple[str, int]]:
+    """moto's S3 server on 127.0.0.1, in its own process (its own interpreter lock): its URL
+    and process id."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-c", MOTO, str(port)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -129,7 +133,7 @@ def _moto() -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server.pid
     finally:
         if server.stdin:
             server.stdin.close()
@@ -138,6 +142,12 @@ def _moto() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a running process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _clean_env() -> dict[str, str]:
@@ -184,10 +194,11 @@ USERS = {"S3A": "a@bench.example", "S3B": "b@bench.example", "DISK": "d@bench.ex
 class Bench:
     """The running server, proxy, clients and folders of one benchmark run."""
 
-    def __init__(self, work: Path, endpoint: str, proxy: LatencyProxy, transfers: int) -> None:
+    def __init__(self, work: Path, endpoint: str, server_pid: int, proxy: LatencyProxy,
+                 transfers: int) -> None:
         import boto3
 
-        self.work, self.proxy, self.transfers = work, proxy, transfers
+        self.work, self.proxy, self.transfers, self.server_pid = work, proxy, transfers, server_pid
         self.delay = proxy.delay
         self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                                aws_access_key_id=KEY, aws_secret_access_key=SECRET)
@@ -233,14 +244,14 @@ class Bench:
     def counted(self, run: Any) -> dict[str, Any]:
         """Run ``run()`` -> (stdout, wall, peak MB); add the requests it sent through the proxy and
         the bytes that crossed it both ways (a server-side copy sends no document's bytes)."""
-        before = self.proxy.counts()
+        before, server = self.proxy.counts(), _cpu_seconds(self.server_pid)
         out, wall, peak = run()
-        after = self.proxy.counts()
+        after, server = self.proxy.counts(), _cpu_seconds(self.server_pid) - server
         requests = Counter(after["requests"])
         requests.subtract(before["requests"])
         through = after["sent"] + after["received"] - before["sent"] - before["received"]
         return {"out": out, "s": wall, "peak_mb": peak, "requests": {k: v for k, v in requests.items() if v},
-                "proxy_bytes": through}
+                "proxy_bytes": through, "server_cpu_s": server}
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
         keys = []
@@ -291,7 +302,8 @@ def _summary(runs: list[dict[str, Any]], documents: int) -> dict[str, Any]:
     summary = {"s": statistics.median(r["s"] for r in runs), "samples_s": [r["s"] for r in runs],
                "peak_mb": max(r["peak_mb"] for r in runs), "requests_per_document": per_doc,
                "requests_per_document_total": sum(per_doc.values()),
-               "proxy_bytes": statistics.median(r["proxy_bytes"] for r in runs)}
+               "proxy_bytes": statistics.median(r["proxy_bytes"] for r in runs),
+               "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs)}
     if "engine" in middle:
         summary["engine"] = middle["engine"]
         summary["mode"] = middle["mode"]
@@ -356,16 +368,17 @@ def bench_speed(bench: Bench, documents: int, rounds: int, seed: int) -> dict[st
 def _print_speed(result: dict[str, Any]) -> None:
     documents, transfers = result["documents"], result["transfers"]
     print(f"  medians of {result['rounds']} rounds; speed = rclone's time over ours (above 1.00x we are "
-          "faster; target >= 1.00x);\n  peak = resident memory of the process; requests per document and "
-          "MB through the proxy (both ways) in the timed run")
+          "faster; target >= 1.00x);\n  peak = resident memory of the process; requests per document, "
+          "MB through the proxy (both ways) and CPU seconds of the S3 server in the timed run")
     print(f"    {'':<36} {'median':>8} {'docs/s':>7} {'peak':>7} {'speed':>6} {'req/doc':>8} {'MB':>6}"
-          "  requests per document by method")
+          f" {'server':>6}  requests per document by method")
 
     def line(label: str, summary: dict[str, Any], speed: float | None = None) -> None:
         methods = " ".join(f"{m} {n:.2f}" for m, n in summary["requests_per_document"].items())
         print(f"    {label:<36} {summary['s']:6.2f} s {documents / summary['s']:7.0f} "
               f"{summary['peak_mb']:4.0f} MB {f'{speed:.2f}x' if speed else '':>6} "
-              f"{summary['requests_per_document_total']:8.2f} {summary['proxy_bytes'] / 1e6:6.1f}  {methods}")
+              f"{summary['requests_per_document_total']:8.2f} {summary['proxy_bytes'] / 1e6:6.1f} "
+              f"{summary['server_cpu_s']:4.1f} s  {methods}")
 
     def engine(summary: dict[str, Any]) -> None:
         if summary.get("engine"):
@@ -446,8 +459,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bcm-s3-bench-", dir=args.work))
     results: dict[str, Any] = {}
     try:
-        with _moto() as endpoint, LatencyProxy(endpoint, delay=args.delay_ms / 1000) as proxy:
-            bench = Bench(work, endpoint, proxy, args.transfers)
+        with _moto() as (endpoint, server_pid), LatencyProxy(endpoint, delay=args.delay_ms / 1000) as proxy:
+            bench = Bench(work, endpoint, server_pid, proxy, args.transfers)
             if args.rounds > 0:
                 results["speed"] = bench_speed(bench, args.documents, args.rounds, args.seed)
                 print()
