@@ -39,6 +39,7 @@ class Runtime:
         self._archives: dict[str, Archive] = {}
         self._claimed: set[str] = set()  # places marked as this database's in this run
         self._checked: set[str] = set()  # places found not to be another's (nothing written)
+        self._warned_unencrypted = False
 
     @cached_property
     def engine(self) -> Engine:
@@ -221,10 +222,32 @@ class Runtime:
         from basecone_migrate.settings import mask_url_password
         from basecone_migrate.storage import Archive, ArchiveUnavailable
 
+        options = self.settings.storage_options(url)
         try:
-            return Archive(url, self.settings.storage_options(url))
+            archive = Archive(url, options, **({"transfers": self.settings.s3_transfers} if options else {}))
         except ArchiveUnavailable as exc:  # it names the URL: not its credentials
             raise UsageProblem(str(exc).replace(url, mask_url_password(url))) from None
+        if archive.object_store:
+            self._warn_if_unencrypted()
+        return archive
+
+    def _warn_if_unencrypted(self) -> None:
+        """Once a run: documents would cross a network in the clear to a plain-HTTP endpoint
+        on another machine (on this one, loopback, they never leave it)."""
+        endpoint = self.settings.s3_endpoint_url
+        if self._warned_unencrypted or not endpoint or not endpoint.startswith("http://"):
+            return
+        from basecone_migrate.settings import is_loopback_url, mask_url_password
+
+        self._warned_unencrypted = True
+        if not is_loopback_url(endpoint):
+            import sys
+
+            from basecone_migrate.domain.text import one_line
+
+            sys.stderr.write("Warning: " + one_line(
+                f"the S3 endpoint {mask_url_password(endpoint)} is plain HTTP on another machine: "
+                "documents and credentials travel unencrypted (use an https:// endpoint)") + "\n")
 
     def close(self) -> None:
         if "engine" in self.__dict__:

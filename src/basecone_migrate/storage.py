@@ -41,6 +41,8 @@ SINGLE_PUT = 8 * 1024 * 1024
 #: Bytes per ranged GET when an object is read (and hashed) from an object store.
 OBJECT_READ_BLOCK = 8 * 1024 * 1024
 TMP_PREFIX = ".tmp-"
+#: Keys per DeleteObjects request (S3's limit).
+DELETE_BATCH = 1000
 #: Modes of what the archive makes on a local disk: its owner's alone.
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -67,6 +69,10 @@ class Stored:
 
 def document_key(administration_id: int, sha256: str) -> str:
     return f"{administration_id}/{sha256}"
+
+
+def is_document_key(key: str) -> bool:
+    return _KEY.fullmatch(key) is not None
 
 
 def environment_root(storage_root: str, office_code: str, explicit: str | None) -> str:
@@ -142,6 +148,18 @@ class ObjectHead:
     sha256: str | None  # the hex SHA-256 the server keeps for the whole object, if any
 
 
+def whole_object_sha256(reply: dict[str, Any]) -> str | None:
+    """The hex SHA-256 of a whole object from a reply that carries ``ChecksumSHA256``
+    (HEAD, CopyObject); None when there is none, or only a composite one of parts."""
+    checksum = reply.get("ChecksumSHA256")
+    if not checksum or "-" in checksum or reply.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    try:
+        return base64.b64decode(checksum, validate=True).hex()
+    except ValueError:
+        return None
+
+
 class ArchiveUnavailable(Exception):
     """The archive's storage cannot be used as configured (a missing driver, for one)."""
 
@@ -149,8 +167,11 @@ class ArchiveUnavailable(Exception):
 class Archive:
     """One environment's archive root."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
+                 transfers: int = 4) -> None:
         self.url = url
+        #: Documents in flight at once on an object store (the ``s3_transfers`` setting).
+        self.transfers = transfers
         self._fs: Any = None
         self.object_store = False
         #: The root's own token, from its ownership marker (`ownership.py`), once claimed.
@@ -251,8 +272,17 @@ class Archive:
             return self.fs.open(path, "rb", block_size=OBJECT_READ_BLOCK, cache_type="none")
         return self.fs.open(path, "rb")
 
-    def checksum(self, key: str, buffer: bytearray | None = None) -> tuple[int, str] | None:
-        """(size, sha256) of the stored bytes, read and hashed; None when it is missing."""
+    def checksum(self, key: str, buffer: bytearray | None = None,
+                 size: int | None = None) -> tuple[int, str] | None:
+        """(size, sha256) of the stored bytes, read and hashed; None when it is missing.
+        Given the size it should have, a small object on an object store costs one GET."""
+        if self.object_store and size is not None:
+            try:
+                data = self.read_small(key, size)
+            except FileNotFoundError:
+                return None
+            if data is not None:
+                return len(data), hashlib.sha256(data).hexdigest()
         try:
             with self.open(key) as handle:
                 return hash_stream(handle, buffer or new_buffer())
@@ -268,9 +298,36 @@ class Archive:
                 return False
             if head.sha256 is not None:
                 return head.sha256 == sha256
-        return self.checksum(key, buffer) == (size, sha256)
+        return self.checksum(key, buffer, size) == (size, sha256)
 
-    def _bucket_key(self, path: str) -> tuple[str, str]:
+    def read_small(self, key: str, size: int) -> bytes | None:
+        """An object expected to hold ``size`` bytes (at most OBJECT_READ_BLOCK), read in one
+        ranged GET of one byte more, so a larger object shows without being read whole. None
+        when it is larger, or too large to read this way (then read it as a stream)."""
+        if not 0 < size < OBJECT_READ_BLOCK:
+            return None
+        try:
+            data: bytes = self.fs.cat_file(self.path(key), start=0, end=size + 1)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # 416: the range starts past the end, it is empty
+                raise
+            data = b""
+        return data if len(data) <= size else None
+
+    def object_pages(self, prefix: str) -> Iterator[list[dict[str, Any]]]:
+        """The objects whose keys start with ``prefix`` under the root, a ListObjectsV2 page
+        (up to 1,000) at a time, each entry's ``Key`` relative to the root."""
+        bucket, start = self.bucket_key(f"{self.root}/{prefix}")
+        root = start[:len(start) - len(prefix)]
+        token: dict[str, str] = {}
+        while True:
+            page = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=start, **token)
+            yield [{**entry, "Key": str(entry["Key"])[len(root):]} for entry in page.get("Contents", [])]
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, name = path.partition("/")
         return bucket, name
 
@@ -279,16 +336,13 @@ class Archive:
         return self._head(self.path(key))
 
     def _head(self, path: str) -> ObjectHead | None:
-        bucket, name = self._bucket_key(path)
+        bucket, name = self.bucket_key(path)
         try:
             found = self.fs.call_s3("head_object", Bucket=bucket, Key=name, ChecksumMode="ENABLED")
         except FileNotFoundError:
             return None
-        checksum = found.get("ChecksumSHA256")
-        sha256 = None
-        if checksum and "-" not in checksum and found.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
-            sha256 = base64.b64decode(checksum).hex()  # a composite (multipart) one is not the file's
-        return ObjectHead(int(found["ContentLength"]), str(found.get("ETag", "")), sha256)
+        return ObjectHead(int(found["ContentLength"]), str(found.get("ETag", "")),
+                          whole_object_sha256(found))
 
     def keys(self, administration_id: int) -> Iterator[str]:
         folder = self._join(str(administration_id))
@@ -377,24 +431,38 @@ class Archive:
             sha256 = digest.hexdigest()
             require_sha256(expect_sha256, sha256)
             key = document_key(administration_id, sha256)
-            self._copy_object(temporary, self.path(key), None, sha256, size)
+            self._copy_object(temporary, self.path(key), None, sha256, buffer)
         finally:
             self._discard(temporary)
         return Stored(key, size, sha256)
 
-    def _copy_object(self, source: str, target: str, etag: str | None, sha256: str, size: int) -> None:
-        """A copy on the server (same endpoint), the copy asked to carry a SHA-256, then
-        checked: its size and SHA-256 must be the ones recorded, else it is removed."""
-        bucket, name = self._bucket_key(target)
-        from_bucket, from_name = self._bucket_key(source)
+    def _copy_object(self, source: str, target: str, etag: str | None, sha256: str,
+                     buffer: bytearray | None = None) -> None:
+        """A copy on the server (same endpoint), checked before it counts: its SHA-256 comes
+        back with the copy when asked for (``ChecksumAlgorithm``), so one request does it;
+        a server that keeps none has the copy read back and hashed. A copy that is not the
+        recorded bytes is removed (ChecksumMismatch); with ``etag`` the server copies only
+        while the source is unchanged (If-Match)."""
+        bucket, name = self.bucket_key(target)
+        from_bucket, from_name = self.bucket_key(source)
         condition = {"CopySourceIfMatch": etag} if etag else {}
-        self.fs.call_s3("copy_object", Bucket=bucket, Key=name, ChecksumAlgorithm="SHA256",
-                        CopySource={"Bucket": from_bucket, "Key": from_name}, **condition)
-        copied = self._head(target)
-        if copied is None or copied.size != size or copied.sha256 not in (None, sha256):
+        copied = self.fs.call_s3("copy_object", Bucket=bucket, Key=name, ChecksumAlgorithm="SHA256",
+                                 CopySource={"Bucket": from_bucket, "Key": from_name}, **condition)
+        kept = whole_object_sha256(copied.get("CopyObjectResult", {}))
+        if kept is None:  # the server computes no checksum: read the copy and hash it
+            found = self._hash_path(target, buffer or new_buffer())
+            kept = found[1] if found is not None else None
+        if kept != sha256:
             self._discard(target)
             raise ChecksumMismatch(f"the server's copy of {source} is not what was copied "
-                                   f"(expected {size} bytes, sha256 {sha256})")
+                                   f"(expected sha256 {sha256}, found {kept})")
+
+    def _hash_path(self, path: str, buffer: bytearray) -> tuple[int, str] | None:
+        try:
+            with self.fs.open(path, "rb", block_size=OBJECT_READ_BLOCK, cache_type="none") as handle:
+                return hash_stream(handle, buffer)
+        except FileNotFoundError:
+            return None
 
     def put_file(self, local_path: str | os.PathLike[str], administration_id: int,
                  buffer: bytearray | None = None) -> Stored:
@@ -421,12 +489,32 @@ class Archive:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 list(pool.map(remove, [keys[i:i + size] for i in range(0, len(keys), size)]))
             return
+        if self.object_store:
+            self.delete_objects(keys)
+            return
         paths = [self.path(k) for k in keys]
         try:
             self.fs.rm(paths)
         except FileNotFoundError:
             for key in keys:
                 self.remove(key)
+
+    def delete_objects(self, keys: list[str]) -> None:
+        """Remove documents from an object store, a thousand a request (DeleteObjects;
+        missing ones are fine). An OSError names the first key the server would not remove."""
+        self._delete_paths([self.path(key) for key in keys])
+
+    def _delete_paths(self, paths: list[str]) -> None:
+        for start in range(0, len(paths), DELETE_BATCH):
+            chunk = paths[start:start + DELETE_BATCH]
+            bucket = self.bucket_key(chunk[0])[0]
+            reply = self.fs.call_s3("delete_objects", Bucket=bucket, Delete={
+                "Objects": [{"Key": self.bucket_key(path)[1]} for path in chunk], "Quiet": True})
+            errors = reply.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise OSError(errno.EIO, f"{len(errors)} of {len(chunk)} objects not removed, "
+                              f"{first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".strip())
 
     def remove(self, key: str) -> bool:
         path = self.path(key)
@@ -451,6 +539,10 @@ class Archive:
     def tidy(self, administration_id: int) -> None:
         """Remove leftovers of interrupted writes, and the folder if it is empty."""
         folder = self._join(str(administration_id))
+        if self.object_store:  # only the temporary keys are listed, not every document
+            for page in self.object_pages(f"{administration_id}/{TMP_PREFIX}"):
+                self._delete_paths([f"{self.root}/{entry['Key']}" for entry in page])
+            return
         try:
             names = os.listdir(folder) if self.is_local else [
                 posixpath.basename(p) for p in self.fs.ls(folder, detail=False)
@@ -625,29 +717,30 @@ class Archive:
                 raise
             self.copy_to(other, key, sha256, buffer)
 
+    def copy_object_to(self, other: Archive, key: str, sha256: str, etag: str | None,
+                       buffer: bytearray) -> None:
+        """A server-side copy into ``other`` on one endpoint, verified (`_copy_object`);
+        the source stays."""
+        self._copy_object(self.path(key), other.path(key), etag, sha256, buffer)
+
     def _move_object(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> None:
-        """A server-side move on one endpoint: the source is checked first (its kept SHA-256,
-        or its bytes read and hashed when the server keeps none), copied on the server only
-        while unchanged (If-Match on its ETag), the copy checked, then the source removed."""
+        """A server-side move on one endpoint: the copy checked against the recorded SHA-256
+        (`_copy_object`), then the source removed. A damaged source leaves no copy behind."""
         path = self.path(key)
-        source = self._head(path)
-        if source is None:
-            raise FileNotFoundError(path)
-        if source.sha256 is None:
-            found = self.checksum(key, buffer)
-            if found is None:
-                raise FileNotFoundError(path)
-            if found != (source.size, sha256):
-                raise ChecksumMismatch(f"expected sha256 {sha256}, read {found[1]}")
-        elif source.sha256 != sha256:
-            raise ChecksumMismatch(f"expected sha256 {sha256}, the server keeps {source.sha256}")
-        self._copy_object(path, other.path(key), source.etag, sha256, source.size)
+        self._copy_object(path, other.path(key), None, sha256, buffer)
         self.fs.rm_file(path)
 
-    def copy_to(self, other: Archive, key: str, sha256: str, buffer: bytearray) -> int:
-        """Stream into ``other``, verifying the recorded checksum before it counts."""
+    def copy_to(self, other: Archive, key: str, sha256: str, buffer: bytearray,
+                size: int | None = None) -> int:
+        """Stream into ``other``, verifying the recorded checksum before it counts (given
+        the recorded size, a small object on an object store is read in one GET)."""
         if self.is_local and other.is_local:
             return self._copy_local(other, key, sha256, buffer)
+        data = self.read_small(key, size) if self.object_store and size is not None else None
+        if data is not None:
+            stored = other.write(io.BytesIO(data), int(key.split("/", 1)[0]),
+                                 expect_sha256=sha256, buffer=buffer)
+            return stored.size
         with self.open(key) as source:
             stored = other.write(
                 source, int(key.split("/", 1)[0]), expect_sha256=sha256, buffer=buffer

@@ -8,7 +8,11 @@ direction and nothing is lost.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +166,70 @@ def test_s3_settings_that_cannot_work_refuse_the_redeem_before_any_change(
     assert result.exit_code == 2 and "S3 endpoint (for s3:// archives) 'ftp://127.0.0.1:1'" in result.error
     assert snapshot_database(db_url) == before
     assert (storage / "ACME" / "1").is_dir() and s3.keys("book/1") == []
+
+
+class RequestLog(logging.Handler):
+    """The requests moto's server (in this process) answers, as its log shows them."""
+
+    LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/1\.1" (?P<status>\d+)')
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.requests: list[tuple[str, str, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.LINE.search(record.getMessage())
+        if found:
+            self.requests.append((found["method"], found["target"], int(found["status"])))
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[RequestLog]:
+        logger = logging.getLogger("werkzeug")
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+    def count(self, method: str, fragment: str = "") -> int:
+        return sum(1 for m, target, _ in self.requests if m == method and fragment in target)
+
+
+def test_a_server_side_move_costs_one_request_a_document_many_in_flight(
+        cli: Cli, world_dir: Path, s3: S3) -> None:
+    """Each document: one CopyObject that returns the copy's SHA-256 (no HEAD before or
+    after, no GET); the sources go a thousand a DeleteObjects; the source is read from a
+    listing."""
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(120):
+        (folder / f"doc-{n:03d}.pdf").write_bytes(n.to_bytes(2, "big") * (1000 + n))
+        paths.append(f"many/doc-{n:03d}.pdf")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    world["environments"][0]["storage"] = s3.url("acme")
+    world["environments"][1]["storage"] = s3.url("book")
+    cli.ok("load", write_world(world_dir, world), s3_transfers="8")
+    before = cli.ok("archive", "list", "1", "--json").json()
+    code = make_offer(cli, "1001")["transfercode"]
+
+    with RequestLog().watching() as log:
+        result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json", s3_transfers="8")
+    assert result.json()["items"][0]["status"] == "completed"
+    assert log.count("PUT", f"/{s3.bucket}/book/1/") == 120  # the copies, one each
+    documents_read = [r for r in log.requests if r[0] in ("GET", "HEAD") and "/1/" in r[1].split("?")[0]]
+    assert documents_read == []
+    deletes = log.count("POST", "?delete")
+    assert 1 <= deletes <= 4  # batches of what was recorded, not one a document
+    assert log.count("DELETE") == 0
+    listings = log.count("GET", "list-type=2&prefix=acme/1/")
+    assert 1 <= listings <= 4  # the move's, and the clean-up's
+    assert s3.keys("acme/1") == []
+    assert s3.keys("book/1") == sorted(d["sha256"] for d in before)
+    for d in before:  # each copy carries the SHA-256 its server computed
+        assert s3.head(f"book/{d['storage_key']}")["ChecksumSHA256"] == base64.b64encode(
+            bytes.fromhex(d["sha256"])).decode()

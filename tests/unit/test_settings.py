@@ -153,3 +153,51 @@ def test_without_a_keyring_backend_the_variable_is_used(tmp_path: Path) -> None:
         {}, {"BASECONE_MIGRATE_SMTP_USER": "mailer", "BASECONE_MIGRATE_SMTP_PASSWORD": "env-secret"},
         tmp_path / "none")
     assert settings.smtp_password().value == "env-secret"
+
+
+def test_documents_in_flight_on_an_object_store(tmp_path: Path) -> None:
+    """``s3_transfers``: 32 unless set; read only by what opens an s3:// archive, so a bad
+    value stops nothing else; what it is shows in `config` with its source."""
+    settings = Settings.load({}, {}, tmp_path / "absent.toml")
+    assert settings.s3_transfers == 32
+    assert {r["setting"]: r["value"] for r in settings.describe()}["s3_transfers"] == "32"
+    options = settings.storage_options("s3://bucket/prefix")
+    assert options["config_kwargs"] == {"max_pool_connections": 36}  # one connection each, and some
+    assert settings.storage_options("/a/folder") == {}
+
+    settings = Settings.load({}, {"BASECONE_MIGRATE_S3_TRANSFERS": "8"}, tmp_path / "absent.toml")
+    assert settings.s3_transfers == 8
+    row = {r["setting"]: r for r in settings.describe()}["s3_transfers"]
+    assert (row["value"], row["source"]) == ("8", "env BASECONE_MIGRATE_S3_TRANSFERS")
+
+    for bad in ("0", "257", "many", "2.5"):
+        settings = Settings.load({}, {"BASECONE_MIGRATE_S3_TRANSFERS": bad}, tmp_path / "absent.toml")
+        assert settings.storage_options("/a/folder") == {}
+        with pytest.raises(UsageProblem) as raised:
+            settings.storage_options("s3://bucket/prefix")
+        assert str(raised.value) == (
+            f"documents in flight on an object store {bad!r} (from env BASECONE_MIGRATE_S3_TRANSFERS) "
+            "is not valid: expected a whole number from 1 to 256")
+
+
+@pytest.mark.parametrize(("endpoint", "warned"), [
+    ("http://127.0.0.1:9000", False),
+    ("http://localhost:9000", False),
+    ("http://[::1]:9000", False),
+    ("https://s3.example.org", False),
+    ("http://192.0.2.10:9000", True),  # another machine: documents would cross the network in the clear
+    ("http://minio.example.org", True),
+])
+def test_a_plain_http_endpoint_on_another_machine_is_warned_of_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str, warned: bool) -> None:
+    pytest.importorskip("s3fs")
+    from basecone_migrate.runtime import Runtime
+
+    settings = Settings.load({}, {"BASECONE_MIGRATE_S3_ENDPOINT_URL": endpoint}, tmp_path / "absent.toml")
+    runtime = Runtime(settings)
+    for prefix in ("a", "b"):  # opening an archive sends no request: nothing leaves this machine
+        assert runtime.open_archive(f"s3://bucket/{prefix}").transfers == 32
+    err = capsys.readouterr().err
+    expected = (f"Warning: the S3 endpoint {endpoint} is plain HTTP on another machine: documents "
+                "and credentials travel unencrypted (use an https:// endpoint)\n")
+    assert err == (expected if warned else "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import local
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from basecone_migrate.db.tables import documents
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.files import UnreadableFile, check_regular, os_reason
+from basecone_migrate.inflight import in_flight
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.settings import mask_url_password
@@ -173,20 +173,22 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
     def check(document: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, str] | None]:
         if not hasattr(buffers, "buffer"):
             buffers.buffer = new_buffer()
-        return document, archive.checksum(document["storage_key"], buffers.buffer)
+        return document, archive.checksum(document["storage_key"], buffers.buffer, document["size"])
 
     missing: list[dict[str, Any]] = []
     different: list[dict[str, Any]] = []
     checked = 0
-    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-        for rows in document_rounds(rt, admin_id, DOCUMENT_COLUMNS, VERIFY_BATCH):
-            batch = [document_row(row) for row in rows]
-            for document, found in pool.map(check, batch):
-                if found is None:
-                    missing.append(document)
-                elif found != (document["size"], document["sha256"]):
-                    different.append({**document, "found_size": found[0], "found_sha256": found[1]})
-            checked += len(batch)
+    documents = (document_row(row) for rows in document_rounds(rt, admin_id, DOCUMENT_COLUMNS, VERIFY_BATCH)
+                 for row in rows)
+    threads = archive.transfers if archive.object_store else IO_THREADS
+    for _, (document, found) in in_flight(check, documents, threads, "verify"):
+        if found is None:
+            missing.append(document)
+        elif found != (document["size"], document["sha256"]):
+            different.append({**document, "found_size": found[0], "found_sha256": found[1]})
+        checked += 1
+    missing.sort(key=lambda d: d["id"])  # in the order of the archive, whatever finished first
+    different.sort(key=lambda d: d["id"])
     result = {
         "administration_id": admin_id,
         "checked": checked,

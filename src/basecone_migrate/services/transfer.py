@@ -49,9 +49,10 @@ from basecone_migrate.db.models import (
 from basecone_migrate.domain import mails
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.errors import TransferIncomplete
+from basecone_migrate.inflight import in_flight
 from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import aliases, audit
+from basecone_migrate.services import aliases, audit, object_moves
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.locks import worker_label
 from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
@@ -155,7 +156,7 @@ def stream_one(source: Archive, target: Archive, doc: Doc, check_first: bool,
     try:
         if check_first and target.holds(doc.key, doc.size, doc.sha256, buffer):
             return None
-        source.copy_to(target, doc.key, doc.sha256, buffer)
+        source.copy_to(target, doc.key, doc.sha256, buffer, doc.size)
         return None
     except FileNotFoundError:
         if target.holds(doc.key, doc.size, doc.sha256, buffer):
@@ -169,11 +170,15 @@ def stream_one(source: Archive, target: Archive, doc: Doc, check_first: bool,
 
 def stream_all(source: Archive, target: Archive, docs: list[Doc],
                check_first: bool = False) -> Iterator[tuple[Doc, str | None]]:
-    """Stream documents on a small thread pool, each thread with one buffer.
+    """Stream documents on a thread pool, each thread with one buffer.
 
-    Workers take documents in chunks, so the thread that records progress wakes once per
-    chunk, not once per document (on two cores, every wake-up competes for the GIL).
+    Between local folders a small pool takes documents in chunks, so the thread that
+    records progress wakes once per chunk, not once per document (on two cores, every
+    wake-up competes for the GIL). With an object store on either side a request waits
+    tens of milliseconds: ``transfers`` documents are in flight, one at a time each.
     """
+    stores = [a.transfers for a in (source, target) if a.object_store]
+    threads, chunk = (max(stores), 1) if stores else (IO_THREADS, STREAM_CHUNK)
     buffers = threading.local()
 
     def work(chunk: list[Doc]) -> list[tuple[Doc, str | None]]:
@@ -181,14 +186,9 @@ def stream_all(source: Archive, target: Archive, docs: list[Doc],
             buffers.buffer = new_buffer()
         return [(doc, stream_one(source, target, doc, check_first, buffers.buffer)) for doc in chunk]
 
-    chunks = [docs[i:i + STREAM_CHUNK] for i in range(0, len(docs), STREAM_CHUNK)]
-    with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="transfer") as pool:
-        try:
-            for results in pool.map(work, chunks):
-                yield from results
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    chunks = (docs[i:i + chunk] for i in range(0, len(docs), chunk))
+    for _, results in in_flight(work, chunks, threads, "transfer"):
+        yield from results
 
 
 def label_of(item: MigrationItem) -> str:
@@ -243,10 +243,13 @@ class _ItemTransfer:
         if plan.same_root:  # one root for both offices: nothing to move
             return problems
         rename = plan.by_rename
-        if plan.resumed and not rename:
+        objects = rename and plan.source.object_store  # server-side copies on one endpoint
+        rows = objects or not rename
+        if plan.resumed and rows and not plan.target.object_store:
             # A crash may have lost what the last run wrote after its last sync: check the
             # target again rather than trusting the progress rows. (Renames keep no rows:
-            # a resumed rename checks every target anyway.)
+            # a resumed rename checks every target anyway; an object store's writes are
+            # durable when they return.)
             for done in self._documents(plan, progress=True):
                 lost = [d.id for d in done if not self._arrived(plan, d, rename)]
                 if lost:
@@ -265,8 +268,8 @@ class _ItemTransfer:
         # Streamed: each batch is made durable at the target, recorded, then its source
         # copies are removed in the background while the copy goes on (the clean-up after
         # the switch only finds what is left).
-        remover = None if rename else _Remover(plan.source, plan.target)
-        batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=not rename,
+        remover = _Remover(plan.source, plan.target) if rows else None
+        batch = _Batch(self.rt, plan.item_id, done_count, done_size, self.progress, rows=rows,
                        remover=remover)
         # The fast path of a first run on one filesystem: the whole folder in one rename,
         # then every document's size checked at the target. When one is not there, the
@@ -280,7 +283,9 @@ class _ItemTransfer:
         if moved:
             batch.count_all(plan.documents, plan.size)
         try:
-            for todo in ([] if moved else self._documents(plan, progress=False)):
+            if objects:
+                self._move_objects(plan, batch, problems)
+            for todo in ([] if moved or objects else self._documents(plan, progress=False)):
                 for doc, problem in self._move_all(plan, todo, rename):
                     if problem is None:
                         batch.add(doc)
@@ -299,6 +304,27 @@ class _ItemTransfer:
         elif not problems:  # streamed bytes must be on disk before the switch relies on them
             plan.target.make_durable()
         return problems
+
+    def _move_objects(self, plan: _Plan, batch: _Batch, problems: _Problems) -> None:
+        """Server-side copies of what the source's listing shows (`object_moves`), then a
+        look at the target for any document the listing did not show (moved by a run that
+        died before recording it, or missing from both)."""
+        for found, problem in object_moves.copy_listed(self.rt, plan.source, plan.target, plan.item_id,
+                                                       plan.administration_id, plan.last_id):
+            if problem is None:
+                batch.add(Doc(found.id, found.key, found.size, found.sha256))
+            else:
+                problems.add(problem)
+        if problems:
+            return
+        batch.flush()  # what is recorded is not looked for again
+        unlisted = ((d.id, d.key, d.size, d.sha256) for documents in self._documents(plan, progress=False)
+                    for d in documents)
+        for document, held in object_moves.check_each(plan.target, unlisted, Archive.holds):
+            if held:
+                batch.add(Doc(*document))
+            else:
+                problems.add(f"document {document[0]}: missing from both archives")
 
     def _documents(self, plan: _Plan, progress: bool | None = None) -> Iterator[list[Doc]]:
         """The plan's documents, READ_BATCH at a time by id, each round in a short read;
@@ -384,7 +410,10 @@ class _ItemTransfer:
     def clean_up(self, plan: _Plan) -> None:
         """Remove the source copies: only now, after the switch, can nothing be lost."""
         if not plan.same_root:
-            if plan.by_rename:
+            if plan.by_rename and plan.source.object_store:
+                object_moves.reconcile(self.rt, plan.source, plan.target, plan.item_id,
+                                       plan.administration_id)
+            elif plan.by_rename:
                 self._reconcile(plan)
             else:
                 for documents in self._documents(plan):

@@ -626,6 +626,9 @@ class _Loader:
         then record them DOCUMENT_BATCH at a time, each batch in a short transaction that
         holds the administration (so no move starts before they are in). Memory holds one
         batch, whatever the archive's size."""
+        import threading
+
+        from basecone_migrate.inflight import in_flight
         from basecone_migrate.services.archive import discard_unrecorded, hold_for_documents
         from basecone_migrate.storage import Stored, hash_stream, new_buffer
 
@@ -637,7 +640,6 @@ class _Loader:
         known = {row.sha256 for row in rows}
         by_name_size = {(row.filename, row.size) for row in rows}
         del rows
-        buffer = new_buffer()
         now = self.rt.now()
         pending: list[tuple[str, Stored]] = []
 
@@ -658,27 +660,42 @@ class _Loader:
             self.documents_count["added"] += len(pending)
             pending.clear()
 
-        try:
+        buffers = threading.local()
+
+        def opened() -> Iterator[tuple[str, str, int]]:
             for where, given, filename in files:
                 try:
                     # One descriptor per document, opened as checked: what is hashed is what
                     # is copied, whatever is put in the name's place meanwhile.
-                    with open(files.open(given), "rb", buffering=0) as handle:
-                        if (filename, os.fstat(handle.fileno()).st_size) in by_name_size:
-                            # Probably loaded before: confirm by reading, without copying.
-                            if hash_stream(handle, buffer)[1] in known:
-                                self.documents_count["already_present"] += 1
-                                continue
-                            handle.seek(0)
-                        stored = archive.write(handle, todo.admin_id, buffer=buffer)
+                    yield where, filename, files.open(given)
                 except UnreadableFile as exc:
                     raise self.fail(Refused, where, f"cannot read {exc.path}: {exc.reason}"
                                     + self._loaded_so_far()) from None
-                except OSError as exc:
+
+        def store(job: tuple[str, str, int]) -> Stored | OSError | None:
+            """Into the archive (None: loaded before, confirmed by reading, not copied)."""
+            _, filename, descriptor = job
+            buffer = buffers.__dict__.setdefault("buffer", new_buffer())
+            try:
+                with open(descriptor, "rb", buffering=0) as handle:
+                    if (filename, os.fstat(handle.fileno()).st_size) in by_name_size:
+                        if hash_stream(handle, buffer)[1] in known:
+                            return None
+                        handle.seek(0)
+                    return archive.write(handle, todo.admin_id, buffer=buffer)
+            except OSError as exc:
+                return exc
+
+        # On an object store a document waits tens of milliseconds for its PUT: many are in
+        # flight. Locally one at a time on this thread (the disk is no faster in parallel).
+        threads = archive.transfers if archive.object_store else 1
+        try:
+            for (where, filename, _), stored in in_flight(store, opened(), threads, "load", ordered=True):
+                if isinstance(stored, OSError):
                     raise self.fail(Refused, where, "cannot write to the archive "
                                     f"{mask_url_password(archive.url)}: "
-                                    f"{os_reason(exc)}" + self._loaded_so_far()) from None
-                if stored.sha256 in known:
+                                    f"{os_reason(stored)}" + self._loaded_so_far()) from None
+                if stored is None or stored.sha256 in known:
                     self.documents_count["already_present"] += 1
                     continue
                 known.add(stored.sha256)
