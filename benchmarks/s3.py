@@ -429,10 +429,12 @@ def bench_memory(bench: Bench, sizes: list[int], seed: int) -> dict[str, Any]:
         total = sum(run["requests"].values())
         entry = {"documents": size, "move_s": run["s"], "move_peak_mb": run["peak_mb"],
                  "docs_per_s": size / run["s"], "engine": run["engine"],
-                 "requests_per_document": total / size, "load_s": load_s, "load_peak_mb": load_peak}
+                 "requests_per_document": total / size, "server_cpu_s": run["server_cpu_s"],
+                 "load_s": load_s, "load_peak_mb": load_peak}
         results.append(entry)
         print(f"  {size:>7,} documents: redeem {run['s']:7.1f} s ({entry['docs_per_s']:5.0f} docs/s), peak "
-              f"{run['peak_mb']:4.0f} MB; {entry['requests_per_document']:.2f} requests per document; "
+              f"{run['peak_mb']:4.0f} MB; {entry['requests_per_document']:.2f} requests per document, "
+              f"server CPU {run['server_cpu_s']:.1f} s; "
               f"(load, without delay: {load_s:.1f} s, peak {load_peak:.0f} MB)")
     if len(results) > 1:
         growth = results[-1]["move_peak_mb"] - results[0]["move_peak_mb"]
