@@ -49,7 +49,9 @@ What each tool checks, so that the comparison is fair:
 
 A "speed" is rclone's time over ours: above 1.00x the tool is faster. Requests per document
 count every request that crossed the proxy during the timed run (listings included), and
-"server" is the CPU time moto's process used meanwhile. moto answers a few hundred requests
+"server" is the CPU time moto's process used meanwhile. A request sent with "Expect:
+100-continue" waits for the server's "100 Continue" before its body: two round trips, not
+one; those are counted too. moto answers a few hundred requests
 a second on one core: when its CPU time nears the wall time, the run measures the server's
 capacity more than the latency, and the tool that sends fewer requests wins. The last line
 is every figure as JSON. Loopback addresses only.
@@ -247,10 +249,12 @@ class Bench:
         before, server = self.proxy.counts(), _cpu_seconds(self.server_pid)
         out, wall, peak = run()
         after, server = self.proxy.counts(), _cpu_seconds(self.server_pid) - server
-        requests = Counter(after["requests"])
+        requests, continued = Counter(after["requests"]), Counter(after["continued"])
         requests.subtract(before["requests"])
+        continued.subtract(before["continued"])
         through = after["sent"] + after["received"] - before["sent"] - before["received"]
         return {"out": out, "s": wall, "peak_mb": peak, "requests": {k: v for k, v in requests.items() if v},
+                "continued": sum(continued.values()),
                 "proxy_bytes": through, "server_cpu_s": server}
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
@@ -302,6 +306,7 @@ def _summary(runs: list[dict[str, Any]], documents: int) -> dict[str, Any]:
     summary = {"s": statistics.median(r["s"] for r in runs), "samples_s": [r["s"] for r in runs],
                "peak_mb": max(r["peak_mb"] for r in runs), "requests_per_document": per_doc,
                "requests_per_document_total": sum(per_doc.values()),
+               "expect_100_continue_per_document": sum(r["continued"] for r in runs) / len(runs) / documents,
                "proxy_bytes": statistics.median(r["proxy_bytes"] for r in runs),
                "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs)}
     if "engine" in middle:
@@ -375,6 +380,8 @@ def _print_speed(result: dict[str, Any]) -> None:
 
     def line(label: str, summary: dict[str, Any], speed: float | None = None) -> None:
         methods = " ".join(f"{m} {n:.2f}" for m, n in summary["requests_per_document"].items())
+        if summary["expect_100_continue_per_document"]:
+            methods += f"; {summary['expect_100_continue_per_document']:.2f} wait for 100-continue"
         print(f"    {label:<36} {summary['s']:6.2f} s {documents / summary['s']:7.0f} "
               f"{summary['peak_mb']:4.0f} MB {f'{speed:.2f}x' if speed else '':>6} "
               f"{summary['requests_per_document_total']:8.2f} {summary['proxy_bytes'] / 1e6:6.1f} "

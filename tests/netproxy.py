@@ -167,9 +167,11 @@ def _waits_for_continue(headers: dict[str, str]) -> bool:
 class LatencyProxy:
     """A loopback TCP proxy in front of ``target_url`` (``http://127.0.0.1:PORT``).
 
-    ``requests`` counts the requests forwarded, by method; ``throttled`` those answered
-    with 503 SlowDown instead; ``sent`` the bytes forwarded to the server and ``received``
-    the bytes the server sent back. ``counts()`` copies them all at once.
+    ``requests`` counts the requests forwarded, by method; ``continued`` those of them that
+    asked to wait for ``100 Continue`` before sending their body (``Expect: 100-continue``:
+    one more round trip each); ``throttled`` the requests answered with 503 SlowDown
+    instead; ``sent`` the bytes forwarded to the server and ``received`` the bytes the
+    server sent back. ``counts()`` copies them all at once.
     """
 
     def __init__(self, target_url: str, delay: float = 0.02) -> None:
@@ -179,6 +181,7 @@ class LatencyProxy:
         self.target = (parts.hostname, parts.port)
         self.delay = delay
         self.requests: Counter[str] = Counter()
+        self.continued: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.sent = 0
         self.received = 0
@@ -258,18 +261,22 @@ class LatencyProxy:
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": dict(self.requests), "throttled": dict(self.throttled),
+            return {"requests": dict(self.requests), "continued": dict(self.continued),
+                    "throttled": dict(self.throttled),
                     "sent": self.sent, "received": self.received, "connections": self.connections}
 
     # -- on the loop ---------------------------------------------------------------
 
-    def _should_throttle(self, method: str, target: str) -> bool:
+    def _should_throttle(self, method: str, target: str, headers: dict[str, str]) -> bool:
+        """Count a request; whether to answer it with SlowDown instead of forwarding it."""
         with self._lock:
             if self._throttle_left > 0 and self._throttle_match(method, target):
                 self._throttle_left -= 1
                 self.throttled[method] += 1
                 return True
             self.requests[method] += 1
+            if _waits_for_continue(headers):
+                self.continued[method] += 1
             return False
 
     def _count(self, name: str, amount: int) -> None:
@@ -323,7 +330,7 @@ class LatencyProxy:
                 for kind, payload in requests.feed(data):
                     if kind == "head":
                         method, target, headers, raw = payload
-                        if self._should_throttle(method, target):
+                        if self._should_throttle(method, target, headers):
                             dropping = method
                             if _waits_for_continue(headers):  # no body until told to send it
                                 answer = True

@@ -121,10 +121,14 @@ def test_throttled_requests_get_slow_down_and_never_reach_the_server(server: Thr
                                    headers={"Expect": "100-continue"})
         assert (status, body) == (503, SLOW_DOWN_BODY)  # answered before any body was sent
         assert _request(proxy, "PUT", "/docs/3", b"c")[:2] == (200, b"1 bytes")  # budget spent
+        status, _, _ = _request(proxy, "PUT", "/docs/4", b"d", headers={"Expect": "100-continue"})
+        assert status == 200  # (http.client sends the body at once: servers take that too)
         counts = proxy.counts()
     assert counts["throttled"] == {"PUT": 2}
-    assert counts["requests"] == {"GET": 1, "PUT": 1}
-    assert [(m, p) for m, p, _ in server.seen] == [("GET", "/docs/1"), ("PUT", "/docs/3")]  # type: ignore[attr-defined]
+    assert counts["requests"] == {"GET": 1, "PUT": 2}
+    assert counts["continued"] == {"PUT": 1}  # a request that waited for "100 Continue"
+    assert [(m, p) for m, p, _ in server.seen] == [  # type: ignore[attr-defined]
+        ("GET", "/docs/1"), ("PUT", "/docs/3"), ("PUT", "/docs/4")]
 
 
 def test_botocore_takes_the_answer_for_s3_throttling_and_retries(s3_endpoint: str) -> None:
