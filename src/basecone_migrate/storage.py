@@ -718,7 +718,7 @@ class Archive:
             self.copy_to(other, key, sha256, buffer)
 
     def copy_object_to(self, other: Archive, key: str, sha256: str, etag: str | None,
-                       buffer: bytearray) -> None:
+                       buffer: bytearray | None = None) -> None:
         """A server-side copy into ``other`` on one endpoint, verified (`_copy_object`);
         the source stays."""
         self._copy_object(self.path(key), other.path(key), etag, sha256, buffer)

@@ -233,3 +233,56 @@ def test_a_server_side_move_costs_one_request_a_document_many_in_flight(
     for d in before:  # each copy carries the SHA-256 its server computed
         assert s3.head(f"book/{d['storage_key']}")["ChecksumSHA256"] == base64.b64encode(
             bytes.fromhex(d["sha256"])).decode()
+
+
+def test_a_load_onto_s3_that_fails_half_way_leaves_no_object_without_its_row(
+        cli: Cli, world_dir: Path, s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many documents in flight: those that finish after the one that failed are removed
+    too, and loading the same file again finishes the job."""
+    import errno
+    import threading
+
+    from basecone_migrate.services import world as world_module
+    from basecone_migrate.storage import Archive
+
+    world = sample_world(world_dir, documents=0)
+    folder = world_dir / "many"
+    folder.mkdir()
+    paths = []
+    for n in range(30):
+        (folder / f"doc-{n:02d}.pdf").write_bytes(f"invoice {n}\n".encode() * 100)
+        paths.append(f"many/doc-{n:02d}.pdf")
+    world["environments"][0]["administrations"][0]["documents"] = paths
+    world["environments"][0]["storage"] = s3.url("acme")
+    path = write_world(world_dir, world)
+    monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 4)
+    write = Archive.write
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def full_store(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        if n == 14:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Archive, "write", full_store)
+        stopped = cli("load", path, s3_transfers="6")
+
+    assert stopped.exit_code == 1
+    assert ": cannot write to the archive s3://" in stopped.error
+    assert "no space left on device" in stopped.error
+    listed = cli.ok("archive", "list", "1001", "--json").json()
+    assert 0 < len(listed) < 30 and len(listed) % 4 == 0  # whole batches, in the file's order
+    assert [d["filename"] for d in listed] == [f"doc-{n:02d}.pdf" for n in range(len(listed))]
+    assert calls["n"] > 14  # others were in flight when it failed, and finished
+    assert s3.keys("acme/1") == sorted(d["sha256"] for d in listed)  # no object without its row
+
+    report = cli.ok("load", path, "--json", s3_transfers="6").json()
+    # The rest of 1001, and a document of an administration the first run never reached.
+    assert report["documents"] == {"added": 30 - len(listed) + 1, "already_present": len(listed)}
+    assert cli.ok("archive", "verify", "1001", "--json").json()["ok"] == 30
+    assert len(s3.keys("acme/1")) == 30

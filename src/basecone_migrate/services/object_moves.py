@@ -87,8 +87,6 @@ def copy_listed(rt: Runtime, source: Archive, target: Archive, item_id: int,
     """Copy, on the server, every listed document not yet recorded as arrived: each with
     None once its copy is verified at the target, else the problem. Sources are left
     alone (the caller records, then removes them)."""
-    buffers = threading.local()
-
     def jobs() -> Iterator[tuple[Listed, Found]]:
         for page in listing(source, administration_id):
             found = matched(rt, item_id, administration_id, last_id, page)
@@ -99,10 +97,8 @@ def copy_listed(rt: Runtime, source: Archive, target: Archive, item_id: int,
 
     def copy(job: tuple[Listed, Found]) -> str | None:
         listed, document = job
-        if not hasattr(buffers, "buffer"):
-            buffers.buffer = new_buffer()
-        try:
-            source.copy_object_to(target, listed.key, document.sha256, listed.etag, buffers.buffer)
+        try:  # no buffer: one is made only where a copy must be read back to be checked
+            source.copy_object_to(target, listed.key, document.sha256, listed.etag, None)
         except (OSError, ChecksumMismatch) as exc:
             return problem_of(document.id, exc)
         return None
@@ -138,6 +134,6 @@ def reconcile(rt: Runtime, source: Archive, target: Archive, item_id: int,
         removable = [d.key for d in settled if d.recorded]
         for (_, key, size, sha256), held in check_each(target, doubtful, Archive.holds):
             if not held:
-                source.copy_object_to(target, key, sha256, None, new_buffer())
+                source.copy_object_to(target, key, sha256, None, None)
             removable.append(key)
         source.delete_objects(removable)

@@ -622,10 +622,12 @@ class _Loader:
                           target.documents, place)
 
     def documents(self, todo: _Documents) -> None:
-        """Copy one administration's documents outside any transaction (one reused buffer),
-        then record them DOCUMENT_BATCH at a time, each batch in a short transaction that
-        holds the administration (so no move starts before they are in). Memory holds one
-        batch, whatever the archive's size."""
+        """Copy one administration's documents outside any transaction (one buffer a
+        thread; on an object store S3_TRANSFERS of them in flight, taken in the world file's
+        order), then record them DOCUMENT_BATCH at a time, in that order, each batch in a
+        short transaction that holds the administration (so no move starts before they are
+        in). Memory holds one batch, whatever the archive's size. A failure removes what was
+        written and not recorded, in flight included."""
         import threading
 
         from basecone_migrate.inflight import in_flight
@@ -658,9 +660,14 @@ class _Loader:
                     for filename, stored in pending])
                 uow.commit()
             self.documents_count["added"] += len(pending)
+            for _, stored in pending:
+                unrecorded.pop(stored.sha256, None)
             pending.clear()
 
         buffers = threading.local()
+        # Written to the archive and not yet recorded: what a failure removes again (with
+        # many in flight, some finish after the one that failed).
+        unrecorded: dict[str, Stored] = {}
 
         def opened() -> Iterator[tuple[str, str, int]]:
             for where, given, filename in files:
@@ -682,7 +689,9 @@ class _Loader:
                         if hash_stream(handle, buffer)[1] in known:
                             return None
                         handle.seek(0)
-                    return archive.write(handle, todo.admin_id, buffer=buffer)
+                    stored = archive.write(handle, todo.admin_id, buffer=buffer)
+                    unrecorded.setdefault(stored.sha256, stored)
+                    return stored
             except OSError as exc:
                 return exc
 
@@ -704,7 +713,7 @@ class _Loader:
                     record()
             record()
         except BaseException:
-            discard_unrecorded(self.rt, archive, todo.admin_id, [stored for _, stored in pending])
+            discard_unrecorded(self.rt, archive, todo.admin_id, list(unrecorded.values()))
             raise
         finally:
             files.close()
