@@ -97,8 +97,9 @@ server.stop()
 # -- processes ------------------------------------------------------------------------
 
 
-def _process(args: list[str], env: dict[str, str]) -> tuple[str, float, float]:
-    """Run a program: (stdout, wall seconds, its peak resident memory in MB)."""
+def _process(args: list[str], env: dict[str, str]) -> tuple[str, float, float, float]:
+    """Run a program: (stdout, wall seconds, its peak resident memory in MB, the CPU
+    seconds it used, user and system, all its threads)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         process = subprocess.Popen(args, env=env, stdout=out, stderr=err)
@@ -109,7 +110,7 @@ def _process(args: list[str], env: dict[str, str]) -> tuple[str, float, float]:
         err.seek(0)
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err.read().decode()[-3000:]}")
-        return out.read().decode(), wall, usage.ru_maxrss / 1024
+        return out.read().decode(), wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _free_port() -> int:
@@ -236,24 +237,24 @@ class Bench:
         finally:
             self.proxy.delay = self.delay
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[str, float, float, float]:
         return _process([sys.executable, "-m", "basecone_migrate", *args], env or self.ours)
 
-    def rclone(self, *args: str) -> tuple[str, float, float]:
+    def rclone(self, *args: str) -> tuple[str, float, float, float]:
         return _process(["rclone", *args, "--transfers", str(self.transfers), "--s3-no-check-bucket"],
                         self.rclone_env)
 
     def counted(self, run: Any) -> dict[str, Any]:
-        """Run ``run()`` -> (stdout, wall, peak MB); add the requests it sent through the proxy and
+        """Run ``run()`` -> (stdout, wall, peak MB, CPU s); add the requests it sent through the proxy and
         the bytes that crossed it both ways (a server-side copy sends no document's bytes)."""
         before, server = self.proxy.counts(), _cpu_seconds(self.server_pid)
-        out, wall, peak = run()
+        out, wall, peak, cpu = run()
         after, server = self.proxy.counts(), _cpu_seconds(self.server_pid) - server
         requests, continued = Counter(after["requests"]), Counter(after["continued"])
         requests.subtract(before["requests"])
         continued.subtract(before["continued"])
         through = after["sent"] + after["received"] - before["sent"] - before["received"]
-        return {"out": out, "s": wall, "peak_mb": peak, "requests": {k: v for k, v in requests.items() if v},
+        return {"out": out, "s": wall, "peak_mb": peak, "cpu_s": cpu, "requests": {k: v for k, v in requests.items() if v},
                 "continued": sum(continued.values()),
                 "proxy_bytes": through, "server_cpu_s": server}
 
@@ -275,12 +276,12 @@ class Bench:
 
     def move(self, code: str, sender: str, receiver: str) -> dict[str, Any]:
         """Offer (not timed), then redeem (timed: its whole process); the engine's figures."""
-        offer, _, _ = self.cli("--as", USERS[sender], "offer", code, "--to", USERS[receiver],
+        offer, *_ = self.cli("--as", USERS[sender], "offer", code, "--to", USERS[receiver],
                                "--accept-terms", "--json")
         transfercode = json.loads(offer)["transfercode"]
         run = self.counted(lambda: self.cli("--as", USERS[receiver], "redeem", transfercode,
                                             "--accept-terms", "--json"))
-        status, _, _ = self.cli("status", str(json.loads(run["out"])["migration_id"]), "--json")
+        status, *_ = self.cli("status", str(json.loads(run["out"])["migration_id"]), "--json")
         [item] = json.loads(status)["items"]
         if item["status"] != "completed":
             raise SystemExit(f"the move of {code} from {sender} to {receiver} did not complete: {item}")
@@ -308,7 +309,8 @@ def _summary(runs: list[dict[str, Any]], documents: int) -> dict[str, Any]:
                "requests_per_document_total": sum(per_doc.values()),
                "expect_100_continue_per_document": sum(r["continued"] for r in runs) / len(runs) / documents,
                "proxy_bytes": statistics.median(r["proxy_bytes"] for r in runs),
-               "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs)}
+               "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs),
+               "cpu_s": statistics.median(r["cpu_s"] for r in runs)}
     if "engine" in middle:
         summary["engine"] = middle["engine"]
         summary["mode"] = middle["mode"]
@@ -374,9 +376,10 @@ def _print_speed(result: dict[str, Any]) -> None:
     documents, transfers = result["documents"], result["transfers"]
     print(f"  medians of {result['rounds']} rounds; speed = rclone's time over ours (above 1.00x we are "
           "faster; target >= 1.00x);\n  peak = resident memory of the process; requests per document, "
-          "MB through the proxy (both ways) and CPU seconds of the S3 server in the timed run")
+          "MB through the proxy (both ways), CPU seconds of the tool's process and of the S3 server\n"
+          "  in the timed run")
     print(f"    {'':<36} {'median':>8} {'docs/s':>7} {'peak':>7} {'speed':>6} {'req/doc':>8} {'MB':>6}"
-          f" {'server':>6}  requests per document by method")
+          f" {'CPU':>6} {'server':>6}  requests per document by method")
 
     def line(label: str, summary: dict[str, Any], speed: float | None = None) -> None:
         methods = " ".join(f"{m} {n:.2f}" for m, n in summary["requests_per_document"].items())
@@ -385,7 +388,7 @@ def _print_speed(result: dict[str, Any]) -> None:
         print(f"    {label:<36} {summary['s']:6.2f} s {documents / summary['s']:7.0f} "
               f"{summary['peak_mb']:4.0f} MB {f'{speed:.2f}x' if speed else '':>6} "
               f"{summary['requests_per_document_total']:8.2f} {summary['proxy_bytes'] / 1e6:6.1f} "
-              f"{summary['server_cpu_s']:4.1f} s  {methods}")
+              f"{summary['cpu_s']:4.1f} s {summary['server_cpu_s']:4.1f} s  {methods}")
 
     def engine(summary: dict[str, Any]) -> None:
         if summary.get("engine"):
@@ -424,7 +427,7 @@ def bench_memory(bench: Bench, sizes: list[int], seed: int) -> dict[str, Any]:
         bench.ours = {**saved, "BASECONE_MIGRATE_DB": f"sqlite:///{folder / 'memory.db'}"}
         try:
             with bench.untimed():
-                _, load_s, load_peak = bench.cli("load", str(folder / "world.json"), "--json")
+                _, load_s, load_peak, _ = bench.cli("load", str(folder / "world.json"), "--json")
             run = bench.move("1001", "S3A", "S3B")
         finally:
             bench.ours = saved
@@ -436,12 +439,13 @@ def bench_memory(bench: Bench, sizes: list[int], seed: int) -> dict[str, Any]:
         total = sum(run["requests"].values())
         entry = {"documents": size, "move_s": run["s"], "move_peak_mb": run["peak_mb"],
                  "docs_per_s": size / run["s"], "engine": run["engine"],
-                 "requests_per_document": total / size, "server_cpu_s": run["server_cpu_s"],
+                 "requests_per_document": total / size, "cpu_s": run["cpu_s"],
+                 "server_cpu_s": run["server_cpu_s"],
                  "load_s": load_s, "load_peak_mb": load_peak}
         results.append(entry)
         print(f"  {size:>7,} documents: redeem {run['s']:7.1f} s ({entry['docs_per_s']:5.0f} docs/s), peak "
               f"{run['peak_mb']:4.0f} MB; {entry['requests_per_document']:.2f} requests per document, "
-              f"server CPU {run['server_cpu_s']:.1f} s; "
+              f"CPU {run['cpu_s']:.1f} s, server CPU {run['server_cpu_s']:.1f} s; "
               f"(load, without delay: {load_s:.1f} s, peak {load_peak:.0f} MB)")
     if len(results) > 1:
         growth = results[-1]["move_peak_mb"] - results[0]["move_peak_mb"]
