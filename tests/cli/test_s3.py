@@ -13,8 +13,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import S3, SUE, TINA, Cli, make_offer, sample_world, write_world
+from tests.netproxy import LatencyProxy
 
 BIG = 400_000  # bytes per document of 1001 here: large enough to see them travel
 
@@ -64,58 +63,16 @@ def test_load_list_and_verify_on_s3(cli: Cli, world_dir: Path, s3: S3) -> None:
     assert [d["id"] for d in result.json()["different"]] == [damaged["id"]]
 
 
-class CountingProxy:
-    """A TCP proxy on loopback that counts the bytes the server sends back."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.target = (host, int(port))
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        self.received = 0
-        self.sent = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, "sent"), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, "received"), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, counter: str) -> None:
-        try:
-            while data := source.recv(65536):
-                with self.lock:
-                    setattr(self, counter, getattr(self, counter) + len(data))
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @pytest.fixture
-def proxy(s3: S3, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
-    counting = CountingProxy(s3.endpoint)
-    monkeypatch.setenv("BASECONE_MIGRATE_S3_ENDPOINT_URL", counting.url)
-    yield counting
-    counting.close()
+def proxy(s3: S3, monkeypatch: pytest.MonkeyPatch) -> Iterator[LatencyProxy]:
+    """Counts the bytes between the tool and the server (no delay)."""
+    with LatencyProxy(s3.endpoint, delay=0) as counting:
+        monkeypatch.setenv("BASECONE_MIGRATE_S3_ENDPOINT_URL", counting.url)
+        yield counting
 
 
 def test_a_move_between_two_prefixes_of_one_endpoint_stays_on_the_server(
-        cli: Cli, world_dir: Path, s3: S3, proxy: CountingProxy) -> None:
+        cli: Cli, world_dir: Path, s3: S3, proxy: LatencyProxy) -> None:
     setup = _move(cli, world_dir, s3.url("acme"), s3.url("book"))
     expected = _expected(setup["before"])
     assert sum(expected.values()) == 3 * BIG
