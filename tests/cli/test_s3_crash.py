@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import http.server
+import itertools
 import os
 import random
 import signal
@@ -51,6 +52,7 @@ from tests.conftest import (
     write_world,
 )
 from tests.integration.test_transfer import many_documents
+from tests.netproxy import LatencyProxy
 
 pytestmark = pytest.mark.slow
 
@@ -90,12 +92,9 @@ class S3Proxy:
     had gone, so a process waiting on S3 can be killed at exactly that point. The moment:
     ``hold(after_arrivals=N)`` (N documents arrived), ``hold(before=DELETE)`` (the first
     DeleteObjects, itself held), ``hold(after=DELETE)`` (once one was answered).
-    While ``throttle`` is set it answers every ``every``-th request with S3's 503 SlowDown,
-    at most ``limit`` times; while ``damaging`` it changes a byte of documents on their way.
+    While ``damaging`` it changes a byte of documents on their way. (Latency and SlowDown
+    are `tests.netproxy.LatencyProxy`'s.)
     """
-
-    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-                 b"<Message>Please reduce your request rate.</Message></Error>")
 
     def __init__(self, target: str, bucket: str, target_prefix: str) -> None:
         host, port = target.removeprefix("http://").split(":")
@@ -103,9 +102,8 @@ class S3Proxy:
         self.lock = threading.Lock()
         self.holding = threading.Event()
         self.released = threading.Event()
-        self.throttle, self.every, self.limit = False, 5, 8
         self.damaging = 0  # documents PUT to the target whose bytes are changed on the way
-        self.seen = self.throttled = self.arrived = 0
+        self.arrived = 0
         self.hold()
         proxy = self
 
@@ -124,10 +122,6 @@ class S3Proxy:
                     self.close_connection = True  # dropped, unanswered
                     return
                 body = proxy.damage(self.command, self.path, body)
-                if proxy.slow_down():
-                    self._answer(503, "Slow Down", [("Content-Type", "application/xml")],
-                                 proxy.SLOW_DOWN)
-                    return
                 if self.upstream is None:  # one upstream connection per client connection
                     self.upstream = http.client.HTTPConnection(host, int(port), timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
@@ -216,16 +210,6 @@ class S3Proxy:
                 return body
             self.damaging -= 1
         return bytes([body[0] ^ 0xFF]) + body[1:]
-
-    def slow_down(self) -> bool:
-        with self.lock:
-            if not self.throttle:
-                return False
-            self.seen += 1
-            if self.seen % self.every or self.throttled >= self.limit:
-                return False
-            self.throttled += 1
-            return True
 
     def close(self) -> None:
         self.released.set()
@@ -594,13 +578,18 @@ def test_a_missing_bucket_is_one_error_line_and_changes_nothing(refusal: Refusal
 @pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # the proxy throttles, not the server
 @with_paths
 def test_a_throttling_server_slows_the_move_but_fails_nothing(move: Move) -> None:
-    """SlowDown is a reason to wait and try again, not to fail a document."""
-    move.proxy.throttle = True
-    redeem = move.redeem()
-    redeem.wait(timeout=120)
+    """SlowDown is a reason to wait and try again, not to fail a document: every fifth
+    request is answered so, eight times."""
+    every_fifth = itertools.count(1)
+    with LatencyProxy(move.s3.endpoint, delay=0) as proxy:
+        move.env["BASECONE_MIGRATE_S3_ENDPOINT_URL"] = proxy.url
+        proxy.throttle(8, lambda _method, _target: next(every_fifth) % 5 == 0)
+        redeem = move.redeem()
+        redeem.wait(timeout=120)
+        throttled = sum(proxy.counts()["throttled"].values())
     _, err = move.output(redeem)
     assert redeem.returncode == 0, err
-    assert move.proxy.throttled == move.proxy.limit, "the server did say SlowDown"
+    assert throttled == 8, "the server did say SlowDown"
     assert_moved_once(move)
 
 
