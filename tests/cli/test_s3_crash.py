@@ -11,10 +11,12 @@ sources are deleted, just after; and at a random moment (BASECONE_MIGRATE_TEST_S
 one). After each kill every document is at the source, or intact at the target with its copy
 recorded; `resume` (or two at once) ends with every document once at the target with its
 SHA-256, none left at the source, no temporary key (nor, for documents sent in parts, an
-unfinished multipart upload). Bad settings (an unreachable endpoint,
-an unknown access key, a missing bucket) refuse with one `Error:` line and change nothing; a
-server that says SlowDown slows the move down but fails nothing; a document that s3rver
-stores with other bytes than were sent keeps its source.
+unfinished multipart upload).
+
+Also: bad settings (an unreachable endpoint, an unknown access key, a missing bucket) refuse
+with one `Error:` line and change nothing; a server that says SlowDown slows the move down
+but fails nothing; a document that s3rver stores with other bytes than were sent keeps its
+source.
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ def DELETE(command: str, path: str) -> bool:
 def PART(command: str, path: str) -> bool:
     """A part of a multipart upload (a large document on its way, the upload begun)."""
     return command == "PUT" and "uploadId=" in path
-
 
 
 class S3Proxy:
