@@ -6,6 +6,11 @@ PostgreSQL comes from ``BASECONE_MIGRATE_TEST_PG`` (default: the local server,
 database there and drops it at the end. Without a reachable server those tests are
 skipped with a message, unless ``BASECONE_MIGRATE_TEST_REQUIRE_PG=1`` (CI sets it),
 which turns the skip into a failure.
+
+S3 tests run on moto's server (in this process) and, through ``s3_server``/``s3_on``, on
+s3rver too: an npm package installed once into ``~/.cache/basecone-migrate-tests/s3rver``
+(or ``BASECONE_MIGRATE_TEST_S3RVER_HOME``) and run with node. Without node and npm those
+tests are skipped, unless ``BASECONE_MIGRATE_TEST_REQUIRE_S3RVER=1`` (CI sets it too).
 """
 
 from __future__ import annotations
@@ -222,9 +227,13 @@ def s3rver_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(message + " (BASECONE_MIGRATE_TEST_REQUIRE_S3RVER=1)")
         pytest.skip(message)
     # The legacy provider: s3rver encrypts its continuation tokens with DES, which OpenSSL 3
-    # leaves out, and every listing longer than a page would fail with InternalError.
+    # (node 17 and later) leaves out, and every listing longer than a page would fail with
+    # InternalError.
+    major = subprocess.run(["node", "-p", "process.versions.node.split('.')[0]"], check=False,
+                           capture_output=True, text=True).stdout.strip()
+    legacy = ["--openssl-legacy-provider"] if major.isdigit() and int(major) >= 17 else []
     server = subprocess.Popen(
-        ["node", "--openssl-legacy-provider", str(script), "--directory",
+        ["node", *legacy, str(script), "--directory",
          str(tmp_path_factory.mktemp("s3rver")), "--address", "127.0.0.1", "--port", "0", "--silent"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()  # it prints its port once it listens
