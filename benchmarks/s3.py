@@ -34,10 +34,11 @@ checkers) plus --s3-no-check-bucket (the buckets exist: no request to create the
 
 What each tool checks, so that the comparison is fair:
 - basecone-migrate checks every document against the SHA-256 it recorded. Between two
-  buckets of one endpoint: the source's SHA-256 as the server keeps it, a server-side copy
-  while the source is unchanged, the copy's size and SHA-256, then the source's delete.
-  From a folder: each document read and hashed, sent in one PUT that carries its SHA-256,
-  which the server checks and keeps.
+  buckets of one endpoint: listings of the source, then for each document one CopyObject
+  asking for the copy's SHA-256 (If-Match on the listed ETag), which must be the recorded
+  one; the sources are deleted once recorded, a thousand a DeleteObjects: about 1 request
+  a document. From a folder: each document read and hashed, sent in one PUT that carries
+  its SHA-256, which the server checks and keeps: 1 request a document.
 - rclone move between buckets (checked with --dump headers): listings of both sides, a
   server-side copy (CopyObject), a HEAD of the copy whose MD5 (ETag) must be the source's
   from the listing, then the source's DELETE: 3 requests a document. rclone copy from a
@@ -86,12 +87,18 @@ BUCKETS = ("bcm-a", "bcm-b", "bcm-up", "bcm-load", "rc-a", "rc-b", "rc-up")
 MOTO = """
 import sys
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import WSGIRequestHandler
+if sys.argv[2] == "keep-alive":  # as a real object store does: no new connection a request
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 print("ready", flush=True)
 sys.stdin.read()  # until the benchmark closes our stdin
 server.stop()
 """
+
+
+KEEP_ALIVE = ["keep-alive"]  # --close sets "close"
 
 
 # -- processes ------------------------------------------------------------------------
@@ -124,7 +131,7 @@ def _moto() -> Iterator[tuple[str, int]]:
     """moto's S3 server on 127.0.0.1, in its own process (its own interpreter lock): its URL
     and process id."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", MOTO, str(port)], stdin=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", MOTO, str(port), KEEP_ALIVE[0]], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None and server.stdin is not None
@@ -464,8 +471,12 @@ def main() -> None:
     parser.add_argument("--memory-sizes", default="",
                         help="comma-separated sizes for the memory check, e.g. 1000,20000 (default: none)")
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--close", action="store_true",
+                        help="moto's server closes each connection after one answer (its default, HTTP/1.0); "
+                             "without it, connections are kept alive as a real object store keeps them")
     parser.add_argument("--work", type=Path, default=None, help="folder for the temporary files")
     args = parser.parse_args()
+    KEEP_ALIVE[0] = "close" if args.close else "keep-alive"
     if shutil.which("rclone") is None:
         raise SystemExit("needs rclone on PATH (Debian: apt-get install rclone)")
     sizes = [int(s.replace("_", "")) for s in args.memory_sizes.split(",") if s.strip()]

@@ -457,7 +457,10 @@ class Archive:
         sha256 = digest.hexdigest()
         require_sha256(expect_sha256, sha256)
         key = document_key(administration_id, sha256)
-        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256")
+        # The SHA-256 just computed goes with the PUT: the server checks and keeps it, and
+        # botocore need not hash the document a second time.
+        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256",
+                          ChecksumSHA256=b64_sha256(sha256))
         return Stored(key, len(head), sha256)
 
     def _write_parts(self, source: IO[bytes], administration_id: int, expect_sha256: str | None,
