@@ -53,7 +53,8 @@ count every request that crossed the proxy during the timed run (listings includ
 "server" is the CPU time moto's process used meanwhile. A request sent with "Expect:
 100-continue" waits for the server's "100 Continue" before its body: two round trips, not
 one; those are counted too. moto answers a few hundred requests
-a second on one core: when its CPU time nears the wall time, the run measures the server's
+a second on one core, and closes the connection after each answer (every request of either
+tool opens one, through the proxy): when its CPU time nears the wall time, the run measures the server's
 capacity more than the latency, and the tool that sends fewer requests wins. The last line
 is every figure as JSON. Loopback addresses only.
 """
@@ -87,18 +88,12 @@ BUCKETS = ("bcm-a", "bcm-b", "bcm-up", "bcm-load", "rc-a", "rc-b", "rc-up")
 MOTO = """
 import sys
 from moto.server import ThreadedMotoServer
-from werkzeug.serving import WSGIRequestHandler
-if sys.argv[2] == "keep-alive":  # as a real object store does: no new connection a request
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 print("ready", flush=True)
 sys.stdin.read()  # until the benchmark closes our stdin
 server.stop()
 """
-
-
-KEEP_ALIVE = ["keep-alive"]  # --close sets "close"
 
 
 # -- processes ------------------------------------------------------------------------
@@ -131,7 +126,7 @@ def _moto() -> Iterator[tuple[str, int]]:
     """moto's S3 server on 127.0.0.1, in its own process (its own interpreter lock): its URL
     and process id."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", MOTO, str(port), KEEP_ALIVE[0]], stdin=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", MOTO, str(port)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None and server.stdin is not None
@@ -471,12 +466,8 @@ def main() -> None:
     parser.add_argument("--memory-sizes", default="",
                         help="comma-separated sizes for the memory check, e.g. 1000,20000 (default: none)")
     parser.add_argument("--seed", type=int, default=18)
-    parser.add_argument("--close", action="store_true",
-                        help="moto's server closes each connection after one answer (its default, HTTP/1.0); "
-                             "without it, connections are kept alive as a real object store keeps them")
     parser.add_argument("--work", type=Path, default=None, help="folder for the temporary files")
     args = parser.parse_args()
-    KEEP_ALIVE[0] = "close" if args.close else "keep-alive"
     if shutil.which("rclone") is None:
         raise SystemExit("needs rclone on PATH (Debian: apt-get install rclone)")
     sizes = [int(s.replace("_", "")) for s in args.memory_sizes.split(",") if s.strip()]
