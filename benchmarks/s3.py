@@ -34,10 +34,11 @@ checkers) plus --s3-no-check-bucket (the buckets exist: no request to create the
 
 What each tool checks, so that the comparison is fair:
 - basecone-migrate checks every document against the SHA-256 it recorded. Between two
-  buckets of one endpoint: the source's SHA-256 as the server keeps it, a server-side copy
-  while the source is unchanged, the copy's size and SHA-256, then the source's delete.
-  From a folder: each document read and hashed, sent in one PUT that carries its SHA-256,
-  which the server checks and keeps.
+  buckets of one endpoint: listings of the source, then for each document one CopyObject
+  asking for the copy's SHA-256 (If-Match on the listed ETag), which must be the recorded
+  one; the sources are deleted once recorded, a thousand a DeleteObjects: about 1 request
+  a document. From a folder: each document read and hashed, sent in one PUT that carries
+  its SHA-256, which the server checks and keeps: 1 request a document.
 - rclone move between buckets (checked with --dump headers): listings of both sides, a
   server-side copy (CopyObject), a HEAD of the copy whose MD5 (ETag) must be the source's
   from the listing, then the source's DELETE: 3 requests a document. rclone copy from a
@@ -52,7 +53,8 @@ count every request that crossed the proxy during the timed run (listings includ
 "server" is the CPU time moto's process used meanwhile. A request sent with "Expect:
 100-continue" waits for the server's "100 Continue" before its body: two round trips, not
 one; those are counted too. moto answers a few hundred requests
-a second on one core: when its CPU time nears the wall time, the run measures the server's
+a second on one core, and closes the connection after each answer (every request of either
+tool opens one, through the proxy): when its CPU time nears the wall time, the run measures the server's
 capacity more than the latency, and the tool that sends fewer requests wins. The last line
 is every figure as JSON. Loopback addresses only.
 """

@@ -166,8 +166,10 @@ def _write_new(path: str, content: bytes) -> None:
 
 
 def _read_object(fs: Any, root: str) -> Owner | None:
+    """The marker object under ``root``: one ranged GET (a plain read would ask its size
+    first, and a missing key would be listed as a folder too)."""
     try:
-        return _parse(root, fs.cat_file(posixpath.join(root, MARKER)))
+        return _parse(root, fs.cat_file(posixpath.join(root, MARKER), start=0, end=MARKER_LIMIT + 1))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -177,12 +179,16 @@ def _read_object(fs: Any, root: str) -> Owner | None:
 def check_object_root(fs: Any, root: str, database: str) -> Owner | None:
     """As `check_folder`, for a root on an fsspec filesystem (an object store: the marker is an
     object; the prefixes above it, down to the bucket, are checked too)."""
-    owner = _ours(root, _read_object(fs, root), database)
-    parent = posixpath.dirname(root)
-    while parent and parent != root:
-        _ours(parent, _read_object(fs, parent), database)
-        root, parent = parent, posixpath.dirname(parent)
-    return owner
+    from basecone_migrate.inflight import in_flight
+
+    places = [root]
+    while (parent := posixpath.dirname(places[-1])) and parent != places[-1]:
+        places.append(parent)
+    # Read at once: each is a request of tens of milliseconds to a store far away.
+    found = dict(in_flight(lambda place: _read_object(fs, place), places, len(places), "marker"))
+    for place in places:
+        _ours(place, found[place], database)
+    return found[root]
 
 
 def claim_object_root(fs: Any, root: str, database: str, url: str, now: str,

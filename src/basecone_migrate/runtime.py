@@ -203,6 +203,9 @@ class Runtime:
             archive = self._archives[url] = self.open_archive(url)
         if url in self._claimed or (not claim and url in self._checked):
             return archive
+        if claim and url in self._checked and archive.token is not None and environment.storage:
+            self._claimed.add(url)  # found marked as this database's a moment ago: it is claimed
+            return archive
         if not environment.storage:  # under the storage root: the root must be this database's too
             root = self.storage_root
             self._check_default_root()

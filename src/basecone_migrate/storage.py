@@ -30,12 +30,15 @@ import itertools
 import os
 import posixpath
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 CHUNK_SIZE = 1024 * 1024
+#: A thread's buffer where documents are in flight to or from an object store.
+IN_FLIGHT_CHUNK = 256 * 1024
 #: Objects up to this size go to an object store in one PUT, hashed in memory first.
 SINGLE_PUT = 8 * 1024 * 1024
 #: Bytes per ranged GET when an object is read (and hashed) from an object store.
@@ -136,6 +139,21 @@ def new_buffer() -> bytearray:
     return bytearray(CHUNK_SIZE)
 
 
+class ThreadBuffers(threading.local):
+    """One reusable buffer a thread, made on the thread's first use. Where many documents
+    are in flight to or from an object store the wait is the network's, not the copy's:
+    ``for_store`` gives each thread a smaller one (IN_FLIGHT_CHUNK)."""
+
+    def __init__(self, for_store: bool = False) -> None:
+        self.size = IN_FLIGHT_CHUNK if for_store else CHUNK_SIZE
+        self.buffer: bytearray | None = None
+
+    def get(self) -> bytearray:
+        if self.buffer is None:
+            self.buffer = bytearray(self.size)
+        return self.buffer
+
+
 def b64_sha256(hex_digest: str) -> str:
     """A SHA-256 as S3 reports it (``ChecksumSHA256``: base64 of the digest)."""
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
@@ -158,6 +176,30 @@ def whole_object_sha256(reply: dict[str, Any]) -> str | None:
         return base64.b64decode(checksum, validate=True).hex()
     except ValueError:
         return None
+
+
+def _no_expect(params: dict[str, Any], **_: Any) -> None:
+    """botocore asks every upload to wait for ``100 Continue`` before its body: a second round
+    trip a document, to spare sending a body the server might refuse. Ours are small and
+    signed; the server hears them out."""
+    params.get("headers", {}).pop("Expect", None)
+
+
+_sessions: dict[int, Any] = {}
+
+
+def s3_session() -> Any:
+    """This process's botocore session for s3fs (one per process: a forked worker must not
+    share its parent's), uploads sent without waiting for ``100 Continue``. One session
+    object means one s3fs instance per endpoint and credentials (fsspec caches them by their
+    options), which a server-side move between two roots relies on."""
+    session = _sessions.get(os.getpid())
+    if session is None:
+        from aiobotocore.session import AioSession
+
+        session = _sessions[os.getpid()] = AioSession()
+        session.register("before-call.s3", _no_expect)  # after botocore's own: it takes it out
+    return session
 
 
 class ArchiveUnavailable(Exception):
@@ -187,6 +229,8 @@ class Archive:
             from fsspec.implementations.local import LocalFileSystem
 
             try:
+                if url.startswith(("s3://", "s3a://")):
+                    storage_options = {"session": s3_session(), **(storage_options or {})}
                 self._fs, root = url_to_fs(url, **(storage_options or {}))
             except ValueError as exc:  # fsspec knows no such protocol
                 raise ArchiveUnavailable(f"the archive {url} names a storage no driver knows ({exc})") from None
@@ -413,7 +457,10 @@ class Archive:
         sha256 = digest.hexdigest()
         require_sha256(expect_sha256, sha256)
         key = document_key(administration_id, sha256)
-        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256")
+        # The SHA-256 just computed goes with the PUT: the server checks and keeps it, and
+        # botocore need not hash the document a second time.
+        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256",
+                          ChecksumSHA256=b64_sha256(sha256))
         return Stored(key, len(head), sha256)
 
     def _write_parts(self, source: IO[bytes], administration_id: int, expect_sha256: str | None,

@@ -286,3 +286,29 @@ def test_a_load_onto_s3_that_fails_half_way_leaves_no_object_without_its_row(
     assert report["documents"] == {"added": 30 - len(listed) + 1, "already_present": len(listed)}
     assert cli.ok("archive", "verify", "1001", "--json").json()["ok"] == 30
     assert len(s3.keys("acme/1")) == 30
+
+
+@pytest.mark.parametrize("direction", ["s3 to s3", "disk to s3"])
+def test_a_throttling_store_is_waited_for_not_failed(
+        cli: Cli, world_dir: Path, s3: S3, storage: Path, proxy: LatencyProxy, direction: str) -> None:
+    """S3's ``503 SlowDown`` on copies, uploads and bulk deletes: backed off and retried, the
+    move completes with every document once at the target and none left at the source."""
+    acme = s3.url("acme") if direction == "s3 to s3" else None
+    setup = _move(cli, world_dir, acme, s3.url("book"))
+    bucket = s3.bucket
+
+    def copies_uploads_and_deletes(method: str, target: str) -> bool:
+        return (method == "PUT" and target.startswith(f"/{bucket}/book/1/")) or (
+            method == "POST" and "delete" in target)
+
+    proxy.throttle(4, copies_uploads_and_deletes)
+    result = cli("--as", TINA, "redeem", setup["code"], "--accept-terms", "--json", s3_transfers="4")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["items"][0]["status"] == "completed"
+    assert sum(proxy.counts()["throttled"].values()) == 4  # they were answered SlowDown, and retried
+    assert s3.keys("book/1") == sorted(_expected(setup["before"]))
+    if acme:
+        assert s3.keys("acme/1") == []
+    else:
+        assert not (storage / "ACME" / "1").exists()
+    assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from threading import local
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from basecone_migrate.inflight import in_flight
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.settings import mask_url_password
-from basecone_migrate.storage import Archive, Stored, new_buffer
+from basecone_migrate.storage import Archive, Stored, ThreadBuffers, new_buffer
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -168,12 +167,10 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
     archive = rt.archive(lookup.Place.of_administration(admin), claim=False)  # reads only
     admin_id, admin_label = admin.id, f"{admin.environment_code}/{admin.code}"
 
-    buffers = local()
+    buffers = ThreadBuffers(for_store=archive.object_store)
 
     def check(document: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, str] | None]:
-        if not hasattr(buffers, "buffer"):
-            buffers.buffer = new_buffer()
-        return document, archive.checksum(document["storage_key"], buffers.buffer, document["size"])
+        return document, archive.checksum(document["storage_key"], buffers.get(), document["size"])
 
     missing: list[dict[str, Any]] = []
     different: list[dict[str, Any]] = []

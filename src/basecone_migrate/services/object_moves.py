@@ -14,7 +14,6 @@ or at both with its source to be removed, never at neither.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from basecone_migrate.db.models import Document, TransferProgress
 from basecone_migrate.inflight import in_flight
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.storage import Archive, ChecksumMismatch, is_document_key, new_buffer
+from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers, is_document_key
 
 MISMATCH = ("document {}: the source bytes do not match the recorded SHA-256 (restore the "
             "document, then resume)")
@@ -112,12 +111,10 @@ def check_each(archive: Archive, documents: Iterable[tuple[int, str, int, str]],
                ) -> Iterator[tuple[tuple[int, str, int, str], bool]]:
     """``check(archive, key, size, sha256, buffer)`` for many documents (id, key, size,
     sha256) in flight at once: each with its answer, as they come."""
-    buffers = threading.local()
+    buffers = ThreadBuffers(for_store=archive.object_store)
 
     def one(document: tuple[int, str, int, str]) -> bool:
-        if not hasattr(buffers, "buffer"):
-            buffers.buffer = new_buffer()
-        return check(archive, document[1], document[2], document[3], buffers.buffer)
+        return check(archive, document[1], document[2], document[3], buffers.get())
 
     yield from in_flight(one, documents, archive.transfers, "check")
 

@@ -23,7 +23,6 @@ rename) instead of copied again, so none is lost or doubled.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -55,7 +54,7 @@ from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit, object_moves
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.locks import worker_label
-from basecone_migrate.storage import Archive, ChecksumMismatch, new_buffer
+from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers, new_buffer
 
 IO_THREADS = 4
 STREAM_CHUNK = 32
@@ -179,12 +178,10 @@ def stream_all(source: Archive, target: Archive, docs: list[Doc],
     """
     stores = [a.transfers for a in (source, target) if a.object_store]
     threads, chunk = (max(stores), 1) if stores else (IO_THREADS, STREAM_CHUNK)
-    buffers = threading.local()
+    buffers = ThreadBuffers(for_store=bool(stores))
 
     def work(chunk: list[Doc]) -> list[tuple[Doc, str | None]]:
-        if not hasattr(buffers, "buffer"):
-            buffers.buffer = new_buffer()
-        return [(doc, stream_one(source, target, doc, check_first, buffers.buffer)) for doc in chunk]
+        return [(doc, stream_one(source, target, doc, check_first, buffers.get())) for doc in chunk]
 
     chunks = (docs[i:i + chunk] for i in range(0, len(docs), chunk))
     for _, results in in_flight(work, chunks, threads, "transfer"):

@@ -628,11 +628,9 @@ class _Loader:
         short transaction that holds the administration (so no move starts before they are
         in). Memory holds one batch, whatever the archive's size. A failure removes what was
         written and not recorded, in flight included."""
-        import threading
-
         from basecone_migrate.inflight import in_flight
         from basecone_migrate.services.archive import discard_unrecorded, hold_for_documents
-        from basecone_migrate.storage import Stored, hash_stream, new_buffer
+        from basecone_migrate.storage import Stored, ThreadBuffers, hash_stream
 
         files = todo.documents
         archive = self.rt.archive(todo.place)  # marked as this database's (it was checked)
@@ -664,7 +662,7 @@ class _Loader:
                 unrecorded.pop(stored.sha256, None)
             pending.clear()
 
-        buffers = threading.local()
+        buffers = ThreadBuffers(for_store=archive.object_store)
         # Written to the archive and not yet recorded: what a failure removes again (with
         # many in flight, some finish after the one that failed).
         unrecorded: dict[str, Stored] = {}
@@ -682,7 +680,7 @@ class _Loader:
         def store(job: tuple[str, str, int]) -> Stored | OSError | None:
             """Into the archive (None: loaded before, confirmed by reading, not copied)."""
             _, filename, descriptor = job
-            buffer = buffers.__dict__.setdefault("buffer", new_buffer())
+            buffer = buffers.get()
             try:
                 with open(descriptor, "rb", buffering=0) as handle:
                     if (filename, os.fstat(handle.fileno()).st_size) in by_name_size:
