@@ -310,15 +310,24 @@ class S3:
         return found
 
 
+def forget_s3_clients() -> None:
+    """The CLI runs in this process too: the s3fs instances and the botocore session made
+    for another test (with the credentials it had in its environment) must not answer for
+    the next one. A real process starts with neither."""
+    import s3fs
+
+    from basecone_migrate import storage
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    getattr(storage, "_sessions", {}).clear()  # one session a process (storage.s3_session)
+
+
 def _new_bucket(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3:
     """A new bucket on ``server``; its credentials in the standard AWS variables (as an
     operator sets them), the endpoint in BASECONE_MIGRATE_S3_ENDPOINT_URL."""
     import boto3
-    import s3fs
 
-    # The CLI runs in this process too: an s3fs instance made for another test (its
-    # credentials, its endpoint) must not answer for this one.
-    s3fs.S3FileSystem.clear_instance_cache()
+    forget_s3_clients()
     for name, value in (("AWS_ACCESS_KEY_ID", server.key), ("AWS_SECRET_ACCESS_KEY", server.secret),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
         monkeypatch.setenv(name, value)

@@ -48,6 +48,7 @@ from tests.conftest import (
     S3,
     TINA,
     Cli,
+    forget_s3_clients,
     make_offer,
     snapshot_database,
     snapshot_files,
@@ -554,9 +555,7 @@ def test_an_unreachable_endpoint_is_one_error_line_and_changes_nothing(
 @pytest.mark.parametrize("s3_server", ["s3rver"], indirect=True)  # moto takes any credentials
 def test_an_unknown_access_key_is_one_error_line_and_changes_nothing(
         refusal: Refusal, monkeypatch: pytest.MonkeyPatch) -> None:
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
+    forget_s3_clients()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-NOBODY-KNOWS")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     error = refusal.redeem(1)
