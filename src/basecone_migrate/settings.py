@@ -379,9 +379,14 @@ class Settings:
         if not url.startswith(("s3://", "s3a://")):
             return {}
         # Several processes share the archive: a listing cached here would miss their writes.
-        # One connection for each document in flight (botocore keeps 10 by default).
+        # One connection for each document in flight (botocore keeps 10 by default); a
+        # checksum only where asked for (what the tool sends carries its SHA-256: botocore's
+        # own trailer of CRC32s is stored as bytes by some servers); retries as AWS's SDKs
+        # do them (SlowDown backed off, an unreachable endpoint told in a second, not ten).
         options: dict[str, object] = {"use_listings_cache": False, "config_kwargs": {
-            "max_pool_connections": self.s3_transfers + 4}}
+            "max_pool_connections": self.s3_transfers + 4,
+            "request_checksum_calculation": "when_required",
+            "retries": {"mode": "standard"}}}
         if self.s3_endpoint_url:
             options["endpoint_url"] = self.s3_endpoint_url
         if self.s3_access_key_id:

@@ -457,11 +457,30 @@ class Archive:
         sha256 = digest.hexdigest()
         require_sha256(expect_sha256, sha256)
         key = document_key(administration_id, sha256)
-        # The SHA-256 just computed goes with the PUT: the server checks and keeps it, and
-        # botocore need not hash the document a second time.
-        self.fs.pipe_file(self.path(key), bytes(head), ChecksumAlgorithm="SHA256",
-                          ChecksumSHA256=b64_sha256(sha256))
+        self._put_checked(self.path(key), bytes(head), sha256)
         return Stored(key, len(head), sha256)
+
+    def _put_checked(self, path: str, data: bytes, sha256: str) -> None:
+        """One PUT that carries the SHA-256 just computed: a server that checks and keeps it
+        says so in its reply (and botocore need not hash the document again). One that keeps
+        none (s3rver, some appliances) is held to the ETag it computed being the MD5 of the
+        bytes sent, else the object is read back and hashed: never stored unchecked. Bytes
+        other than those sent are removed again: an OSError for the document."""
+        bucket, name = self.bucket_key(path)
+        reply = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data,
+                                ChecksumAlgorithm="SHA256", ChecksumSHA256=b64_sha256(sha256))
+        kept = whole_object_sha256(reply)
+        if kept is None:
+            etag = str(reply.get("ETag", "")).strip('"')
+            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                found = self._hash_path(path, new_buffer())
+                kept = found[1] if found is not None else None
+            else:
+                kept = sha256
+        if kept != sha256:
+            self._discard(path)
+            raise OSError(errno.EIO, f"the object store kept other bytes than were sent (sha256 {kept}, "
+                                     f"sent {sha256})")
 
     def _write_parts(self, source: IO[bytes], administration_id: int, expect_sha256: str | None,
                      buffer: bytearray, head: bytearray, digest: Any) -> Stored:
@@ -551,6 +570,26 @@ class Archive:
         missing ones are fine). An OSError names the first key the server would not remove."""
         self._delete_paths([self.path(key) for key in keys])
 
+    def _abort_uploads(self, prefix: str) -> None:
+        """Abort the multipart uploads a killed run left under ``prefix`` (a store bills
+        their parts until then). A store that keeps no list of them (s3rver) has none to
+        abort."""
+        bucket, start = self.bucket_key(prefix)
+        try:
+            listed = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=start)
+        except (OSError, NotImplementedError):
+            return
+        except Exception as exc:  # botocore's ClientError for an unknown operation  # noqa: BLE001
+            if "NotImplemented" in str(exc):
+                return
+            raise
+        for upload in listed.get("Uploads", []):
+            try:
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"],
+                                UploadId=upload["UploadId"])
+            except FileNotFoundError:  # finished or aborted meanwhile
+                pass
+
     def _delete_paths(self, paths: list[str]) -> None:
         for start in range(0, len(paths), DELETE_BATCH):
             chunk = paths[start:start + DELETE_BATCH]
@@ -589,6 +628,7 @@ class Archive:
         if self.object_store:  # only the temporary keys are listed, not every document
             for page in self.object_pages(f"{administration_id}/{TMP_PREFIX}"):
                 self._delete_paths([f"{self.root}/{entry['Key']}" for entry in page])
+            self._abort_uploads(f"{folder}/{TMP_PREFIX}")
             return
         try:
             names = os.listdir(folder) if self.is_local else [

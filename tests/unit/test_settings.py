@@ -162,7 +162,9 @@ def test_documents_in_flight_on_an_object_store(tmp_path: Path) -> None:
     assert settings.s3_transfers == 32
     assert {r["setting"]: r["value"] for r in settings.describe()}["s3_transfers"] == "32"
     options = settings.storage_options("s3://bucket/prefix")
-    assert options["config_kwargs"] == {"max_pool_connections": 36}  # one connection each, and some
+    assert options["config_kwargs"] == {  # one connection each, and some
+        "max_pool_connections": 36, "request_checksum_calculation": "when_required",
+        "retries": {"mode": "standard"}}
     assert settings.storage_options("/a/folder") == {}
 
     settings = Settings.load({}, {"BASECONE_MIGRATE_S3_TRANSFERS": "8"}, tmp_path / "absent.toml")

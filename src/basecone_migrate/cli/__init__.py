@@ -184,4 +184,6 @@ def _describe(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     if module.startswith("sqlalchemy") or module.startswith("psycopg"):
         return f"database problem: {text}"
+    if module.startswith(("botocore", "aiobotocore", "aiohttp", "s3fs")):
+        return f"object store problem: {text}"
     return f"unexpected {name}: {text}"

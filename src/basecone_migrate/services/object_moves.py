@@ -56,9 +56,9 @@ def listing(archive: Archive, administration_id: int) -> Iterator[list[Listed]]:
                for entry in page if is_document_key(entry["Key"])]
 
 
-def matched(rt: Runtime, item_id: int, administration_id: int, last_id: int,
+def matched(rt: Runtime, item_id: int, administration_id: int, last_id: int | None,
             page: list[Listed]) -> dict[str, Found]:
-    """The documents (up to ``last_id``) behind a page of listed keys, by key."""
+    """The documents (up to ``last_id``, if given) behind a page of listed keys, by key."""
     if not page:
         return {}
     recorded = (select(TransferProgress.document_id)
@@ -68,7 +68,8 @@ def matched(rt: Runtime, item_id: int, administration_id: int, last_id: int,
     with rt.uow(read_only=True) as uow:
         rows = uow.session.execute(
             select(Document.id, Document.storage_key, Document.size, Document.sha256, recorded)
-            .where(Document.administration_id == administration_id, Document.id <= last_id,
+            .where(Document.administration_id == administration_id,
+                   *([Document.id <= last_id] if last_id is not None else []),
                    Document.sha256.in_(shas))).all()
     return {row[1]: Found(*row) for row in rows}
 
@@ -125,7 +126,7 @@ def reconcile(rt: Runtime, source: Archive, target: Archive, item_id: int,
     arrived goes at once; any other only once the target holds it (copied there first
     when it does not). Objects that are none of this administration's documents stay."""
     for page in listing(source, administration_id):
-        found = matched(rt, item_id, administration_id, 2**62, page)
+        found = matched(rt, item_id, administration_id, None, page)
         settled = [found[listed.key] for listed in page if listed.key in found]
         doubtful = [(d.id, d.key, d.size, d.sha256) for d in settled if not d.recorded]
         removable = [d.key for d in settled if d.recorded]
