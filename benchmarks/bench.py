@@ -128,20 +128,26 @@ def _world(folder: Path, documents: int, shm_root: Path,
     return path
 
 
-def _cli(env: dict[str, str], *args: str) -> tuple[str, float, int]:
-    """Run the CLI in its own process: (stdout, wall seconds, that process's peak RSS in KB)."""
+def measured(args: list[str], env: dict[str, str]) -> tuple[str, float, int, float]:
+    """Run a program in its own process: (stdout, wall seconds, its peak resident memory in
+    KB, the CPU seconds it used, user and system, all its threads). A failure ends the run."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "basecone_migrate", *args], env=env,
-                                   stdout=out, stderr=err)
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
-            raise SystemExit(f"basecone-migrate {' '.join(args)} failed: {err.read().decode()}")
-        return out.read().decode(), wall, usage.ru_maxrss
+            raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err.read().decode()[-3000:]}")
+        return out.read().decode(), wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[str, float, int]:
+    """Run the CLI in its own process: (stdout, wall seconds, that process's peak RSS in KB)."""
+    out, wall, peak, _ = measured([sys.executable, "-m", "basecone_migrate", *args], env)
+    return out, wall, peak
 
 
 def _move(env: dict[str, str], sender: str, receiver: str) -> dict[str, float]:

@@ -80,6 +80,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import measured  # the benchmarks' one way to run and measure a process
 from tests.netproxy import LatencyProxy  # the repository's own test helper
 
 KEY, SECRET = "bench-key", "bench-secret"
@@ -100,19 +102,10 @@ server.stop()
 
 
 def _process(args: list[str], env: dict[str, str]) -> tuple[str, float, float, float]:
-    """Run a program: (stdout, wall seconds, its peak resident memory in MB, the CPU
-    seconds it used, user and system, all its threads)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
-            raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err.read().decode()[-3000:]}")
-        return out.read().decode(), wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    """Run a program (`bench.measured`): (stdout, wall seconds, its peak resident memory in
+    MB, the CPU seconds it used)."""
+    out, wall, peak_kb, cpu = measured(args, env)
+    return out, wall, peak_kb / 1024, cpu
 
 
 def _free_port() -> int:

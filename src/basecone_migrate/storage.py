@@ -472,11 +472,8 @@ class Archive:
         kept = whole_object_sha256(reply)
         if kept is None:
             etag = str(reply.get("ETag", "")).strip('"')
-            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
-                found = self._hash_path(path, new_buffer())
-                kept = found[1] if found is not None else None
-            else:
-                kept = sha256
+            proven = etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+            kept = sha256 if proven else self._sha256_at(path, new_buffer())
         if kept != sha256:
             self._discard(path)
             raise OSError(errno.EIO, f"the object store kept other bytes than were sent (sha256 {kept}, "
@@ -516,17 +513,17 @@ class Archive:
                                  CopySource={"Bucket": from_bucket, "Key": from_name}, **condition)
         kept = whole_object_sha256(copied.get("CopyObjectResult", {}))
         if kept is None:  # the server computes no checksum: read the copy and hash it
-            found = self._hash_path(target, buffer or new_buffer())
-            kept = found[1] if found is not None else None
+            kept = self._sha256_at(target, buffer or new_buffer())
         if kept != sha256:
             self._discard(target)
             raise ChecksumMismatch(f"the server's copy of {source} is not what was copied "
                                    f"(expected sha256 {sha256}, found {kept})")
 
-    def _hash_path(self, path: str, buffer: bytearray) -> tuple[int, str] | None:
+    def _sha256_at(self, path: str, buffer: bytearray) -> str | None:
+        """The SHA-256 of an object's bytes, read back (None: it is not there)."""
         try:
             with self.fs.open(path, "rb", block_size=OBJECT_READ_BLOCK, cache_type="none") as handle:
-                return hash_stream(handle, buffer)
+                return hash_stream(handle, buffer)[1]
         except FileNotFoundError:
             return None
 

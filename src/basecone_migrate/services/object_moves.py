@@ -14,7 +14,7 @@ or at both with its source to be removed, never at neither.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -107,15 +107,14 @@ def copy_listed(rt: Runtime, source: Archive, target: Archive, item_id: int,
         yield document, problem
 
 
-def check_each(archive: Archive, documents: Iterable[tuple[int, str, int, str]],
-               check: Callable[[Archive, str, int, str, bytearray], bool]
+def holds_each(archive: Archive, documents: Iterable[tuple[int, str, int, str]]
                ) -> Iterator[tuple[tuple[int, str, int, str], bool]]:
-    """``check(archive, key, size, sha256, buffer)`` for many documents (id, key, size,
-    sha256) in flight at once: each with its answer, as they come."""
+    """Whether ``archive`` holds each document (id, key, size, sha256) intact
+    (`Archive.holds`), many in flight at once: each with its answer, as they come."""
     buffers = ThreadBuffers(for_store=archive.object_store)
 
     def one(document: tuple[int, str, int, str]) -> bool:
-        return check(archive, document[1], document[2], document[3], buffers.get())
+        return archive.holds(document[1], document[2], document[3], buffers.get())
 
     yield from in_flight(one, documents, archive.transfers, "check")
 
@@ -130,7 +129,7 @@ def reconcile(rt: Runtime, source: Archive, target: Archive, item_id: int,
         settled = [found[listed.key] for listed in page if listed.key in found]
         doubtful = [(d.id, d.key, d.size, d.sha256) for d in settled if not d.recorded]
         removable = [d.key for d in settled if d.recorded]
-        for (_, key, size, sha256), held in check_each(target, doubtful, Archive.holds):
+        for (_, key, size, sha256), held in holds_each(target, doubtful):
             if not held:
                 source.copy_object_to(target, key, sha256, None, None)
             removable.append(key)

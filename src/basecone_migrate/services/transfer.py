@@ -317,7 +317,7 @@ class _ItemTransfer:
         batch.flush()  # what is recorded is not looked for again
         unlisted = ((d.id, d.key, d.size, d.sha256) for documents in self._documents(plan, progress=False)
                     for d in documents)
-        for document, held in object_moves.check_each(plan.target, unlisted, Archive.holds):
+        for document, held in object_moves.holds_each(plan.target, unlisted):
             if held:
                 batch.add(Doc(*document))
             else:
