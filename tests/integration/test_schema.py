@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
@@ -232,3 +233,67 @@ def test_revision_0006_refuses_an_old_sqlite_and_changes_nothing(
     with engine.connect() as connection:
         assert "migration_item_search" not in inspect(connection).get_table_names()
     engine.dispose()
+
+
+def test_revision_0009_admits_the_lifecycles_statuses_and_keeps_every_row(
+        backend: str, tmp_path: Path, storage: Path, request: Any) -> None:
+    """Up from 0008 with migrations in the database (on SQLite the constraint is rewritten in
+    place: a table rebuild would cascade-delete the search rows), down again, up again."""
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.conftest import SUE, TINA, make_offer, sample_world, write_world
+
+    url = (f"sqlite:///{tmp_path / 'lifecycle.db'}" if backend == "sqlite"
+           else request.getfixturevalue("make_pg_database")())
+    cli = Cli({"BASECONE_MIGRATE_DB": url, "BASECONE_MIGRATE_STORAGE": str(storage)})
+    cli.ok("load", write_world(tmp_path, sample_world(tmp_path)))
+    offer = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))
+    cli.ok("--as", SUE, "revoke", str(offer["migration_id"]), "--admin", "1002")
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--link", "1001=book-tw:7001")
+    make_offer(cli, "1002", extra=("--confirm-checklist",))
+    engine = make_engine(url)
+    config = alembic_config()
+
+    def rows() -> list[tuple[Any, ...]]:
+        with engine.connect() as connection:
+            return [*connection.execute(text(
+                "SELECT i.id, i.status, s.offered, s.received FROM migration_items i "
+                "JOIN migration_item_search s ON s.item_id = i.id ORDER BY i.id"))]
+
+    def to(revision: str, down: bool = False) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    def set_status(item: int, status: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE migration_items SET status = :s WHERE id = :i"),
+                               {"s": status, "i": item})
+
+    try:
+        before = rows()
+        assert [r[1] for r in before] == ["completed", "revoked", "offered"]
+        to("0008", down=True)
+        with pytest.raises(IntegrityError):
+            set_status(1, "paused")
+        assert rows() == before
+        to("head")
+        assert rows() == before
+        for status in ("scheduled", "paused", "cancelled", "undone", "completed"):
+            set_status(1, status)
+        with pytest.raises(IntegrityError):
+            set_status(1, "bogus")
+        set_status(1, "completed")
+        # A paused item holds its administration (1002, items 2 and 3): no second open item.
+        set_status(3, "paused")
+        with pytest.raises(IntegrityError):
+            set_status(2, "offered")
+        with pytest.raises(RuntimeError, match="cannot be undone: 1 migration items"):
+            to("0008", down=True)
+        set_status(3, "offered")
+        with pytest.raises(IntegrityError):
+            set_status(2, "offered")  # as before the revision: one open item an administration
+        assert rows() == before
+        cli.ok("--as", TINA, "status", str(offer["migration_id"]))
+    finally:
+        engine.dispose()

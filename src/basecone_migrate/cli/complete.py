@@ -15,7 +15,10 @@ from typing import Any
 
 import typer
 
-STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+from basecone_migrate.domain.lifecycle import ItemStatus
+
+#: A migration item's statuses, from its lifecycle.
+STATUSES = tuple(status.value for status in ItemStatus)
 #: Values offered at most, per completion.
 LIMIT = 50
 

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from basecone_migrate.cli.output import Output, cell, human_size, shown
+from basecone_migrate.domain.lifecycle import ItemStatus
 
 if TYPE_CHECKING:
     from basecone_migrate.services.transfer import Progress
@@ -89,7 +90,7 @@ class LinesProgress:
             self.emit(f"  {label}: {status} ({detail})")
             return
         took = f"in {self.clock() - self.started:.1f} s"
-        if status == "completed":
+        if status == ItemStatus.COMPLETED:
             self.emit(f"{self.name}: finished {label}: {status} ({detail}, {human_size(self.total[1])}) {took}")
         else:
             self.emit(f"{self.name}: finished {label}: {status} {took}: {detail}")
@@ -152,7 +153,7 @@ class RichProgress:
         self.bar.update(self.overall, advance=size, docs=f"{self.docs[0]}/{self.docs[1]}")
 
     def item_finished(self, label: str, status: str, detail: str) -> None:
-        if status != "completed":
+        if status != ItemStatus.COMPLETED:
             self.bar.console.print(shown(f"{label}: {status}: {detail}"))
 
 

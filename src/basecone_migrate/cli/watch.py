@@ -8,6 +8,7 @@ from typing import Any
 
 from basecone_migrate.cli.context import CLI
 from basecone_migrate.cli.output import cell, human_size
+from basecone_migrate.domain.lifecycle import ItemStatus
 
 #: Weight of the newest sample in each administration's speed (an exponential average).
 SMOOTHING = 0.5
@@ -24,7 +25,7 @@ class Speeds:
         for item in view["items"]:
             key, done = item["administration_id"], item["bytes_done"]
             before = self.last.get(key)
-            if before is not None and at > before[0] and item["status"] == "in_progress":
+            if before is not None and at > before[0] and item["status"] == ItemStatus.IN_PROGRESS:
                 current = max(0.0, (done - before[1]) / (at - before[0]))
                 old = self.speed.get(key)
                 self.speed[key] = current if old is None else SMOOTHING * current + (1 - SMOOTHING) * old
@@ -33,7 +34,7 @@ class Speeds:
     def describe(self, item: dict[str, Any]) -> tuple[str, str]:
         """(speed, time left) as the table shows them."""
         speed = self.speed.get(item["administration_id"])
-        if item["status"] != "in_progress" or not speed:
+        if item["status"] != ItemStatus.IN_PROGRESS or not speed:
             return "", ""
         left = max(0, item["bytes_total"] - item["bytes_done"]) / speed
         return f"{human_size(speed)}/s", f"{int(left // 60)}:{int(left % 60):02d}"
@@ -42,7 +43,7 @@ class Speeds:
 def finished(view: dict[str, Any]) -> bool:
     """Nothing left to wait for: no administration in progress that a process runs or a
     job waits to run (one that nothing runs waits for `resume`, not for time)."""
-    return not any(item["status"] == "in_progress" and item.get("running") in ("running", "queued")
+    return not any(item["status"] == ItemStatus.IN_PROGRESS and item.get("running") in ("running", "queued")
                    for item in view["items"])
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 
 from basecone_migrate.db.types import UTCDateTime
+from basecone_migrate.domain import lifecycle
 from basecone_migrate.domain.rules import PLANS, ROLES
 
 NAMING_CONVENTION = {
@@ -47,11 +48,12 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-ITEM_STATUSES = ("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+#: A migration item's statuses, from its lifecycle (plain strings, as stored).
+ITEM_STATUSES = tuple(status.value for status in lifecycle.ItemStatus)
 #: An administration is in at most one migration in these states (a partial unique index).
-OPEN_STATUSES = ("offered", "in_progress", "failed")
-#: Redeemed, with a transfer that has not finished.
-UNFINISHED_STATUSES = ("in_progress", "failed")
+OPEN_STATUSES = tuple(status.value for status in lifecycle.OPEN)
+#: Redeemed, with a transfer that has not finished: it holds its target code.
+UNFINISHED_STATUSES = tuple(status.value for status in lifecycle.UNFINISHED)
 MAIL_STATES = ("queued", "sending", "sent")
 
 

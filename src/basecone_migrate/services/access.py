@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from basecone_migrate.db.tables import administration_access, users
+from basecone_migrate.domain.lifecycle import ItemStatus
 from basecone_migrate.errors import NotFound, Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
@@ -69,7 +70,7 @@ def grant_migration(rt: Runtime, number: int, emails: Sequence[str]) -> dict[str
         migration = lookup.migration(s, number)
         items = list(s.scalars(select(MigrationItem).where(MigrationItem.migration_id == migration.id)
                                .order_by(MigrationItem.id)))
-        completed = [i for i in items if i.status == "completed"]
+        completed = [i for i in items if i.status == ItemStatus.COMPLETED]
         if not completed:
             states = ", ".join(sorted({i.status for i in items})) or "nothing"
             raise Refused(f"migration {migration.id} completed no administration ({states}): "

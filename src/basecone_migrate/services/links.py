@@ -22,6 +22,7 @@ from basecone_migrate.db.models import (
     Migration,
     MigrationItem,
 )
+from basecone_migrate.db.tables import UNFINISHED_STATUSES
 from basecone_migrate.domain.rules import administration_email, package_label, same_name
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
@@ -56,7 +57,7 @@ def check_link(s: Session, admin: Administration, connection: AccountingSystem, 
                       f"{admin_label(holder)}: administrations are never merged")
     # A move that is redeemed but not finished has claimed its link already.
     promised = s.scalar(select(MigrationItem).join(Migration).where(
-        MigrationItem.status.in_(("in_progress", "failed")),
+        MigrationItem.status.in_(UNFINISHED_STATUSES),
         MigrationItem.administration_id != admin.id,
         or_(and_(MigrationItem.target_accounting_system_id == connection.id,
                  MigrationItem.target_code == code),

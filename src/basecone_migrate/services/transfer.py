@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from basecone_migrate.db.lifecycle import change
 from basecone_migrate.db.models import (
     Access,
     Administration,
@@ -45,7 +46,9 @@ from basecone_migrate.db.models import (
     User,
     Workflow,
 )
-from basecone_migrate.domain import mails
+from basecone_migrate.db.tables import UNFINISHED_STATUSES
+from basecone_migrate.domain import lifecycle, mails
+from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.errors import TransferIncomplete
 from basecone_migrate.inflight import in_flight
@@ -68,7 +71,8 @@ READ_BATCH = 5000
 PENDING_REMOVALS = 8
 #: Problems kept word for word (the rest are counted).
 PROBLEMS_KEPT = 20
-RESUMABLE = ("in_progress", "failed")
+#: What a run (inline or a worker's job) takes up.
+RESUMABLE = tuple(status.value for status in lifecycle.RUNNABLE)
 
 
 class Progress(Protocol):
@@ -212,7 +216,7 @@ class _ItemTransfer:
             migration = item.migration
             resumed = item.started_at is not None
             count, size, last_id = _archive_totals(s, item.administration_id)
-            item.status = "in_progress"
+            change(item, Event.RESUME, Actor.WORKER)
             item.error = None
             item.started_at = item.started_at or self.rt.now()
             item.documents_total = count
@@ -440,9 +444,10 @@ class _ItemTransfer:
                 if plan.target.holds(key, doc.size, doc.sha256, buffer):
                     plan.source.remove(key)
 
-    def record_timings(self, plan: _Plan, timings: dict[str, float], status: str | None = None,
+    def record_timings(self, plan: _Plan, timings: dict[str, float], event: Event | None = None,
                        error: str | None = None) -> None:
-        """Add this run's phase times to the item (and set a final status in the same commit)."""
+        """Add this run's phase times to the item (and make ``event``'s change of status in
+        the same commit)."""
         with self.rt.uow() as uow:
             item = uow.session.get(MigrationItem, plan.item_id)
             assert item is not None
@@ -450,8 +455,8 @@ class _ItemTransfer:
             total.update(timings)
             item.timings = {k: round(v, 4) for k, v in total.items()}
             item.mode = "none" if plan.same_root else ("rename" if plan.by_rename else "stream")
-            if status is not None:
-                item.status = status
+            if event is not None:
+                change(item, event, Actor.WORKER)
                 item.error = error
             uow.commit()
 
@@ -465,7 +470,7 @@ class _ItemTransfer:
             item = s.get(MigrationItem, plan.item_id)
             assert item is not None
             migration = item.migration
-            item.status = "completed"
+            change(item, Event.COMPLETE, Actor.WORKER)
             item.phase = None
             item.finished_at = now
             item.documents_done = item.documents_total
@@ -485,7 +490,7 @@ class _ItemTransfer:
             )
             s.flush()
             unfinished = s.scalar(select(func.count()).select_from(MigrationItem).where(
-                MigrationItem.migration_id == migration.id, MigrationItem.status.in_(RESUMABLE)))
+                MigrationItem.migration_id == migration.id, MigrationItem.status.in_(UNFINISHED_STATUSES)))
             if not unfinished:
                 self.mail_ids.append(_queue_completed(self.rt, s, migration))
             uow.commit()
@@ -502,7 +507,7 @@ class _ItemTransfer:
                          administration_id=plan.administration_id, migration_id=plan.migration_id,
                          problems=kept, count=count)
             uow.commit()
-        self.record_timings(plan, timings, status="failed", error=error[:4000])
+        self.record_timings(plan, timings, event=Event.FAIL, error=error[:4000])
         return error
 
     def run(self) -> str:
@@ -514,8 +519,8 @@ class _ItemTransfer:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             error = self.fail(plan, _Problems.of(reason if isinstance(exc, _Blocked) else
                                                  f"{type(exc).__name__}: {reason}"), timings)
-            self.progress.item_finished(plan.label, "failed", error)
-            return "failed"
+            self.progress.item_finished(plan.label, ItemStatus.FAILED, error)
+            return ItemStatus.FAILED
 
     def _run(self, plan: _Plan, timings: dict[str, float]) -> str:
         clock = time.monotonic()
@@ -533,8 +538,8 @@ class _ItemTransfer:
             lap("copy")
             if problems:
                 error = self.fail(plan, problems, timings)
-                self.progress.item_finished(plan.label, "failed", error)
-                return "failed"
+                self.progress.item_finished(plan.label, ItemStatus.FAILED, error)
+                return ItemStatus.FAILED
             if self.switch(plan):
                 plan.phase = "switched"
             else:  # documents joined the archive during the copy: take them too
@@ -544,9 +549,9 @@ class _ItemTransfer:
         lap("clean_up")
         self.record_timings(plan, timings)
         self.complete(plan)
-        self.progress.item_finished(plan.label, "completed",
+        self.progress.item_finished(plan.label, ItemStatus.COMPLETED,
                                     f"{plan.documents} documents")
-        return "completed"
+        return ItemStatus.COMPLETED
 
 
 class _Blocked(Exception):
@@ -674,7 +679,7 @@ def _archive_totals(s: Any, administration_id: int) -> tuple[int, int, int]:
 
 def _queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:
     items = list(s.scalars(select(MigrationItem).where(
-        MigrationItem.migration_id == migration.id, MigrationItem.status == "completed")
+        MigrationItem.migration_id == migration.id, MigrationItem.status == ItemStatus.COMPLETED.value)
         .order_by(MigrationItem.id)))
     sender = migration.created_by
     receiver: User = migration.redeemed_by  # type: ignore[assignment]
@@ -714,7 +719,7 @@ def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> 
     try:
         for item_id in item_ids:
             status, mail_ids = run_item(rt, item_id, actor, progress)
-            if status == "failed":
+            if status == ItemStatus.FAILED:
                 failed += 1
             delivery.merge(Postman(rt).deliver(mail_ids))
     except KeyboardInterrupt:

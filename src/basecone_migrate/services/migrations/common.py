@@ -9,11 +9,13 @@ from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import insert, literal, select
 from sqlalchemy.orm import Session
 
+from basecone_migrate.db.lifecycle import guarded, in_status
 from basecone_migrate.db.models import (
     OPEN_STATUSES,
+    UNFINISHED_STATUSES,
     Administration,
     Environment,
     Migration,
@@ -22,6 +24,7 @@ from basecone_migrate.db.models import (
 from basecone_migrate.db.sql import among
 from basecone_migrate.db.tables import audit_log, migration_items, migrations, users
 from basecone_migrate.domain import mails
+from basecone_migrate.domain.lifecycle import Actor, Event, sources
 from basecone_migrate.errors import NotFound, Refused
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
@@ -89,7 +92,7 @@ def refuse_while_moving(session: Session, admin: Administration, to_do: str) -> 
     """An archive being transferred takes no new documents: the transfer could miss them."""
     item = session.scalar(select(MigrationItem).where(
         MigrationItem.administration_id == admin.id,
-        MigrationItem.status.in_(("in_progress", "failed"))))
+        MigrationItem.status.in_(UNFINISHED_STATUSES)))
     if item is not None:
         raise Refused(f"administration {admin_label(admin)} is being moved (migration "
                       f"{item.migration_id}, {item.status}): {to_do} once it has completed")
@@ -171,7 +174,7 @@ def stale_items(now: datetime) -> Any:
     items, offers = migration_items.c, migrations.c
     return (select(offers.created_by_id, items.id)
             .join(migrations, offers.id == items.migration_id)
-            .where(items.status == "offered", offers.expires_at <= now)
+            .where(in_status(sources(Event.EXPIRE)), offers.expires_at <= now)
             .order_by(offers.created_by_id, items.id))
 
 
@@ -196,10 +199,9 @@ def expire_statement(db: Any, now: datetime, administration_ids: Sequence[int] |
     EXPLAIN it): the items still offered whose offer is past its expiry. (SQLite returns
     only the updated table's columns.)"""
     items, offers = migration_items.c, migrations.c
-    statement = (update(migration_items)
-                 .where(items.migration_id == offers.id, items.status == "offered",
-                        offers.expires_at <= now)
-                 .values(status="expired", finished_at=now)
+    statement = (guarded(Event.EXPIRE, Actor.CRON, items.migration_id == offers.id,
+                         offers.expires_at <= now)
+                 .values(finished_at=now)
                  .returning(items.id, items.migration_id, items.administration_id, items.name,
                             items.source_code, items.package, items.source_email))
     if administration_ids is not None:

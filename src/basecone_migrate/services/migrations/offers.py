@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from basecone_migrate.batches import Row, summary
+from basecone_migrate.db.lifecycle import guarded
 from basecone_migrate.db.models import (
     Administration,
     Environment,
@@ -24,8 +25,10 @@ from basecone_migrate.db.models import (
     Workflow,
     WorkflowAuthoriser,
 )
-from basecone_migrate.domain import mails, transfercode
+from basecone_migrate.db.tables import migration_items
+from basecone_migrate.domain import lifecycle, mails, transfercode
 from basecone_migrate.domain.addresses import normalise_address
+from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import (
     MIGRATABLE_PACKAGES,
     PREMIUM,
@@ -234,7 +237,7 @@ def offer(
                 "recipients": addresses,
                 "administrations": [{"id": a.id, "code": a.code, "name": a.name, "email": a.email}
                                     for a in admins],
-                "status": "offered",
+                "status": ItemStatus.OFFERED.value,
                 "target_environment": target.code,
             }, warnings=checked.warnings)
 
@@ -250,7 +253,7 @@ def offer(
         code = _new_code(s, migration, now)
         s.add_all(Recipient(migration_id=migration.id, email=a) for a in addresses)
         items = [MigrationItem(
-            migration_id=migration.id, administration_id=a.id, status="offered", name=a.name,
+            migration_id=migration.id, administration_id=a.id, status=lifecycle.INITIAL.value, name=a.name,
             source_code=a.code, source_accounting_system_id=a.accounting_system_id,
             package=a.accounting_system.package, source_email=a.email) for a in admins]
         s.add_all(items)
@@ -270,7 +273,7 @@ def offer(
             source=env_label(source), recipients=addresses, admins=lines(items),
             fee=str(rt.settings.fee), target=env_label(target)), migration.id))
         uow.commit()
-        payload = _offer_payload(migration, items, addresses, code, "offered", target.code)
+        payload = _offer_payload(migration, items, addresses, code, ItemStatus.OFFERED.value, target.code)
     return Outcome(payload, Postman(rt).deliver(mail_ids), checked.warnings)
 
 
@@ -361,15 +364,14 @@ def revoke(rt: Runtime, migration_id: int, admin_reference: str | None = None) -
         user, migration = _sender_side(rt, s, migration_id, "revoke its offers")
         items = items_of(s, migration)
         chosen = [item_in(items, admin_reference)] if admin_reference else items
-        revocable = [i for i in chosen if item_status(i, now) == "offered"]
+        revocable = [i for i in chosen if lifecycle.allows(item_status(i, now), Event.REVOKE)]
         if not revocable:
             states = ", ".join(sorted({item_status(i, now) for i in chosen}))
             raise Refused(f"nothing to revoke in migration {migration.id}: only offered "
                           f"administrations can be revoked, these are {states}")
         ids = [i.id for i in revocable]
-        changed = s.execute(update(MigrationItem).where(
-            MigrationItem.id.in_(ids), MigrationItem.status == "offered")
-            .values(status="revoked", finished_at=now).execution_options(synchronize_session=False)).rowcount
+        changed = s.execute(guarded(Event.REVOKE, Actor.SENDER, migration_items.c.id.in_(ids))
+                            .values(finished_at=now)).rowcount
         if changed != len(ids):
             raise Refused(f"migration {migration.id} changed a moment ago (redeemed or revoked): "
                           "see `basecone-migrate status`")
@@ -398,19 +400,18 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
         s = uow.session
         user, migration = _sender_side(rt, s, migration_id, "resend its offers")
         everything = items_of(s, migration)
-        again = ([i for i in everything if i.status in ("offered", "expired")]
-                 if migration.redeemed_at is None else [])
+        # Still offered (a new code and expiry) or expired (offered again).
+        again = ([i for i in everything if i.status == ItemStatus.OFFERED
+                  or lifecycle.allows(i.status, Event.RESEND)] if migration.redeemed_at is None else [])
         if not again:
             states = ", ".join(sorted({item_status(i, now) for i in everything}))
             raise Refused(f"migration {migration.id} has nothing on offer any more ({states}): "
                           "make a new offer instead")
-        expired = [i.id for i in again if i.status == "expired"]
+        expired = [i.id for i in again if lifecycle.allows(i.status, Event.RESEND)]
         if expired:
             try:
-                s.execute(update(MigrationItem).where(MigrationItem.id.in_(expired),
-                                                      MigrationItem.status == "expired")
-                          .values(status="offered", finished_at=None)
-                          .execution_options(synchronize_session=False))
+                s.execute(guarded(Event.RESEND, Actor.SENDER, migration_items.c.id.in_(expired))
+                          .values(finished_at=None))
             except IntegrityError:
                 raise Refused("an administration of this expired offer is in another migration now: "
                               "make a new offer for the others") from None
@@ -433,7 +434,7 @@ def resend(rt: Runtime, migration_id: int) -> Outcome:
             admins=lines(again), fee=str(rt.settings.fee), resent=True,
             target=env_label(target) if target is not None else None), migration.id)
         uow.commit()
-        payload = _offer_payload(migration, again, recipients, code, "offered",
+        payload = _offer_payload(migration, again, recipients, code, ItemStatus.OFFERED.value,
                                  target.code if target is not None else None)
     return Outcome(payload, Postman(rt).deliver([mail_id]))
 

@@ -16,6 +16,7 @@ from sqlalchemy import Subquery, and_, func, or_, select, true, union_all
 
 from basecone_migrate.db.tables import (
     ITEM_STATUSES,
+    UNFINISHED_STATUSES,
     environments,
     migration_item_search,
     migration_items,
@@ -23,6 +24,7 @@ from basecone_migrate.db.tables import (
     migrations,
     users,
 )
+from basecone_migrate.domain.lifecycle import ItemStatus
 from basecone_migrate.domain.rules import SUPERUSER
 from basecone_migrate.errors import NotAllowed, UsageProblem
 from basecone_migrate.runtime import Runtime
@@ -108,11 +110,11 @@ def list_migrations(rt: Runtime, *, search: str | None = None, status: str | Non
 def status_condition(status: str, now: datetime) -> Any:
     """An item's status as the overview reads it, in a form the status index serves: an
     offer past its expiry is expired whether or not `expire` has run."""
-    if status == "expired":
-        return or_(item_c.status == "expired",
-                   and_(item_c.status == "offered", migration_c.expires_at <= now))
-    if status == "offered":
-        return and_(item_c.status == "offered", migration_c.expires_at > now)
+    if status == ItemStatus.EXPIRED:  # as `lifecycle.effective` reads them
+        return or_(item_c.status == ItemStatus.EXPIRED.value,
+                   and_(item_c.status == ItemStatus.OFFERED.value, migration_c.expires_at <= now))
+    if status == ItemStatus.OFFERED:
+        return and_(item_c.status == ItemStatus.OFFERED.value, migration_c.expires_at > now)
     return item_c.status == status
 
 
@@ -273,7 +275,7 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
     items = []
     rows = db.execute(select(migration_items).where(item_c.migration_id == migration.id)
                       .order_by(item_c.id)).all()
-    activity = _activity(rt, db, migration.id, [r.id for r in rows if r.status in ("in_progress", "failed")])
+    activity = _activity(rt, db, migration.id, [r.id for r in rows if r.status in UNFINISHED_STATUSES])
     for item in rows:
         running, running_on = activity.get(item.id, (None, None))
         seconds = None
@@ -303,7 +305,7 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
                    "name": item.target_name or (item.name if item.target_code else None)},
         })
     statuses = [i["status"] for i in items]
-    running = "in_progress" in statuses and TransferLock(rt, migration.id).is_running()
+    running = ItemStatus.IN_PROGRESS in statuses and TransferLock(rt, migration.id).is_running()
     return {
         "migration_id": migration.id,
         "status": migration_status(statuses),

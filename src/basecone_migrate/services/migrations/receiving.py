@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from basecone_migrate.batches import summary
+from basecone_migrate.db.lifecycle import change, guarded
 from basecone_migrate.db.models import (
     AccountingSystem,
     Administration,
@@ -24,7 +25,9 @@ from basecone_migrate.db.models import (
     Transfercode,
     User,
 )
-from basecone_migrate.domain import mails, transfercode
+from basecone_migrate.db.tables import migration_items
+from basecone_migrate.domain import lifecycle, mails, transfercode
+from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import (
     PREMIUM,
     SUPERUSER,
@@ -66,7 +69,8 @@ from basecone_migrate.services.transfer import NoProgress, Progress, transfer
 FAILED_CODE_LIMIT = 5
 FAILED_CODE_WINDOW = timedelta(minutes=15)
 REASON_LIMIT = 2000
-UNFINISHED = ("in_progress", "failed")
+#: Redeemed and not finished (a transfer to run, resume, cancel).
+UNFINISHED = lifecycle.UNFINISHED
 
 
 class _NoOffer(Refused):
@@ -121,8 +125,8 @@ def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
         how = "rejected" if migration.reject_reason is not None else "redeemed"
         raise _NoOffer(f"this transfercode was already used: the offer was {how} on {when}")
     statuses = {item_status(i, now) for i in items}
-    if "offered" not in statuses:
-        if code.expires_at <= now or statuses == {"expired"}:
+    if ItemStatus.OFFERED not in statuses:
+        if lifecycle.is_past_expiry(code.expires_at, now) or statuses == {ItemStatus.EXPIRED}:
             raise _NoOffer(f"this transfercode expired on {code.expires_at:%Y-%m-%d %H:%M} UTC: ask "
                            f"{migration.created_by.email} to resend the offer")
         raise _NoOffer("this offer was revoked by its sender")
@@ -331,7 +335,7 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
     user, migration, digest = _receiver(rt, s, code_text, rejecting=False, lock=lock)
     target = user.environment
     items = items_of(s, migration)
-    offered = [i for i in items if item_status(i, now) == "offered"]
+    offered = [i for i in items if lifecycle.allows(item_status(i, now), Event.REDEEM)]
     if not accept_terms and not (ask and ask.accept_terms(str(fee), len(offered), target.code)):
         raise Refused(f"accept the terms and the costs ({fee} per administration, invoiced to "
                       f"{target.code}) with --accept-terms (read them first: "
@@ -436,17 +440,17 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
     target = decision.target
     rows = [{"administration_id": p.item.administration_id, "administration": p.name,
              "renamed_from": p.item.name if p.name != p.item.name else None,
-             "status": "offered", "action": "take", "accounting_system": p.connection.id,
+             "status": ItemStatus.OFFERED.value, "action": "take", "accounting_system": p.connection.id,
              "code": p.code, "email": administration_email(target.code, p.code),
              **dict(zip(("documents", "bytes"), _documents(s, p.item.administration_id), strict=True))}
             for p in decision.plans]
     rows += [{"administration_id": i.administration_id, "administration": i.name, "renamed_from": None,
-              "status": "offered", "action": "reject",
+              "status": ItemStatus.OFFERED.value, "action": "reject",
               "accounting_system": i.source_accounting_system_id, "code": i.source_code,
               "email": i.source_email,
               **dict(zip(("documents", "bytes"), _documents(s, i.administration_id), strict=True))}
              for i in decision.left]
-    return {"dry_run": True, "migration_id": decision.migration.id, "status": "offered",
+    return {"dry_run": True, "migration_id": decision.migration.id, "status": ItemStatus.OFFERED.value,
             "fee": str(rt.settings.fee), "items": rows}
 
 
@@ -477,14 +481,12 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         migration.target_environment_id = d.target.id
         for plan in d.plans:
             documents, size = _documents(s, plan.item.administration_id)
-            taken = s.execute(update(MigrationItem).where(
-                MigrationItem.id == plan.item.id, MigrationItem.status == "offered")
-                .values(status="in_progress", phase="copying",
+            taken = s.execute(guarded(Event.REDEEM, Actor.RECEIVER, migration_items.c.id == plan.item.id)
+                .values(phase="copying",
                         target_accounting_system_id=plan.connection.id, target_code=plan.code,
                         target_email=administration_email(d.target.code, plan.code),
                         target_name=plan.name if plan.name != plan.item.name else None,
-                        documents_total=documents, bytes_total=size)
-                .execution_options(synchronize_session=False)).rowcount
+                        documents_total=documents, bytes_total=size)).rowcount
             if taken != 1:
                 raise Refused(f"{admin_label(plan.item)} was revoked a moment ago")
             s.add(Charge(environment_id=d.target.id, item_id=plan.item.id, currency=fee.currency,
@@ -540,9 +542,8 @@ def _check_reason(reason: str | None) -> None:
 def _reject_left(rt: Runtime, s: Session, user: User, migration: Migration,
                  items: Sequence[MigrationItem], reason: str | None, now: datetime) -> int:
     ids = [i.id for i in items]
-    changed = s.execute(update(MigrationItem).where(
-        MigrationItem.id.in_(ids), MigrationItem.status == "offered")
-        .values(status="rejected", finished_at=now).execution_options(synchronize_session=False)).rowcount
+    changed = s.execute(guarded(Event.REJECT, Actor.RECEIVER, migration_items.c.id.in_(ids))
+                        .values(finished_at=now)).rowcount
     if changed != len(ids):
         raise Refused("the offer changed a moment ago (revoked?): see `basecone-migrate status`")
     for item in items:
@@ -561,9 +562,9 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
     with rt.uow(read_only=dry_run) as uow:
         s = uow.session
         user, migration, digest = _receiver(rt, s, code_text, rejecting=True, lock=not dry_run)
-        offered = [i for i in items_of(s, migration) if item_status(i, now) == "offered"]
+        offered = [i for i in items_of(s, migration) if lifecycle.allows(item_status(i, now), Event.REJECT)]
         if dry_run:
-            return Outcome({"dry_run": True, "migration_id": migration_id, "status": "offered",
+            return Outcome({"dry_run": True, "migration_id": migration_id, "status": ItemStatus.OFFERED.value,
                             "items": [{**_item_view(i), "action": "reject"} for i in offered]})
         spent = s.execute(update(Transfercode).where(
             Transfercode.code_sha256 == digest, Transfercode.spent_at.is_(None),
@@ -586,7 +587,7 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
 def _result_items(s: Session, migration: Migration, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for item in items_of(s, migration):
-        taken = item.target_accounting_system_id is not None and item.status != "rejected"
+        taken = item.target_accounting_system_id is not None and item.status != ItemStatus.REJECTED
         if taken:
             target = migration.target_environment
             assert target is not None
@@ -634,41 +635,42 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id)
-        parties = {migration.source_environment_id, migration.target_environment_id}
-        if user.role != SUPERUSER or user.environment_id not in parties:
+        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
+                               migration.target_environment_id)
+        if side is None or not lifecycle.may(side, Event.RESUME):
             offices = " or ".join(e.code for e in (migration.source_environment,
                                                    migration.target_environment) if e is not None)
             raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may resume "
                              f"migration {migration_id}")
         statuses = [item_status(i, now) for i in items_of(s, migration)]
-        if any(state in UNFINISHED for state in statuses):
+        resumable = lifecycle.sources(Event.RESUME, side)
+        if any(state in resumable for state in statuses):
             _check_archives(rt, migration.source_environment, migration.target_environment)
-    if not any(state in UNFINISHED for state in statuses):
-        if "offered" in statuses:
+    if not any(state in resumable for state in statuses):
+        if ItemStatus.OFFERED in statuses:
             raise Refused(f"migration {migration_id} has not been redeemed yet: there is no "
                           "transfer to resume")
         return Outcome(_redeem_payload(rt, migration_id),
                        warnings=[f"nothing to resume: migration {migration_id} is "
                                  f"{migration_status(statuses)}"])
     if background:
-        return Outcome(_redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id))
+        return Outcome(_redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id, side))
     with TransferLock(rt, migration_id):
         delivery = _transfer(rt, migration_id, progress)
     return Outcome(_redeem_payload(rt, migration_id), delivery)
 
 
-def _queue_unfinished(rt: Runtime, migration_id: int) -> list[str]:
-    """Queue a job for each unfinished item (`resume --background`); a failed one is set
-    back in progress, as an inline resume does when it starts it."""
+def _queue_unfinished(rt: Runtime, migration_id: int, side: Actor) -> list[str]:
+    """Queue a job for each item ``side`` may resume (`resume --background`); a failed one is
+    set back in progress, as an inline resume does when it starts it."""
     from basecone_migrate.services.background import enqueue
 
     with rt.uow() as uow:
         s = uow.session
         migration = lookup.migration(s, migration_id, lock=True)
-        items = [i for i in items_of(s, migration) if i.status in UNFINISHED]
+        items = [i for i in items_of(s, migration) if lifecycle.allows(i.status, Event.RESUME, side)]
         for item in items:
-            if item.status == "failed":
-                item.status = "in_progress"
+            change(item, Event.RESUME, side)
         queued = enqueue(s, [i.id for i in items], rt.settings.user or audit.SYSTEM, rt)
         uow.commit()
     waiting = len(items) - queued

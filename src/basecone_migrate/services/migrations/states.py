@@ -15,26 +15,28 @@ from sqlalchemy import and_, case, select
 
 from basecone_migrate.db.sql import among
 from basecone_migrate.db.tables import migration_items, migration_recipients, migrations
+from basecone_migrate.domain import lifecycle
+from basecone_migrate.domain.lifecycle import ItemStatus
 
 
 def effective_status(now: datetime) -> Any:
-    """An offer past its expiry reads as expired, whether or not `expire` has run yet."""
+    """`lifecycle.effective` in SQL: an offer past its expiry reads as expired, whether or
+    not `expire` has run yet."""
     return case(
-        (and_(migration_items.c.status == "offered", migrations.c.expires_at <= now), "expired"),
+        (and_(migration_items.c.status == ItemStatus.OFFERED.value, migrations.c.expires_at <= now),
+         ItemStatus.EXPIRED.value),
         else_=migration_items.c.status,
     )
 
 
 def status_at(status: str, expires_at: datetime, now: datetime) -> str:
     """`effective_status` of one item, in Python."""
-    return "expired" if status == "offered" and expires_at <= now else status
+    return lifecycle.effective(status, expires_at, now).value
 
 
 def migration_status(statuses: Sequence[str]) -> str:
-    for status in ("in_progress", "failed", "offered", "completed", "rejected", "revoked", "expired"):
-        if status in statuses:
-            return status
-    return "offered"
+    """One word for a migration from its items' statuses (`lifecycle.summary`)."""
+    return lifecycle.summary(statuses).value
 
 
 def recipients_by_migration(db: Any, migration_ids: Iterable[int]) -> dict[int, list[str]]:
