@@ -68,19 +68,3 @@ def test_the_probe_sees_what_a_writing_command_loads(
                       env_vars, tmp_path)
     assert result["code"] == 0
     assert "basecone_migrate.mail" in result["modules"]
-
-
-def test_lazy_names_are_never_shadowed_by_a_submodule() -> None:
-    """Importing a submodule sets it as an attribute of its package: a function named like
-    its module (`redeem` in `redeem.py`) would then read as the module, depending on what
-    was imported first."""
-    import importlib
-    import pkgutil
-    import types
-
-    from basecone_migrate.services import migrations
-
-    for module in pkgutil.iter_modules(migrations.__path__):
-        importlib.import_module(f"{migrations.__name__}.{module.name}")
-    for name in migrations.__all__:
-        assert not isinstance(getattr(migrations, name), types.ModuleType), name

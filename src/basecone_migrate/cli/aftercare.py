@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import complete, context
+import basecone_migrate.cli.complete as complete
+import basecone_migrate.cli.context as context
 from basecone_migrate.cli.context import AsOption, JsonOption
 from basecone_migrate.cli.setup import AdminArgument
 

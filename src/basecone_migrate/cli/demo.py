@@ -41,12 +41,18 @@ def _workspace(workspace: Path | None) -> Path:
 
 
 def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
-    from basecone_migrate.cli.migrate import _render_items, _render_status, report
     from basecone_migrate.cli.output import Column, code_tail
     from basecone_migrate.cli.progress import progress_for
-    from basecone_migrate.cli.setup import render_administrations
+    from basecone_migrate.cli.render import (
+        render_administrations,
+        render_items,
+        render_status,
+        report,
+    )
     from basecone_migrate.runtime import Runtime
-    from basecone_migrate.services import demo, migrations, overview
+    from basecone_migrate.services import demo, overview
+    from basecone_migrate.services.migrations import offers, receiving
+    from basecone_migrate.services.migrations import overview as migration_views
     from basecone_migrate.services.world import load_world
 
     folder = _workspace(workspace)
@@ -69,7 +75,7 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
             render_administrations(cli, overview.administrations_list(sue), "Administrations")
 
         step("2. Sue (Superuser of ACME) offers 1001 and 1002 to Tina (Superuser of BOOK)")
-        offered = migrations.offer(sue, ["1001", "1002"], [demo.RECEIVER], accept_terms=True,
+        offered = offers.offer(sue, ["1001", "1002"], [demo.RECEIVER], accept_terms=True,
                                    confirm_checklist=True)
         summary["offer"] = offered.payload
         if not out.json_mode:
@@ -87,17 +93,17 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
         step("4. Tina redeems: 1001 links itself, 1002 moves to code B-1002 (kind 4)")
         bars, progress = progress_for(out)
         with bars:
-            redeemed = migrations.redeem(tina, offered.payload["transfercode"], accept_terms=True,
+            redeemed = receiving.redeem(tina, offered.payload["transfercode"], accept_terms=True,
                                          links=[("1002", "book-tw", "B-1002")], progress=progress)
         summary["redeem"] = redeemed.payload
         report(cli, redeemed)
         if not out.json_mode:
-            _render_items(cli, redeemed.payload["items"], "Moved")
+            render_items(cli, redeemed.payload["items"], "Moved")
 
         step("5. The migration overview of each side, and the transfer status")
-        summary["sender_overview"] = migrations.list_migrations(sue, received=False)
-        summary["receiver_overview"] = migrations.list_migrations(tina, offered=False)
-        summary["status"] = migrations.status(sue, redeemed.payload["migration_id"])
+        summary["sender_overview"] = migration_views.list_migrations(sue, received=False)
+        summary["receiver_overview"] = migration_views.list_migrations(tina, offered=False)
+        summary["status"] = migration_views.status(sue, redeemed.payload["migration_id"])
         if not out.json_mode:
             out.table([Column("administration", wrap=True), Column("e-mail"), Column("code"),
                        Column("status")],
@@ -107,7 +113,7 @@ def run_demo(cli: CLI, documents: int, workspace: Path | None) -> None:
             out.table([Column("administration", wrap=True), Column("accounting system"), Column("status")],
                       [(r["administration"], r["accounting_system"], r["status"])
                        for r in summary["receiver_overview"]["received"]], title="BOOK: received")
-            _render_status(cli, [summary["status"]])
+            render_status(cli, [summary["status"]])
             render_administrations(cli, overview.administrations_list(sue), "Administrations afterwards")
             out.line("Explore it yourself:")
             for line in explore_lines(folder):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import context
+import basecone_migrate.cli.context as context
 from basecone_migrate.cli.context import AsOption, JsonOption
 
 if TYPE_CHECKING:

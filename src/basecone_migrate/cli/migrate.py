@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import complete, context
+import basecone_migrate.cli.complete as complete
+import basecone_migrate.cli.context as context
 from basecone_migrate.cli.context import CLI, AsOption, JsonOption
+from basecone_migrate.cli.render import render_items, render_status, report
 
 if TYPE_CHECKING:
-    from basecone_migrate.mail import Delivery
-    from basecone_migrate.services.migrations import Outcome
+    pass
 
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Run every check and say what would happen; change nothing.")
@@ -27,38 +28,6 @@ STATUSES = complete.STATUSES
 def register(app: typer.Typer) -> None:
     for command in (offer, list_, revoke, resend, redeem, status, resume, expire, worker):
         app.command(command.__name__.rstrip("_"))(command)
-
-
-def report(cli: CLI, outcome: "Outcome") -> None:
-    """Warnings and where the mails went, on stderr."""
-    for warning in outcome.warnings:
-        cli.out.warn(warning)
-    report_delivery(cli, outcome.delivery)
-
-
-def report_delivery(cli: CLI, delivery: "Delivery") -> None:
-    """Where the mails went, and what could not be delivered (it stays queued)."""
-    for path in delivery.written:
-        cli.out.note(f"Mail written to {path} (no SMTP host set)")
-    errors = sorted(set(delivery.failed.values()) | ({delivery.trouble} if delivery.trouble else set()))
-    if not errors:
-        return
-    cli.out.warn(f"{len(delivery.failed)} mail(s) could not be sent ({'; '.join(errors)}): they "
-                 "stay queued; retry with `basecone-migrate mail flush`")
-
-
-def _render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
-    from basecone_migrate.cli.output import Column, human_size
-
-    cli.out.table(
-        [Column("id", "right"), Column("administration", wrap=True), Column("status"),
-         Column("accounting system"), Column("code"), Column("e-mail"), Column("docs", "right"),
-         Column("size", "right")],
-        [(i["administration_id"],
-          f"{i['administration']} (was {i['renamed_from']})" if i.get("renamed_from") else i["administration"],
-          i.get("action") or i["status"],
-          i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
-         for i in items], title=title)
 
 
 def offer(
@@ -92,7 +61,7 @@ def offer(
     """
     from basecone_migrate.cli.output import when
     from basecone_migrate.cli.prompts import questions_for
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import offers
 
     cli = context.get(ctx, json=json, as_=as_)
     references = list(admins or [])
@@ -102,7 +71,7 @@ def offer(
         from basecone_migrate.errors import UsageProblem
 
         raise UsageProblem("name the administrations to offer (ADMIN...), or give them with --from FILE")
-    outcome = migrations.offer(cli.runtime, references, to, accept_terms=accept_terms,
+    outcome = offers.offer(cli.runtime, references, to, accept_terms=accept_terms,
                                confirm_checklist=confirm_checklist, dry_run=dry_run,
                                ask=questions_for(cli.out), allow_unknown=allow_unknown_recipient,
                                to_env=to_env)
@@ -162,14 +131,14 @@ def list_(
     """The migration overview: offered, received."""
     from basecone_migrate.cli.output import Column, code_tail, day, when
     from basecone_migrate.errors import UsageProblem
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import overview
 
     cli = context.get(ctx, json=json, as_=as_)
     if offered and received:
         raise UsageProblem("--offered and --received exclude each other; give neither for both")
     if status_ is not None and status_ not in STATUSES:
         raise UsageProblem(f"--status must be one of {', '.join(STATUSES)}, not {status_!r}")
-    result = migrations.list_migrations(cli.runtime, search=search, status=status_,
+    result = overview.list_migrations(cli.runtime, search=search, status=status_,
                                         offered=not received, received=not offered,
                                         limit=limit, offset=offset, after=after)
 
@@ -212,10 +181,10 @@ def revoke(
 
     The recipients get a mail.
     """
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import offers
 
     cli = context.get(ctx, json=json, as_=as_)
-    outcome = migrations.revoke(cli.runtime, migration, admin)
+    outcome = offers.revoke(cli.runtime, migration, admin)
     report(cli, outcome)
     p = outcome.payload
     revoked = ", ".join(a["code"] + " " + a["name"] for a in p["revoked"])
@@ -232,10 +201,10 @@ def resend(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = 
     The old code stops working. An offer that expired is offered again.
     """
     from basecone_migrate.cli.output import when
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import offers
 
     cli = context.get(ctx, json=json, as_=as_)
-    outcome = migrations.resend(cli.runtime, migration)
+    outcome = offers.resend(cli.runtime, migration)
     report(cli, outcome)
     p = outcome.payload
 
@@ -299,7 +268,7 @@ def redeem(
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.prompts import questions_for
     from basecone_migrate.errors import UsageProblem
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import receiving
 
     cli = context.get(ctx, json=json, as_=as_)
     # Every option is checked before the code is asked for: a person types it only once.
@@ -322,7 +291,7 @@ def redeem(
         lines = [r.line for r in rows]
     code = _transfercode(cli, code, code_file)
     if reject:
-        outcome = migrations.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
+        outcome = receiving.reject(cli.runtime, code, reason=reason, dry_run=dry_run)
         report(cli, outcome)
         p = outcome.payload
         cli.out.emit(p, lambda: cli.out.line(
@@ -333,7 +302,7 @@ def redeem(
     bars, progress = progress_for(cli.out)
     try:
         with bars:
-            outcome = migrations.redeem(cli.runtime, code, accept_terms=accept_terms,
+            outcome = receiving.redeem(cli.runtime, code, accept_terms=accept_terms,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
                                         progress=progress, background=background, link_lines=lines,
@@ -352,7 +321,7 @@ def redeem(
 def _render_moved(cli: CLI, p: dict[str, Any], title: str) -> None:
     """The items, then the step that is left (rule 13) when administrations have arrived:
     users and their access do not move, the receiver grants them again."""
-    _render_items(cli, p["items"], title)
+    render_items(cli, p["items"], title)
     arrived = sum(1 for i in p["items"] if i["status"] == "completed")
     if not arrived:
         return
@@ -417,7 +386,7 @@ def _emit_payload_of(cli: CLI, exc: Exception, title: str) -> None:
     """A refused or unfinished command that has a result still prints it (for --json)."""
     payload = getattr(exc, "payload", None)
     if payload is not None:
-        cli.out.emit(payload, lambda: _render_items(cli, payload["items"], title))
+        cli.out.emit(payload, lambda: render_items(cli, payload["items"], title))
 
 
 def status(
@@ -441,7 +410,7 @@ def status(
     State, documents and bytes done of total, timings, the process that runs it, error.
     """
     from basecone_migrate.errors import UsageProblem
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import overview
 
     cli = context.get(ctx, json=json, as_=as_)
     if migration is not None and after is not None:
@@ -452,40 +421,15 @@ def status(
         from basecone_migrate.cli.watch import stalled, watch_status
 
         final, shown = watch_status(cli, migration, interval)
-        cli.out.emit(final, lambda: None if shown else _render_status(cli, [final], hint=False))
+        cli.out.emit(final, lambda: None if shown else render_status(cli, [final], hint=False))
         if stalled(final):
             cli.out.warn(f"nothing runs or waits to run {len(stalled(final))} unfinished "
                          f"administration(s) of migration {migration} any more, so --watch stops: "
                          f"run `basecone-migrate resume {migration}` to finish them")
         return
-    result = migrations.status(cli.runtime, migration, limit=limit, after=after)
+    result = overview.status(cli.runtime, migration, limit=limit, after=after)
     views = [result] if migration is not None else result
-    cli.out.emit(result, lambda: _render_status(cli, views))
-
-
-def _render_status(cli: CLI, views: list[dict[str, Any]], hint: bool = True) -> None:
-    from basecone_migrate.cli.output import Column, human_size, when
-    from basecone_migrate.cli.watch import activity, stalled
-
-    if not views:
-        cli.out.note("(no migrations)")
-    for v in views:
-        running = " (transfer running)" if v["transfer_running"] else ""
-        target = v["target_environment"] or "?"
-        cli.out.table(
-            [Column("id", "right"), Column("administration", wrap=True), Column("status"),
-             Column("documents", "right"), Column("bytes", "right"), Column("started (UTC)"),
-             Column("seconds", "right"), Column("worker"), Column("error", wrap=True)],
-            [(i["administration_id"], i["administration"], i["status"],
-              f"{i['documents_done']}/{i['documents_total']}",
-              f"{human_size(i['bytes_done'])}/{human_size(i['bytes_total'])}",
-              when(i["started_at"]), i["seconds"], activity(i, v["migration_id"]), i["error"])
-             for i in v["items"]],
-            title=f"Migration {v['migration_id']}: {v['source_environment']} -> {target}, "
-                  f"{v['status']}{running}")
-        if hint and stalled(v):
-            cli.out.note(f"Nothing runs {len(stalled(v))} unfinished administration(s) of migration "
-                         f"{v['migration_id']}: run `basecone-migrate resume {v['migration_id']}`")
+    cli.out.emit(result, lambda: render_status(cli, views))
 
 
 def resume(ctx: typer.Context, migration: MigrationArgument, background: BackgroundOption = False,
@@ -495,13 +439,13 @@ def resume(ctx: typer.Context, migration: MigrationArgument, background: Backgro
     Documents already copied and verified are not copied again.
     """
     from basecone_migrate.cli.progress import progress_for
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import receiving
 
     cli = context.get(ctx, json=json, as_=as_)
     bars, progress = progress_for(cli.out)
     try:
         with bars:
-            outcome = migrations.resume(cli.runtime, migration, progress, background=background)
+            outcome = receiving.resume(cli.runtime, migration, progress, background=background)
     except Exception as exc:
         _emit_payload_of(cli, exc, "Migration did not finish")
         raise
@@ -582,10 +526,10 @@ def expire(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None) -
 
     Each sender gets one mail.
     """
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import offers
 
     cli = context.get(ctx, json=json, as_=as_)
-    outcome = migrations.expire(cli.runtime)
+    outcome = offers.expire(cli.runtime)
     report(cli, outcome)
     count = outcome.payload["expired"]
     cli.out.emit(outcome.payload, lambda: cli.out.line(f"Expired {count} administration(s)."))

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from basecone_migrate.cli import complete, context
+import basecone_migrate.cli.complete as complete
+import basecone_migrate.cli.context as context
 from basecone_migrate.cli.context import AsOption, JsonOption
+from basecone_migrate.cli.render import render_administrations
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 env_app = typer.Typer(help="Environments (offices).", no_args_is_help=True)
@@ -139,18 +141,6 @@ def env_list(ctx: typer.Context, json: JsonOption = False, as_: AsOption = None)
         [(r["code"], r["name"], r["plan"], r["administrations"], r["users"], r["documents"],
           human_size(r["bytes"]), r["storage"]) for r in rows],
         title="Environments", empty="no environments: load a world first"))
-
-
-def render_administrations(cli: context.CLI, rows: list[dict[str, Any]], title: str) -> None:
-    from basecone_migrate.cli.output import Column, human_size
-
-    cli.out.table(
-        [Column("id", "right"), Column("office"), Column("code"), Column("name", wrap=True),
-         Column("e-mail", below=True), Column("accounting system"), Column("package"),
-         Column("docs", "right"), Column("size", "right")],
-        [(r["id"], r["environment"], r["code"], r["name"], r["email"], r["accounting_system"],
-          r["package"], r["documents"], human_size(r["bytes"])) for r in rows],
-        title=title, empty="no administrations")
 
 
 @admin_app.command("list")

@@ -3,7 +3,7 @@
 
 import typer
 
-from basecone_migrate.cli import context
+import basecone_migrate.cli.context as context
 from basecone_migrate.cli.context import AsOption, JsonOption
 
 

@@ -91,12 +91,12 @@ def table(view: dict[str, Any], speeds: Speeds) -> Any:
 def watch_status(cli: CLI, migration_id: int, interval: float) -> tuple[dict[str, Any], bool]:
     """Poll the migration's status until no administration is in progress; returns the last
     view and whether a live table already shows it."""
-    from basecone_migrate.services import migrations
+    from basecone_migrate.services.migrations import overview
 
     speeds = Speeds()
 
     def view() -> dict[str, Any]:
-        current: dict[str, Any] = migrations.status(cli.runtime, migration_id)
+        current: dict[str, Any] = overview.status(cli.runtime, migration_id)
         speeds.sample(current, time.monotonic())
         return current
 

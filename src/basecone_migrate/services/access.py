@@ -87,7 +87,7 @@ def grant_migration(rt: Runtime, number: int, emails: Sequence[str]) -> dict[str
 def _change(rt: Runtime, s: Session, user: User, admin: Administration, emails: Sequence[str], *,
             grant: bool, migration_id: int | None = None) -> dict[str, Any]:
     from basecone_migrate.db.models import Access
-    from basecone_migrate.services.migrations import refuse_while_moving
+    from basecone_migrate.services.migrations.common import refuse_while_moving
 
     lookup.require_superuser(user, admin.environment, "change who has access to its administrations")
     refuse_while_moving(s, admin, "change access")

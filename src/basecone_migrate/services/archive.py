@@ -66,7 +66,7 @@ def add(rt: Runtime, reference: str, files: list[Path]) -> dict[str, Any]:
     cannot start in between and miss them.
     """
     from basecone_migrate.db.models import Document
-    from basecone_migrate.services.migrations import refuse_while_moving
+    from basecone_migrate.services.migrations.common import refuse_while_moving
 
     for file in files:
         try:
@@ -124,7 +124,7 @@ def hold_for_documents(session: Session, admin_id: int, environment_id: int, to_
     row, so that no move starts before they are in, and refuse when one started or finished
     meanwhile (the copies are then in the wrong archive)."""
     from basecone_migrate.db.models import Administration
-    from basecone_migrate.services.migrations import refuse_while_moving
+    from basecone_migrate.services.migrations.common import refuse_while_moving
 
     admin = session.scalar(select(Administration).where(Administration.id == admin_id)
                            .with_for_update())

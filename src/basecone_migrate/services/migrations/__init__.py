@@ -9,42 +9,11 @@ transfer, by a lock that dies with its process.
 
 - ``offers``: offer, revoke, resend, expire (the sender's side and cron);
 - ``receiving``: redeem, reject, resume (the receiver's side and the transfer);
-- ``overview``: list, status.
+- ``overview``: list, status;
+- ``common``: what they share (results, questions, lookups, mails, expiry).
+
+Import the module that holds a use case (``from basecone_migrate.services.migrations
+import receiving``): this package imports nothing, so `list` and `status` never load the
+transfer engine or the mail stack, and no module here is imported back by what it uses.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from basecone_migrate.services.migrations.common import (
-        Outcome,
-        Questions,
-        open_item,
-        refuse_while_moving,
-    )
-    from basecone_migrate.services.migrations.offers import expire, offer, resend, revoke
-    from basecone_migrate.services.migrations.overview import list_migrations, status
-    from basecone_migrate.services.migrations.receiving import redeem, reject, resume
-
-#: Each name from the module that holds it, imported when first used: `list` and `status`
-#: never load the transfer engine or the mail stack.
-_HOME = {
-    "Outcome": "common", "Questions": "common", "open_item": "common",
-    "refuse_while_moving": "common",
-    "expire": "offers", "offer": "offers", "resend": "offers", "revoke": "offers",
-    "list_migrations": "overview", "status": "overview",
-    "redeem": "receiving", "reject": "receiving", "resume": "receiving",
-}
-
-__all__ = ["Outcome", "Questions", "expire", "list_migrations", "offer", "open_item", "redeem",
-           "refuse_while_moving", "reject", "resend", "resume", "revoke", "status"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value

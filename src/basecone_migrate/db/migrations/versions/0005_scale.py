@@ -15,6 +15,7 @@ Create Date: 2026-12-02 08:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,9 +28,31 @@ depends_on: str | Sequence[str] | None = None
 BATCH = 5000
 
 
-def _backfill() -> None:
-    from basecone_migrate.services.migrations.search import offered_text, received_text
+# What the overview's search texts were at this revision, frozen here so that the revision
+# never changes with the code (services/migrations/search.py keeps today's).
+HINT_PREFIX = "****-****-****-****-"
 
+
+def _moments(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M} {value.isoformat()}"
+
+
+def offered_text(*, migration_id: int, administration_id: int, name: str, code: str, email: str,
+                 created_at: Any, expires_at: Any, code_hint: str, target: str | None,
+                 recipients: Sequence[str]) -> str:
+    parts = [str(migration_id), str(administration_id), name, code, email, _moments(created_at),
+             _moments(expires_at), HINT_PREFIX + code_hint, target or "", *recipients]
+    return " | ".join(parts).lower()
+
+
+def received_text(*, migration_id: int, administration_id: int, name: str, created_at: Any,
+                  system: str, source: str, package: str) -> str:
+    parts = [str(migration_id), str(administration_id), name, system, _moments(created_at), source,
+             package]
+    return " | ".join(parts).lower()
+
+
+def _backfill() -> None:
     bind = op.get_bind()
     meta = sa.MetaData()
     items = sa.Table("migration_items", meta, autoload_with=bind)
