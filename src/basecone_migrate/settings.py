@@ -1,25 +1,32 @@
 """Where every setting comes from: option > environment variable > config file > default.
 
-Values are kept as the strings the user gave, with their source, and are parsed
-only when a command needs them: a malformed SMTP port must not stop `admin list`,
-and when it does matter the error names the place to fix it.
+Values are kept as the strings the user gave, with their source, and are parsed only when
+a command needs them: a malformed SMTP port must not stop `admin list`, and when it does
+matter the error names the place to fix it. Secrets (the keyring, masking, S3's options)
+are `credentials.py`'s, amounts of money `domain/money.py`'s.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from basecone_migrate.credentials import (
+    KEYRING_SERVICE,
+    MASK,
+    is_loopback_url,  # noqa: F401 - runtime.py imports it from here
+    keyring_password,
+    mask_url_password,
+)
+from basecone_migrate.domain.money import Money, parse_money
 from basecone_migrate.errors import UsageProblem
 
 APP_NAME = "basecone-migrate"
 ENV_PREFIX = "BASECONE_MIGRATE_"
-KEYRING_SERVICE = "basecone-migrate"
 SMTP_SECURITY = ("starttls", "ssl", "none")
 #: Documents in flight at once on an object store (server-side copies, uploads, downloads,
 #: checks). At 20 ms a request one document at a time is some 10 a second; 32 in flight
@@ -121,37 +128,6 @@ def _read_config(path: Path) -> dict[str, str]:
             raise UsageProblem(f"config file {path}: {key} {problem}")
         values[key] = str(value)
     return values
-
-
-@dataclass(frozen=True)
-class Money:
-    currency: str
-    cents: int
-
-    def __str__(self) -> str:
-        return f"{self.currency} {self.cents // 100}.{self.cents % 100:02d}"
-
-
-def parse_money(text: str) -> Money:
-    """`EUR 49.00`, `49.00 EUR` or `49` (euro)."""
-    from decimal import Decimal, InvalidOperation
-
-    parts = text.replace(",", ".").split()
-    currency = "EUR"
-    if len(parts) == 2:
-        if parts[0].isalpha():
-            currency, parts = parts[0], parts[1:]
-        elif parts[1].isalpha():
-            currency, parts = parts[1], parts[:1]
-    if len(parts) != 1 or len(currency) != 3:
-        raise ValueError(text)
-    try:
-        amount = Decimal(parts[0])
-    except InvalidOperation:
-        raise ValueError(text) from None
-    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(text)
-    return Money(currency.upper(), int(amount * 100))
 
 
 def parse_instant(text: str) -> datetime:
@@ -303,12 +279,14 @@ class Settings:
 
     def smtp_password(self) -> Resolved:
         """The SMTP password: the OS keyring first, else the environment variable."""
-        user = self.smtp_user
-        if user:
-            from_keyring = _keyring_password(user)
-            if from_keyring:
-                return Resolved(from_keyring, f"keyring service {KEYRING_SERVICE!r}")
-        return self._resolved["smtp_password"]
+        return self._keyring_first(self.smtp_user, "smtp_password")
+
+    def _keyring_first(self, user: str | None, key: str) -> Resolved:
+        """``user``'s secret in the OS keyring (`credentials.keyring_password`), else ``key``'s."""
+        from_keyring = keyring_password(user) if user else None
+        if from_keyring:
+            return Resolved(from_keyring, f"keyring service {KEYRING_SERVICE!r}")
+        return self._resolved[key]
 
     @property
     def mail_from(self) -> str:
@@ -366,37 +344,13 @@ class Settings:
     def s3_secret_access_key(self) -> Resolved:
         """The S3 secret for ``s3_access_key_id``: the OS keyring first (service
         basecone-migrate, user = the key id), else the environment variable."""
-        key_id = self.s3_access_key_id
-        if key_id:
-            from_keyring = _keyring_password(key_id)
-            if from_keyring:
-                return Resolved(from_keyring, f"keyring service {KEYRING_SERVICE!r}")
-        return self._resolved["s3_secret_access_key"]
+        return self._keyring_first(self.s3_access_key_id, "s3_secret_access_key")
 
     def storage_options(self, url: str) -> dict[str, object]:
-        """What fsspec needs to open ``url``: for ``s3://``, the endpoint and credentials
-        from these settings (without them, botocore's own chain: AWS_* variables, files)."""
-        if not url.startswith(("s3://", "s3a://")):
-            return {}
-        # Several processes share the archive: a listing cached here would miss their writes.
-        # One connection for each document in flight (botocore keeps 10 by default); a
-        # checksum only where asked for (what the tool sends carries its SHA-256: botocore's
-        # own trailer of CRC32s is stored as bytes by some servers); retries as AWS's SDKs
-        # do them (SlowDown backed off, an unreachable endpoint told in a second, not ten).
-        options: dict[str, object] = {"use_listings_cache": False, "config_kwargs": {
-            "max_pool_connections": self.s3_transfers + 4,
-            "request_checksum_calculation": "when_required",
-            "retries": {"mode": "standard"}}}
-        if self.s3_endpoint_url:
-            options["endpoint_url"] = self.s3_endpoint_url
-        if self.s3_access_key_id:
-            secret = self.s3_secret_access_key().value
-            if not secret:
-                raise UsageProblem(
-                    f"no S3 secret for access key {self.s3_access_key_id}: store it in the keyring "
-                    f"(service {KEYRING_SERVICE!r}) or set BASECONE_MIGRATE_S3_SECRET_ACCESS_KEY")
-            options.update(key=self.s3_access_key_id, secret=secret)
-        return options
+        """What fsspec needs to open ``url`` (`credentials.storage_options`)."""
+        from basecone_migrate.credentials import storage_options
+
+        return storage_options(self, url)
 
     @property
     def outbox_dir(self) -> Path | None:
@@ -428,33 +382,10 @@ class Settings:
                 value = resolved.value or defaults.get(spec.key)
             if spec.secret and value:
                 value = MASK
-            rows.append(
-                {
-                    "setting": spec.key,
-                    "description": spec.label,
-                    "variable": spec.variable,
-                    "value": mask_url_password(value) if value else value,  # any URL's secrets
-                    "source": resolved.source,
-                }
-            )
+            rows.append({"setting": spec.key, "description": spec.label, "variable": spec.variable,
+                         "value": mask_url_password(value) if value else value,  # any URL's secrets
+                         "source": resolved.source})
         return rows
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def normalise_db_url(value: str) -> str:
@@ -466,49 +397,4 @@ def normalise_db_url(value: str) -> str:
     if scheme in ("postgres", "postgresql"):
         return f"postgresql+psycopg://{rest}"
     return value
-
-
-MASK = "********"
-#: A URL's ``user:password@``: the password runs to the last ``@`` before the query, so one
-#: with ``@`` or ``/`` in it (an S3 secret often has ``/``) is masked whole.
-_USER_PASSWORD = re.compile(r"^(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):[^?#]*@")
-#: Query parameters whose value is a secret: any name holding one of these words.
-SECRET_PARAMETERS = ("password", "passwd", "pwd", "secret", "token", "key", "signature",
-                     "credential")
-
-
-def mask_url_password(url: str) -> str:
-    """``url`` as it may be shown: the password of ``user:password@`` and the value of every
-    query parameter that names a secret (``?password=``, ``secret``, ``token``, ``key``,
-    ``sslpassword``, ``X-Amz-Signature``, Azure's ``sig`` ...) masked; anything else as it is."""
-    if "://" not in url:
-        return url
-    url = _USER_PASSWORD.sub(lambda found: f"{found['start']}:{MASK}@", url, count=1)
-    base, mark, rest = url.partition("?")
-    if not mark:
-        return url
-    query, hash_mark, fragment = rest.partition("#")
-    from urllib.parse import unquote
-
-    parts = []
-    for part in query.split("&"):
-        name, equals, value = part.partition("=")
-        key = unquote(name).lower()
-        if equals and value and (key == "sig" or any(word in key for word in SECRET_PARAMETERS)):
-            part = f"{name}={MASK}"
-        parts.append(part)
-    return f"{base}?{'&'.join(parts)}{hash_mark}{fragment}"
-
-
-def _keyring_password(user: str) -> str | None:
-    try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:  # pragma: no cover - keyring is a dependency
-        return None
-    try:
-        return keyring.get_password(KEYRING_SERVICE, user)
-    except KeyringError:
-        # A headless machine has no keyring backend: fall back to the variable.
-        return None
 

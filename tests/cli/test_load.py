@@ -272,7 +272,7 @@ def test_a_load_that_stops_while_copying_keeps_what_it_recorded_and_finishes_on_
     same file loaded again finishes the job."""
     import errno
 
-    from basecone_migrate.services import world as world_module
+    from basecone_migrate.services.world import copying as world_copying
     from basecone_migrate.storage import Archive
     from tests.conftest import sample_world
 
@@ -285,7 +285,7 @@ def test_a_load_that_stops_while_copying_keeps_what_it_recorded_and_finishes_on_
         paths.append(f"many/doc-{n}.pdf")
     world["environments"][0]["administrations"][0]["documents"] = paths
     path = write_world(world_dir, world)
-    monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 3)
+    monkeypatch.setattr(world_copying, "DOCUMENT_BATCH", 3)
     write = Archive.write
     calls = {"n": 0}
 

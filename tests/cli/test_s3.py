@@ -242,7 +242,7 @@ def test_a_load_onto_s3_that_fails_half_way_leaves_no_object_without_its_row(
     import errno
     import threading
 
-    from basecone_migrate.services import world as world_module
+    from basecone_migrate.services.world import copying as world_copying
     from basecone_migrate.storage import Archive
 
     world = sample_world(world_dir, documents=0)
@@ -255,7 +255,7 @@ def test_a_load_onto_s3_that_fails_half_way_leaves_no_object_without_its_row(
     world["environments"][0]["administrations"][0]["documents"] = paths
     world["environments"][0]["storage"] = s3.url("acme")
     path = write_world(world_dir, world)
-    monkeypatch.setattr(world_module, "DOCUMENT_BATCH", 4)
+    monkeypatch.setattr(world_copying, "DOCUMENT_BATCH", 4)
     write = Archive.write
     calls = {"n": 0}
     lock = threading.Lock()

@@ -199,7 +199,7 @@ def test_an_object_keeps_its_sha256_and_a_head_proves_it_is_intact(s3: Any) -> N
 def test_a_large_object_goes_up_in_parts_and_is_checked(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from basecone_migrate import storage
 
-    monkeypatch.setattr(storage, "SINGLE_PUT", 5 * 1024 * 1024)  # S3's smallest part
+    monkeypatch.setattr(storage.objects, "SINGLE_PUT", 5 * 1024 * 1024)  # S3's smallest part
     archive = s3_archive(s3, "big")
     data = os.urandom(12 * 1024 * 1024)
     stored = archive.write(io.BytesIO(data), 9, buffer=bytearray(1024 * 1024))
