@@ -1,10 +1,14 @@
-"""The domain's fixed vocabulary and the small rules that need no database.
+"""The domain's fixed vocabulary and its rules, as pure functions over plain values: the
+services gather the facts, call the rule, and act (the message and exit code are theirs).
 
-See docs/domain.md (from ../shared/domain/rules.md) for where each comes from.
+docs/domain.md maps each rule of ../shared/domain/rules.md to its function here (or in
+`lifecycle`, `transfercode`, `money`), and tests/unit/test_rules.py tests each on its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Final
 
 #: Rule 2: only these packages can move between environments.
@@ -23,6 +27,56 @@ PREMIUM: Final = "premium"
 
 #: Rule 14: the address suppliers send invoices to.
 MAIL_DOMAIN: Final = "mailtobasecone.com"
+
+
+#: Rule 5: an offer of more administrations than this gets a warning.
+OFFER_WARNING_SIZE: Final = 5
+#: Failed codes: this many within the window locks a user's redeem until the window passes.
+FAILED_CODE_LIMIT: Final = 5
+FAILED_CODE_WINDOW: Final = timedelta(minutes=15)
+
+
+def is_superuser(role: str) -> bool:
+    """Rules 1, 13, 15: only a Superuser offers, redeems, re-links and grants access."""
+    return role == SUPERUSER
+
+
+def is_superuser_of(role: str, user_environment_id: int | None, environment_id: int) -> bool:
+    """Rules 1, 13, 15: a Superuser of that environment (a user belongs to one environment)."""
+    return is_superuser(role) and user_environment_id == environment_id
+
+
+def can_receive(plan: str) -> bool:
+    """Rule 4: only a premium environment receives administrations."""
+    return plan == PREMIUM
+
+
+def same_package(package: str, other: str) -> bool:
+    """Rules 3 and 16: an administration keeps its accounting package wherever it goes."""
+    return package == other
+
+
+def offer_is_large(administrations: int) -> bool:
+    """Rule 5: more than five administrations in one offer is allowed, with a warning."""
+    return administrations > OFFER_WARNING_SIZE
+
+
+def lockout_until(failures: Sequence[datetime], now: datetime) -> datetime | None:
+    """The end of a user's lock-out from redeeming, or None: ``FAILED_CODE_LIMIT`` codes that
+    opened no offer (``failures``: the latest few, newest first) within
+    ``FAILED_CODE_WINDOW`` lock redeem until that window has passed since the last one."""
+    if len(failures) < FAILED_CODE_LIMIT:
+        return None
+    last, first = failures[0], failures[FAILED_CODE_LIMIT - 1]
+    if last - first <= FAILED_CODE_WINDOW and now < last + FAILED_CODE_WINDOW:
+        return last + FAILED_CODE_WINDOW
+    return None
+
+
+def code_usable(spent_at: datetime | None, replaced_at: datetime | None, expires_at: datetime,
+                now: datetime) -> bool:
+    """Rule 7: a transfercode opens its offer once, until it expires or a resend replaces it."""
+    return spent_at is None and replaced_at is None and now < expires_at
 
 
 def administration_email(office_code: str, administration_code: str) -> str:

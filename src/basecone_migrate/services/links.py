@@ -23,7 +23,12 @@ from basecone_migrate.db.models import (
     MigrationItem,
 )
 from basecone_migrate.db.tables import UNFINISHED_STATUSES
-from basecone_migrate.domain.rules import administration_email, package_label, same_name
+from basecone_migrate.domain.rules import (
+    administration_email,
+    package_label,
+    same_name,
+    same_package,
+)
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit, lookup
@@ -39,7 +44,7 @@ def check_link(s: Session, admin: Administration, connection: AccountingSystem, 
         raise Refused(f"connection {connection.id} belongs to environment "
                       f"{connection.environment.code}, not {environment.code}")
     package = admin.accounting_system.package
-    if connection.package != package:
+    if not same_package(connection.package, package):
         raise Refused(f"administration {admin_label(admin)} is a {package_label(package)} "
                       f"administration and connection {connection.id} is "
                       f"{package_label(connection.package)}: the package never changes")

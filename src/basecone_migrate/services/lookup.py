@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, func, select
 
 from basecone_migrate.db.tables import administrations, environments, migrations, users
-from basecone_migrate.domain.rules import SUPERUSER
+from basecone_migrate.domain.rules import is_superuser_of
 from basecone_migrate.errors import NotAllowed, NotFound, UsageProblem
 from basecone_migrate.runtime import Runtime
 
@@ -100,7 +100,7 @@ def optional_acting_user_row(rt: Runtime, db: Any) -> Row[Any] | None:
 
 
 def require_superuser(user: Any, environment: Any, to_do: str) -> None:
-    if user.role != SUPERUSER or user.environment_id != environment.id:
+    if not is_superuser_of(user.role, user.environment_id, environment.id):
         raise NotAllowed(
             f"{user.email} is not a Superuser of environment {environment.code}: "
             f"only its Superusers may {to_do}"

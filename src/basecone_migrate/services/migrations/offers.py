@@ -31,9 +31,11 @@ from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import (
     MIGRATABLE_PACKAGES,
-    PREMIUM,
-    SUPERUSER,
+    OFFER_WARNING_SIZE,
+    can_receive,
     is_migratable,
+    is_superuser,
+    offer_is_large,
     package_label,
 )
 from basecone_migrate.errors import Refused, UsageProblem
@@ -63,7 +65,6 @@ from basecone_migrate.services.migrations.common import (
 )
 
 #: Rule 5: more than this many in one offer is allowed, with a warning.
-ADVISED_MAXIMUM = 5
 
 
 def _addresses(recipients: Sequence[str]) -> list[str]:
@@ -148,9 +149,9 @@ def _check_offer(rt: Runtime, s: Session, references: Sequence[str], addresses: 
             f"workflow of a moved administration, but: {'; '.join(findings)}. Remove them "
             "from the workflows, or confirm the checklist with --confirm-checklist")
     target, warnings = _check_recipients(s, addresses, source, allow_unknown, to_env)
-    if len(admins) > ADVISED_MAXIMUM:
+    if offer_is_large(len(admins)):
         warnings.append(f"{len(admins)} administrations in one offer: the help centre advises at "
-                        f"most {ADVISED_MAXIMUM} per offer")
+                        f"most {OFFER_WARNING_SIZE} per offer")
     return _Offer(user, admins, source, target, findings, warnings)
 
 
@@ -317,7 +318,7 @@ def _check_recipients(s: Session, addresses: Sequence[str], source: Environment,
         raise Refused(f"the recipients are in different environments ({', '.join(offices)}): "
                       "one offer goes to one environment")
     for address, user in known:
-        if user.role != SUPERUSER:
+        if not is_superuser(user.role):
             raise Refused(f"{address} is not a Superuser of {user.environment.code}: only a Superuser of "
                           "the receiving environment can redeem the code; offer it to one of them")
     target = known[0][1].environment if known else None
@@ -338,7 +339,7 @@ def _check_recipients(s: Session, addresses: Sequence[str], source: Environment,
     if target is None:
         raise UsageProblem("no recipient is a known Superuser, so say which environment the offer is "
                            "for with --to-env OFFICE (only its Superusers will be able to redeem it)")
-    if target.plan != PREMIUM:
+    if not can_receive(target.plan):
         raise Refused(f"{target.code} is on a {target.plan} plan: only premium environments can receive "
                       "administrations")
     warnings = [f"{address} is not a user of any environment yet: the code works only once they "

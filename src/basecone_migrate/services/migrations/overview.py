@@ -25,7 +25,7 @@ from basecone_migrate.db.tables import (
     users,
 )
 from basecone_migrate.domain.lifecycle import ItemStatus
-from basecone_migrate.domain.rules import SUPERUSER
+from basecone_migrate.domain.rules import is_superuser
 from basecone_migrate.errors import NotAllowed, UsageProblem
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import lookup
@@ -88,7 +88,7 @@ def list_migrations(rt: Runtime, *, search: str | None = None, status: str | Non
     now = rt.now()
     with rt.reading() as db:
         user = lookup.acting_user_row(rt, db)
-        if user.role != SUPERUSER:
+        if not is_superuser(user.role):
             raise NotAllowed(f"{user.email} is not a Superuser of {user.environment_code}: the "
                              "migration overview is for Superusers")
         result: dict[str, Any] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -29,9 +29,12 @@ from basecone_migrate.db.tables import migration_items
 from basecone_migrate.domain import lifecycle, mails, transfercode
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import (
-    PREMIUM,
-    SUPERUSER,
+    FAILED_CODE_LIMIT,
+    FAILED_CODE_WINDOW,
     administration_email,
+    can_receive,
+    is_superuser,
+    lockout_until,
     package_label,
     same_name,
 )
@@ -66,8 +69,6 @@ from basecone_migrate.services.migrations.common import (
 from basecone_migrate.services.transfer import NoProgress, Progress, transfer
 
 #: Failed codes: this many within the window locks a user's redeem until the window passes.
-FAILED_CODE_LIMIT = 5
-FAILED_CODE_WINDOW = timedelta(minutes=15)
 REASON_LIMIT = 2000
 #: Redeemed and not finished (a transfer to run, resume, cancel).
 UNFINISHED = lifecycle.UNFINISHED
@@ -92,12 +93,18 @@ def locked_until(s: Session, user_id: int, now: datetime) -> datetime | None:
     recent = list(s.scalars(select(FailedRedeem.at).where(
         FailedRedeem.user_id == user_id, FailedRedeem.at > now - 2 * FAILED_CODE_WINDOW)
         .order_by(FailedRedeem.at.desc()).limit(FAILED_CODE_LIMIT)))
-    if len(recent) < FAILED_CODE_LIMIT:
-        return None
-    last, first = recent[0], recent[-1]
-    if last - first <= FAILED_CODE_WINDOW and now < last + FAILED_CODE_WINDOW:
-        return last + FAILED_CODE_WINDOW
-    return None
+    return lockout_until(recent, now)
+
+
+def _spend(s: Session, digest: str, now: datetime) -> None:
+    """Spend the code (rule 7, `rules.code_usable`, as a guarded UPDATE: of two redeems or
+    rejects at once, one spends it), else Refused."""
+    code = Transfercode.__table__.c
+    spent = s.execute(update(Transfercode).where(
+        code.code_sha256 == digest, code.spent_at.is_(None), code.replaced_at.is_(None),
+        code.expires_at > now).values(spent_at=now)).rowcount
+    if spent != 1:
+        raise Refused("this transfercode was used by someone else a moment ago")
 
 
 def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
@@ -137,7 +144,7 @@ def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
               lock: bool = False) -> tuple[User, Migration, str]:
     user = lookup.acting_user(rt, s)
     migration, digest = _open_offer(rt, s, user, code_text, lock)
-    if user.role != SUPERUSER:
+    if not is_superuser(user.role):
         raise NotAllowed(f"{user.email} is not a Superuser: only a Superuser of the receiving "
                          f"environment may {'reject' if rejecting else 'redeem'} an offer")
     if user.email not in recipients_of(s, migration):
@@ -153,7 +160,7 @@ def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
         assert offered_to is not None
         raise NotAllowed(f"this offer is for environment {offered_to.code}, not {target.code}: only "
                          f"a Superuser of {offered_to.code} may {'reject' if rejecting else 'redeem'} it")
-    if not rejecting and target.plan != PREMIUM:
+    if not rejecting and not can_receive(target.plan):
         raise Refused(f"environment {target.code} is on a {target.plan} plan: only premium "
                       "environments can receive administrations")
     return user, migration, digest
@@ -469,12 +476,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         # to move (archive add and load take the same lock).
         s.execute(select(Administration.id).where(
             Administration.id.in_([p.item.administration_id for p in d.plans])).with_for_update())
-        spent = s.execute(update(Transfercode).where(
-            Transfercode.code_sha256 == d.digest, Transfercode.spent_at.is_(None),
-            Transfercode.replaced_at.is_(None), Transfercode.expires_at > now)
-            .values(spent_at=now)).rowcount
-        if spent != 1:
-            raise Refused("this transfercode was used by someone else a moment ago")
+        _spend(s, d.digest, now)
         migration = d.migration
         migration.redeemed_at = now
         migration.redeemed_by_id = d.user.id
@@ -566,11 +568,7 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
         if dry_run:
             return Outcome({"dry_run": True, "migration_id": migration_id, "status": ItemStatus.OFFERED.value,
                             "items": [{**_item_view(i), "action": "reject"} for i in offered]})
-        spent = s.execute(update(Transfercode).where(
-            Transfercode.code_sha256 == digest, Transfercode.spent_at.is_(None),
-            Transfercode.replaced_at.is_(None)).values(spent_at=now)).rowcount
-        if spent != 1:
-            raise Refused("this transfercode was used by someone else a moment ago")
+        _spend(s, digest, now)
         migration.redeemed_at = now
         migration.redeemed_by_id = user.id
         migration.target_environment_id = user.environment_id
