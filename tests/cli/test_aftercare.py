@@ -130,7 +130,7 @@ def test_an_administration_in_an_open_migration_is_not_relinked(
     if stage == "in progress":
         from basecone_migrate.services import transfer
 
-        monkeypatch.setattr(transfer._ItemTransfer, "copy", lambda self, plan: ["document 1: disk on fire"])
+        monkeypatch.setattr(transfer.ItemTransfer, "copy", lambda self, plan: ["document 1: disk on fire"])
         assert cli("--as", TINA, "redeem", code, "--accept-terms").exit_code == 5
         status = "failed"
     snapshot = state.take()

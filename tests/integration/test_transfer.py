@@ -118,9 +118,9 @@ CRASH_POINTS = [
     ("mid-copy, renaming", "same", os, "rename", 150),  # document by document
     ("after renaming the folder", "same", Archive, "sizes_of", 0),  # the whole folder at once
     ("mid-copy, streaming", "other", Archive, "copy_to", 150),
-    ("before the switch", "other", engine_module._ItemTransfer, "switch", 0),
-    ("after the switch, before clean-up", "other", engine_module._ItemTransfer, "clean_up", 0),
-    ("after clean-up, before completion", "same", engine_module._ItemTransfer, "complete", 0),
+    ("before the switch", "other", engine_module.ItemTransfer, "switch", 0),
+    ("after the switch, before clean-up", "other", engine_module.ItemTransfer, "clean_up", 0),
+    ("after clean-up, before completion", "same", engine_module.ItemTransfer, "complete", 0),
 ]
 
 
@@ -298,7 +298,7 @@ def test_a_transfer_in_another_database_on_the_server_is_not_ours(
 
     code = make_offer(cli, "1001")["transfercode"]
     with monkeypatch.context() as patch:
-        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        _crash_after(patch, engine_module.ItemTransfer, "switch", 0)
         with pytest.raises(Crash):
             cli("--as", TINA, "redeem", code, "--accept-terms")
     other_url = make_pg_database()
@@ -410,7 +410,7 @@ def test_no_documents_join_an_archive_while_it_moves(
     cli.ok("load", write_world(world_dir, world))
     code = make_offer(cli, "1001")["transfercode"]
     with monkeypatch.context() as patch:
-        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        _crash_after(patch, engine_module.ItemTransfer, "switch", 0)
         with pytest.raises(Crash):
             cli("--as", TINA, "redeem", code, "--accept-terms")
     (world_dir / "late.pdf").write_bytes(b"late invoice")
@@ -470,7 +470,7 @@ def test_only_a_superuser_of_either_side_resumes(
 ) -> None:
     code = make_offer(cli, "1001")["transfercode"]
     with monkeypatch.context() as patch:
-        _crash_after(patch, engine_module._ItemTransfer, "switch", 0)
+        _crash_after(patch, engine_module.ItemTransfer, "switch", 0)
         with pytest.raises(Crash):
             cli("--as", TINA, "redeem", code, "--accept-terms")
     snapshot = state.take()
@@ -557,7 +557,7 @@ def test_documents_that_join_during_the_copy_move_too(
     cli.ok("load", write_world(world_dir, sample_world(world_dir)))
     code = make_offer(cli, "1001")["transfercode"]
     (world_dir / "late.pdf").write_bytes(b"arrived during the copy")
-    original = engine_module._ItemTransfer.copy
+    original = engine_module.ItemTransfer.copy
     sneaked: list[int] = []
 
     def copy_then_sneak_in(self: Any, plan: Any) -> list[str]:
@@ -573,7 +573,7 @@ def test_documents_that_join_during_the_copy_move_too(
             sneaked.append(1)
         return problems
 
-    monkeypatch.setattr(engine_module._ItemTransfer, "copy", copy_then_sneak_in)
+    monkeypatch.setattr(engine_module.ItemTransfer, "copy", copy_then_sneak_in)
     result = cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json").json()
     assert result["items"][0]["documents"] == 4
     names = {d["filename"] for d in cli.ok("archive", "list", "1", "--json").json()}

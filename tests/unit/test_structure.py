@@ -18,7 +18,6 @@ TOO_LONG: set[str] = {
     "basecone_migrate.mail",
     "basecone_migrate.services.migrations.offers",
     "basecone_migrate.services.migrations.receiving",
-    "basecone_migrate.services.transfer",
     "basecone_migrate.services.world",
     "basecone_migrate.settings",
     "basecone_migrate.storage",
