@@ -15,12 +15,8 @@ LINE_LIMIT = 400
 #: Modules still over the limit, to be split (issue 19); the list may only shrink.
 TOO_LONG: set[str] = {
     "basecone_migrate.cli.migrate",
-    "basecone_migrate.mail",
     "basecone_migrate.services.migrations.offers",
     "basecone_migrate.services.migrations.receiving",
-    "basecone_migrate.services.world",
-    "basecone_migrate.settings",
-    "basecone_migrate.storage",
 }
 
 

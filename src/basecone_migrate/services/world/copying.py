@@ -132,7 +132,7 @@ class Copier:
              environment: Environment) -> Documents | None:
         """In the entities' transaction: refuse, before anything changes, documents for an
         administration that is being moved; what to copy once that transaction is in."""
-        from basecone_migrate.services.migrations import refuse_while_moving
+        from basecone_migrate.services.migrations.common import refuse_while_moving
 
         if not documents:
             return None
