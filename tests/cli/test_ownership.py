@@ -177,7 +177,7 @@ def test_the_engine_never_removes_a_source_that_is_its_own_target(
 
     aliased_world(cli, world_dir, tmp_path, db_url)
     code = make_offer(cli, "1001")["transfercode"]
-    monkeypatch.setattr(receiving, "_check_archives", lambda *_: None)  # as an older version did
+    monkeypatch.setattr(receiving, "check_archives", lambda *_: None)  # as an older version did
     assert cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--json").json()["status"] == "completed"
     verified = cli.ok("archive", "verify", "1", "--json").json()
     assert (verified["ok"], verified["missing"], verified["different"]) == (3, [], [])

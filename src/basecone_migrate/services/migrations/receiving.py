@@ -1,4 +1,4 @@
-"""The receiver's side: redeem (take), reject, and resume a transfer that did not finish."""
+"""The receiver's side: redeem (take) and reject; `resuming` finishes a transfer."""
 
 from __future__ import annotations
 
@@ -7,48 +7,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from basecone_migrate.batches import summary
-from basecone_migrate.db.lifecycle import change, guarded
+from basecone_migrate.db.lifecycle import guarded
 from basecone_migrate.db.models import (
-    AccountingSystem,
     Administration,
-    CatalogueEntry,
     Charge,
-    Document,
     Environment,
-    FailedRedeem,
     Migration,
     MigrationItem,
-    Transfercode,
     User,
 )
 from basecone_migrate.db.tables import migration_items
-from basecone_migrate.domain import lifecycle, mails, transfercode
+from basecone_migrate.domain import lifecycle, mails
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import (
-    FAILED_CODE_LIMIT,
-    FAILED_CODE_WINDOW,
     administration_email,
-    can_receive,
-    is_superuser,
-    lockout_until,
-    package_label,
-    same_name,
 )
 from basecone_migrate.errors import (
-    BaseconeError,
-    NotAllowed,
     Refused,
     TransferIncomplete,
     UsageProblem,
 )
 from basecone_migrate.mail import Delivery, Postman
 from basecone_migrate.runtime import Runtime
-from basecone_migrate.services import audit, lookup
-from basecone_migrate.services.links import check_link
+from basecone_migrate.services import audit
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.migrations import search
@@ -60,260 +44,16 @@ from basecone_migrate.services.migrations.common import (
     item_status,
     items_of,
     lines,
-    migration_status,
     party,
     queue_mail,
-    recipients_of,
     require_mail_settings,
 )
 from basecone_migrate.services.transfer import NoProgress, Progress, transfer
 
-#: Failed codes: this many within the window locks a user's redeem until the window passes.
 REASON_LIMIT = 2000
-#: Redeemed and not finished (a transfer to run, resume, cancel).
-UNFINISHED = lifecycle.UNFINISHED
-
-
-class _NoOffer(Refused):
-    """The code opens no offer: refused, and counted towards the lock-out."""
-
-
-class _Unfinished(Refused):
-    """The code was redeemed and its transfer was not finished when we looked (not a guess:
-    not counted). `_find_offer` says which: running, interrupted, or just finished."""
-
-    def __init__(self, migration_id: int, when: str) -> None:
-        super().__init__(f"this transfercode was redeemed on {when}; see "
-                         f"`basecone-migrate status {migration_id}`")
-        self.migration_id = migration_id
-        self.when = when
-
-
-def locked_until(s: Session, user_id: int, now: datetime) -> datetime | None:
-    recent = list(s.scalars(select(FailedRedeem.at).where(
-        FailedRedeem.user_id == user_id, FailedRedeem.at > now - 2 * FAILED_CODE_WINDOW)
-        .order_by(FailedRedeem.at.desc()).limit(FAILED_CODE_LIMIT)))
-    return lockout_until(recent, now)
-
-
-def _spend(s: Session, digest: str, now: datetime) -> None:
-    """Spend the code (rule 7, `rules.code_usable`, as a guarded UPDATE: of two redeems or
-    rejects at once, one spends it), else Refused."""
-    code = Transfercode.__table__.c
-    spent = s.execute(update(Transfercode).where(
-        code.code_sha256 == digest, code.spent_at.is_(None), code.replaced_at.is_(None),
-        code.expires_at > now).values(spent_at=now)).rowcount
-    if spent != 1:
-        raise Refused("this transfercode was used by someone else a moment ago")
-
-
-def _open_offer(rt: Runtime, s: Session, user: User, code_text: str,
-                lock: bool) -> tuple[Migration, str]:
-    """The migration a code opens, or _NoOffer saying why not."""
-    now = rt.now()
-    until = locked_until(s, user.id, now)
-    if until is not None:
-        raise NotAllowed(f"too many transfercodes that opened no offer: redeeming is locked for "
-                         f"{user.email} until {until:%Y-%m-%d %H:%M} UTC")
-    digest = transfercode.digest(code_text)
-    code = s.get(Transfercode, digest) if digest else None
-    if code is None:
-        raise _NoOffer("unknown transfercode: check it against the mail (case, spaces and dashes "
-                       "do not matter)")
-    migration = lookup.migration(s, code.migration_id, lock=lock)
-    if code.replaced_at is not None:
-        raise _NoOffer(f"this transfercode was replaced by a new one on {code.replaced_at:%Y-%m-%d}: "
-                       "use the code from the latest mail")
-    items = items_of(s, migration)
-    if code.spent_at is not None or migration.redeemed_at is not None:
-        when = f"{migration.redeemed_at or code.spent_at:%Y-%m-%d}"
-        if migration.reject_reason is None and any(i.status in UNFINISHED for i in items):
-            raise _Unfinished(migration.id, when)  # not a guess: see _find_offer
-        how = "rejected" if migration.reject_reason is not None else "redeemed"
-        raise _NoOffer(f"this transfercode was already used: the offer was {how} on {when}")
-    statuses = {item_status(i, now) for i in items}
-    if ItemStatus.OFFERED not in statuses:
-        if lifecycle.is_past_expiry(code.expires_at, now) or statuses == {ItemStatus.EXPIRED}:
-            raise _NoOffer(f"this transfercode expired on {code.expires_at:%Y-%m-%d %H:%M} UTC: ask "
-                           f"{migration.created_by.email} to resend the offer")
-        raise _NoOffer("this offer was revoked by its sender")
-    return migration, digest  # type: ignore[return-value]
-
-
-def _receiver(rt: Runtime, s: Session, code_text: str, *, rejecting: bool,
-              lock: bool = False) -> tuple[User, Migration, str]:
-    user = lookup.acting_user(rt, s)
-    migration, digest = _open_offer(rt, s, user, code_text, lock)
-    if not is_superuser(user.role):
-        raise NotAllowed(f"{user.email} is not a Superuser: only a Superuser of the receiving "
-                         f"environment may {'reject' if rejecting else 'redeem'} an offer")
-    if user.email not in recipients_of(s, migration):
-        raise NotAllowed(f"{user.email} is not a recipient of this transfercode: only the addresses "
-                         f"it was sent to can redeem it; ask {migration.created_by.email} for a new "
-                         "offer to your address")
-    target = user.environment
-    if target.id == migration.source_environment_id:
-        raise Refused(f"these administrations are already in your environment {target.code}: a "
-                      "transfercode moves them to another environment")
-    if migration.offered_to_environment_id not in (None, target.id):  # rule 5: fixed at the offer
-        offered_to = s.get(Environment, migration.offered_to_environment_id)
-        assert offered_to is not None
-        raise NotAllowed(f"this offer is for environment {offered_to.code}, not {target.code}: only "
-                         f"a Superuser of {offered_to.code} may {'reject' if rejecting else 'redeem'} it")
-    if not rejecting and not can_receive(target.plan):
-        raise Refused(f"environment {target.code} is on a {target.plan} plan: only premium "
-                      "environments can receive administrations")
-    return user, migration, digest
-
-
-def _find_offer(rt: Runtime, code_text: str, *, rejecting: bool) -> int:
-    """Look the code up (a code that opens nothing is counted) and return the migration id."""
-    user_id = None
-    try:
-        with rt.uow(read_only=True) as uow:
-            user_id = lookup.acting_user(rt, uow.session).id
-            _, migration, _ = _receiver(rt, uow.session, code_text, rejecting=rejecting)
-            return migration.id
-    except _NoOffer:
-        assert user_id is not None
-        with rt.uow() as uow:
-            uow.session.add(FailedRedeem(user_id=user_id, at=rt.now()))
-            uow.commit()
-        raise
-    except _Unfinished as unfinished:
-        raise _explain_unfinished(rt, unfinished) from None
-
-
-def _explain_unfinished(rt: Runtime, unfinished: _Unfinished) -> Refused:
-    """Running, interrupted, or finished a moment ago? Asked in this order, outside the
-    transaction that saw it unfinished (a read snapshot would not see it finish)."""
-    mid, when = unfinished.migration_id, unfinished.when
-    if TransferLock(rt, mid).is_running():
-        return Refused(f"this transfercode was redeemed on {when} and its transfer is running now: "
-                       f"follow it with `basecone-migrate status {mid} --watch`")
-    with rt.uow(read_only=True) as uow:
-        still = any(i.status in UNFINISHED for i in items_of(uow.session, lookup.migration(uow.session, mid)))
-    if still:
-        return Refused(f"this transfercode was redeemed on {when} and its transfer did not finish: "
-                       f"run `basecone-migrate resume {mid}`")
-    return Refused(f"this transfercode was already used: the offer was redeemed on {when}")
-
-
-# -- where each administration goes ------------------------------------------------------------
-
-
-@dataclass
-class _Link:
-    item: MigrationItem
-    connection: AccountingSystem
-    code: str
-    name: str  # the administration's name once linked (the catalogue's, with --take-catalogue-name)
-
-
-def _link_options(s: Session, environment: Environment, package: str) -> list[AccountingSystem]:
-    return list(s.scalars(select(AccountingSystem).where(
-        AccountingSystem.environment_id == environment.id, AccountingSystem.package == package)
-        .order_by(AccountingSystem.id)))
-
-
-def _item_view(item: MigrationItem) -> dict[str, Any]:
-    return {"administration_id": item.administration_id, "code": item.source_code, "name": item.name,
-            "package": item.package, "email": item.source_email}
-
-
-def _option_view(s: Session, connection: AccountingSystem) -> dict[str, Any]:
-    entries = s.execute(select(CatalogueEntry.code, CatalogueEntry.name).where(
-        CatalogueEntry.accounting_system_id == connection.id).order_by(CatalogueEntry.code)).all()
-    return {"id": connection.id, "name": connection.name,
-            "catalogue": [{"code": c, "name": n} for c, n in entries]}
-
-
-def _plan_links(s: Session, chosen: list[MigrationItem], items: list[MigrationItem],
-                links: Sequence[tuple[str, str, str | None]], target: Environment,
-                ask: Questions | None, lines: Sequence[int] | None = None,
-                take_name: bool = False) -> list[_Link]:
-    """Where each taken administration goes. ``lines`` (a batch from `--links FILE`, one per
-    link) collects every refused link, named by its line, instead of stopping at the first.
-    ``take_name``: an administration linked to an entry of another name takes that name."""
-    problems: list[tuple[str, str]] = []
-
-    def attempt(where: str, check: Any) -> Any:
-        if lines is None:
-            return check()
-        try:
-            return check()
-        except BaseconeError as exc:
-            problems.append((where, exc.message))
-            return None
-
-    explicit: dict[int, tuple[str, str | None]] = {}
-    line_of: dict[int, str] = {}
-    for position, (reference, connection_id, code) in enumerate(links):
-        where = f"line {lines[position]}" if lines is not None else ""
-
-        def claim(reference: str = reference) -> MigrationItem:
-            item = item_in(items, reference)
-            if item not in chosen:
-                raise UsageProblem(f"--link names {admin_label(item)}, which is not taken (see --select)")
-            if item.id in explicit:
-                raise UsageProblem(f"--link names {admin_label(item)} twice")
-            return item
-
-        item = attempt(where, claim)
-        if item is not None:
-            explicit[item.id] = (connection_id, code)
-            line_of[item.id] = where
-    plans: list[_Link] = []
-    for item in chosen:
-        plan = attempt(line_of.get(item.id) or admin_label(item),
-                       lambda item=item: _plan_one(s, item, explicit, target, ask, plans, take_name))
-        if plan is not None:
-            plans.append(plan)
-    if problems:
-        named = summary([f"{where}: {message}" for where, message in problems])
-        raise Refused(f"{len(problems)} of {len(links)} links refused, so nothing changed: {named}")
-    return plans
-
-
-def _plan_one(s: Session, item: MigrationItem, explicit: dict[int, tuple[str, str | None]],
-              target: Environment, ask: Questions | None, plans: list[_Link],
-              take_name: bool = False) -> _Link:
-    admin = item.administration
-    package = admin.accounting_system.package
-    if item.id in explicit:
-        connection_id, code = explicit[item.id]
-        connection = lookup.accounting_system(s, connection_id)
-        code = code or admin.code
-    else:
-        options = _link_options(s, target, package)
-        if not options:
-            raise Refused(f"environment {target.code} has no {package_label(package)} connection "
-                          f"for {admin_label(item)}: add one first (the package never changes)")
-        matching = [c for c in options if any(same_name(name, admin.name) for name in s.scalars(
-            select(CatalogueEntry.name).where(CatalogueEntry.accounting_system_id == c.id,
-                                              CatalogueEntry.code == admin.code)))]
-        if len(matching) == 1:
-            connection, code = matching[0], admin.code
-        elif ask is not None:
-            connection_id, code = ask.link(_item_view(item), [_option_view(s, c) for c in options])
-            connection = lookup.accounting_system(s, connection_id)
-        else:
-            why = (f"{len(matching)} connections have {admin.code} {admin.name} in their catalogue"
-                   if matching else f"no connection has {admin.code} {admin.name} in its catalogue")
-            names = ", ".join(c.id for c in (matching or options))
-            raise UsageProblem(f"say where {admin_label(item)} goes with --link "
-                               f"{item.source_code}=CONNECTION[:CODE] ({why}; "
-                               f"{package_label(package)} connections: {names})")
-    name = check_link(s, admin, connection, code, target, take_name=take_name)
-    for other in plans:
-        if (other.connection.id, other.code) == (connection.id, code):
-            raise Refused(f"{admin_label(other.item)} and {admin_label(item)} are both linked to "
-                          f"code {code} of connection {connection.id}")
-        if (other.code, other.name) == (code, name):
-            raise Refused(f"{admin_label(other.item)} and {admin_label(item)} would both be "
-                          f"{code} {name} in {target.code}")
-    return _Link(item, connection, code, name)
-
+from basecone_migrate.services.migrations.codes import find_offer, receiver, spend_code
+from basecone_migrate.services.migrations.linking import Link, item_view, plan_links
+from basecone_migrate.services.migrations.results import archive_size, redeem_payload
 
 # -- redeem -------------------------------------------------------------------------------------
 
@@ -324,7 +64,7 @@ class _Decision:
     migration: Migration
     digest: str
     target: Environment
-    plans: list[_Link]
+    plans: list[Link]
     left: list[MigrationItem]
     reason: str | None = None  # why the others are rejected (asked, or --reason)
 
@@ -339,7 +79,7 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
     where no single connection has the administration's code and name."""
     now = rt.now()
     fee = rt.settings.fee
-    user, migration, digest = _receiver(rt, s, code_text, rejecting=False, lock=lock)
+    user, migration, digest = receiver(rt, s, code_text, rejecting=False, lock=lock)
     target = user.environment
     items = items_of(s, migration)
     offered = [i for i in items if lifecycle.allows(item_status(i, now), Event.REDEEM)]
@@ -361,7 +101,7 @@ def _decide(rt: Runtime, s: Session, code_text: str, accept_terms: bool, select_
         chosen = offered
     if not chosen:
         raise UsageProblem("take at least one administration with --select, or use --reject")
-    plans = _plan_links(s, chosen, items, links, target, ask, link_lines, take_name)
+    plans = plan_links(s, chosen, items, links, target, ask, link_lines, take_name)
     return _Decision(user, migration, digest, target, plans, [i for i in offered if i not in chosen],
                      reason)
 
@@ -371,7 +111,7 @@ def _ask_selection(ask: Questions, offered: list[MigrationItem],
     """Which administrations a person takes; what they leave is rejected (its sender is
     mailed), so that is said and confirmed, with a reason, before anything is decided. A
     person who does not confirm chooses again."""
-    views = [_item_view(i) for i in offered]
+    views = [item_view(i) for i in offered]
     while True:
         wanted = set(ask.select(views))
         chosen = [i for i in offered if i.administration_id in wanted]
@@ -381,12 +121,6 @@ def _ask_selection(ask: Questions, offered: list[MigrationItem],
         confirmed = ask.confirm_rejection(left, reason)
         if confirmed is not None:
             return chosen, confirmed
-
-
-def _documents(s: Session, administration_id: int) -> tuple[int, int]:
-    count, size = s.execute(select(func.count(Document.id), func.coalesce(func.sum(Document.size), 0))
-                            .where(Document.administration_id == administration_id)).one()
-    return int(count), int(size)
 
 
 def redeem(
@@ -414,7 +148,7 @@ def redeem(
 
         require_postgres(rt)
     require_mail_settings(rt)
-    migration_id = _find_offer(rt, code_text, rejecting=False)
+    migration_id = find_offer(rt, code_text, rejecting=False)
     if ask is not None:
         # Questions first, in a read-only pass: nobody waits on a lock while a person thinks.
         with rt.uow(read_only=True) as uow:
@@ -438,8 +172,8 @@ def redeem(
         outcome = _take(rt, code_text, accept_terms, select_, links, reason, background, link_lines,
                         take_name)
         if not background:
-            outcome.delivery.merge(_transfer(rt, migration_id, progress))
-    outcome.payload = _redeem_payload(rt, migration_id)
+            outcome.delivery.merge(run_transfer(rt, migration_id, progress))
+    outcome.payload = redeem_payload(rt, migration_id)
     return outcome
 
 
@@ -449,13 +183,13 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
              "renamed_from": p.item.name if p.name != p.item.name else None,
              "status": ItemStatus.OFFERED.value, "action": "take", "accounting_system": p.connection.id,
              "code": p.code, "email": administration_email(target.code, p.code),
-             **dict(zip(("documents", "bytes"), _documents(s, p.item.administration_id), strict=True))}
+             **dict(zip(("documents", "bytes"), archive_size(s, p.item.administration_id), strict=True))}
             for p in decision.plans]
     rows += [{"administration_id": i.administration_id, "administration": i.name, "renamed_from": None,
               "status": ItemStatus.OFFERED.value, "action": "reject",
               "accounting_system": i.source_accounting_system_id, "code": i.source_code,
               "email": i.source_email,
-              **dict(zip(("documents", "bytes"), _documents(s, i.administration_id), strict=True))}
+              **dict(zip(("documents", "bytes"), archive_size(s, i.administration_id), strict=True))}
              for i in decision.left]
     return {"dry_run": True, "migration_id": decision.migration.id, "status": ItemStatus.OFFERED.value,
             "fee": str(rt.settings.fee), "items": rows}
@@ -471,18 +205,18 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         s = uow.session
         d = _decide(rt, s, code_text, accept_terms, select_, links, None, lock=True, link_lines=link_lines,
                     take_name=take_name)
-        _check_archives(rt, d.migration.source_environment, d.target)
+        check_archives(rt, d.migration.source_environment, d.target)
         # The administrations' rows are held too: no document joins an archive that is about
         # to move (archive add and load take the same lock).
         s.execute(select(Administration.id).where(
             Administration.id.in_([p.item.administration_id for p in d.plans])).with_for_update())
-        _spend(s, d.digest, now)
+        spend_code(s, d.digest, now)
         migration = d.migration
         migration.redeemed_at = now
         migration.redeemed_by_id = d.user.id
         migration.target_environment_id = d.target.id
         for plan in d.plans:
-            documents, size = _documents(s, plan.item.administration_id)
+            documents, size = archive_size(s, plan.item.administration_id)
             taken = s.execute(guarded(Event.REDEEM, Actor.RECEIVER, migration_items.c.id == plan.item.id)
                 .values(phase="copying",
                         target_accounting_system_id=plan.connection.id, target_code=plan.code,
@@ -512,7 +246,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
     return Outcome({}, Postman(rt).deliver(mail_ids))
 
 
-def _check_archives(rt: Runtime, source: Environment, target: Environment | None) -> None:
+def check_archives(rt: Runtime, source: Environment, target: Environment | None) -> None:
     """The archives a transfer will use can be opened as configured (a driver, an endpoint,
     credentials: else 2), are this database's (else 1), and are two places: two names of
     one folder or bucket, or one inside the other, would have the move remove what it
@@ -529,11 +263,11 @@ def _check_archives(rt: Runtime, source: Environment, target: Environment | None
             rt.archive(environment)  # marked as this database's
 
 
-def _transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
+def run_transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> Delivery:
     try:
         return transfer(rt, migration_id, rt.settings.user or audit.SYSTEM, progress or NoProgress())
     except TransferIncomplete as incomplete:
-        raise TransferIncomplete(incomplete.message, payload=_redeem_payload(rt, migration_id)) from None
+        raise TransferIncomplete(incomplete.message, payload=redeem_payload(rt, migration_id)) from None
 
 
 def _check_reason(reason: str | None) -> None:
@@ -560,15 +294,15 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
     _check_reason(reason)
     require_mail_settings(rt)
     now = rt.now()
-    migration_id = _find_offer(rt, code_text, rejecting=True)
+    migration_id = find_offer(rt, code_text, rejecting=True)
     with rt.uow(read_only=dry_run) as uow:
         s = uow.session
-        user, migration, digest = _receiver(rt, s, code_text, rejecting=True, lock=not dry_run)
+        user, migration, digest = receiver(rt, s, code_text, rejecting=True, lock=not dry_run)
         offered = [i for i in items_of(s, migration) if lifecycle.allows(item_status(i, now), Event.REJECT)]
         if dry_run:
             return Outcome({"dry_run": True, "migration_id": migration_id, "status": ItemStatus.OFFERED.value,
-                            "items": [{**_item_view(i), "action": "reject"} for i in offered]})
-        _spend(s, digest, now)
+                            "items": [{**item_view(i), "action": "reject"} for i in offered]})
+        spend_code(s, digest, now)
         migration.redeemed_at = now
         migration.redeemed_by_id = user.id
         migration.target_environment_id = user.environment_id
@@ -576,100 +310,4 @@ def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = F
         search.refresh(s, migration.id)
         mail_id = _reject_left(rt, s, user, migration, offered, reason, now)
         uow.commit()
-    return Outcome(_redeem_payload(rt, migration_id), Postman(rt).deliver([mail_id]))
-
-
-# -- results and resume --------------------------------------------------------------------------
-
-
-def _result_items(s: Session, migration: Migration, now: datetime) -> list[dict[str, Any]]:
-    rows = []
-    for item in items_of(s, migration):
-        taken = item.target_accounting_system_id is not None and item.status != ItemStatus.REJECTED
-        if taken:
-            target = migration.target_environment
-            assert target is not None
-            documents, size = item.documents_total, item.bytes_total
-            where = (item.target_accounting_system_id, item.target_code,
-                     item.target_email or administration_email(target.code, item.target_code or ""))
-        else:  # not taken: still where it was, with its archive
-            documents, size = _documents(s, item.administration_id)
-            where = (item.source_accounting_system_id, item.source_code, item.source_email)
-        renamed = taken and item.target_name is not None
-        rows.append({
-            "administration_id": item.administration_id,
-            "administration": item.target_name if renamed else item.name,
-            "renamed_from": item.name if renamed else None,
-            "status": item_status(item, now),
-            "accounting_system": where[0],
-            "code": where[1],
-            "email": where[2],
-            "documents": documents,
-            "bytes": size,
-        })
-    return rows
-
-
-def _redeem_payload(rt: Runtime, migration_id: int) -> dict[str, Any]:
-    now = rt.now()
-    with rt.uow(read_only=True) as uow:
-        migration = lookup.migration(uow.session, migration_id)
-        items = _result_items(uow.session, migration, now)
-        return {"migration_id": migration.id, "status": migration_status([i["status"] for i in items]),
-                "items": items}
-
-
-def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
-           background: bool = False) -> Outcome:
-    """Finish an unfinished transfer: a Superuser of either side may; here, or
-    (``background``) by queueing a job for each unfinished item."""
-    if background:
-        from basecone_migrate.services.background import require_postgres
-
-        require_postgres(rt)
-    require_mail_settings(rt)
-    now = rt.now()
-    with rt.uow(read_only=True) as uow:
-        s = uow.session
-        user = lookup.acting_user(rt, s)
-        migration = lookup.migration(s, migration_id)
-        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
-                               migration.target_environment_id)
-        if side is None or not lifecycle.may(side, Event.RESUME):
-            offices = " or ".join(e.code for e in (migration.source_environment,
-                                                   migration.target_environment) if e is not None)
-            raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may resume "
-                             f"migration {migration_id}")
-        statuses = [item_status(i, now) for i in items_of(s, migration)]
-        resumable = lifecycle.sources(Event.RESUME, side)
-        if any(state in resumable for state in statuses):
-            _check_archives(rt, migration.source_environment, migration.target_environment)
-    if not any(state in resumable for state in statuses):
-        if ItemStatus.OFFERED in statuses:
-            raise Refused(f"migration {migration_id} has not been redeemed yet: there is no "
-                          "transfer to resume")
-        return Outcome(_redeem_payload(rt, migration_id),
-                       warnings=[f"nothing to resume: migration {migration_id} is "
-                                 f"{migration_status(statuses)}"])
-    if background:
-        return Outcome(_redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id, side))
-    with TransferLock(rt, migration_id):
-        delivery = _transfer(rt, migration_id, progress)
-    return Outcome(_redeem_payload(rt, migration_id), delivery)
-
-
-def _queue_unfinished(rt: Runtime, migration_id: int, side: Actor) -> list[str]:
-    """Queue a job for each item ``side`` may resume (`resume --background`); a failed one is
-    set back in progress, as an inline resume does when it starts it."""
-    from basecone_migrate.services.background import enqueue
-
-    with rt.uow() as uow:
-        s = uow.session
-        migration = lookup.migration(s, migration_id, lock=True)
-        items = [i for i in items_of(s, migration) if lifecycle.allows(i.status, Event.RESUME, side)]
-        for item in items:
-            change(item, Event.RESUME, side)
-        queued = enqueue(s, [i.id for i in items], rt.settings.user or audit.SYSTEM, rt)
-        uow.commit()
-    waiting = len(items) - queued
-    return [f"{waiting} of {len(items)} administrations were already waiting in the queue"] if waiting else []
+    return Outcome(redeem_payload(rt, migration_id), Postman(rt).deliver([mail_id]))
