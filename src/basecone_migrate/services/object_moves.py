@@ -129,7 +129,7 @@ def reconcile(rt: Runtime, source: Archive, target: Archive, item_id: int,
         settled = [found[listed.key] for listed in page if listed.key in found]
         doubtful = [(d.id, d.key, d.size, d.sha256) for d in settled if not d.recorded]
         removable = [d.key for d in settled if d.recorded]
-        for (_, key, size, sha256), held in holds_each(target, doubtful):
+        for (_, key, _size, sha256), held in holds_each(target, doubtful):
             if not held:
                 source.copy_object_to(target, key, sha256, None, None)
             removable.append(key)

@@ -36,6 +36,7 @@ from basecone_migrate.services import audit
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.migrations import search
+from basecone_migrate.services.migrations.codes import find_offer, receiver, spend_code
 from basecone_migrate.services.migrations.common import (
     Outcome,
     Questions,
@@ -48,12 +49,11 @@ from basecone_migrate.services.migrations.common import (
     queue_mail,
     require_mail_settings,
 )
+from basecone_migrate.services.migrations.linking import Link, item_view, plan_links
+from basecone_migrate.services.migrations.results import archive_size, redeem_payload
 from basecone_migrate.services.transfer import NoProgress, Progress, transfer
 
 REASON_LIMIT = 2000
-from basecone_migrate.services.migrations.codes import find_offer, receiver, spend_code
-from basecone_migrate.services.migrations.linking import Link, item_view, plan_links
-from basecone_migrate.services.migrations.results import archive_size, redeem_payload
 
 # -- redeem -------------------------------------------------------------------------------------
 
