@@ -420,24 +420,23 @@ def test_only_regular_files_are_read_as_worlds_documents_or_config(
     reason = {"fifo": "is a FIFO (named pipe), not a regular file",
               "/dev/zero": "is a character device, not a regular file",
               "folder": "is a folder, not a regular file", "unreadable": "permission denied"}[kind]
-    if kind == "unreadable" and os.geteuid() == 0:
-        reason = None  # root reads it anyway: then it is a fine (if odd) document
+    # Root reads a file of mode 000 anyway (CAP_DAC_OVERRIDE): as root (CI) the program runs
+    # without the capabilities that bypass file permissions, and then reads it as an owner
+    # with no read bit would, while it still owns its database and archive.
+    blind = {"preexec_fn": _without_permission_override} if os.geteuid() == 0 else {}
     snapshot = state.take()
     world = json.loads((world_dir / "world.json").read_text())
     world["environments"][0]["administrations"][2]["documents"] = [path]
     (world_dir / "odd.json").write_text(json.dumps(world))
 
     runs = {  # own processes with a timeout: a FIFO that is opened blocks forever
-        "world": run_process(["load", path], env_vars, timeout=60),
+        "world": run_process(["load", path], env_vars, timeout=60, **blind),
         "document": run_process(["load", str(world_dir / "odd.json"), "--documents-anywhere"], env_vars,
-                                timeout=60),
-        "archive add": run_process(["archive", "add", "3001", path], env_vars, timeout=60),
-        "config": run_process(["--config", path, "env", "list"], env_vars, timeout=60),
+                                timeout=60, **blind),
+        "archive add": run_process(["archive", "add", "3001", path], env_vars, timeout=60, **blind),
+        "config": run_process(["--config", path, "env", "list"], env_vars, timeout=60, **blind),
     }
 
-    if reason is None:
-        assert runs["world"].returncode == 2  # not JSON
-        return
     assert (runs["world"].returncode, runs["world"].stderr) == (2, f"Error: {path}: {reason}\n")
     assert (runs["document"].returncode, runs["document"].stderr) == (
         2, f"Error: {world_dir / 'odd.json'}: environments[0].administrations[2].documents[0]: "
@@ -445,6 +444,32 @@ def test_only_regular_files_are_read_as_worlds_documents_or_config(
     assert (runs["archive add"].returncode, runs["archive add"].stderr) == (2, f"Error: {path}: {reason}\n")
     assert (runs["config"].returncode, runs["config"].stderr) == (2, f"Error: config file {path}: {reason}\n")
     assert state.take() == snapshot
+
+
+def _without_permission_override() -> None:
+    """In the child, before it runs the program: drop CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH from the bounding set, so that root's program starts without them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+    for capability in (cap_dac_override, cap_dac_read_search):
+        if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_root_without_the_override_cannot_read_a_file_of_mode_000(tmp_path: Path) -> None:
+    """The device the test above relies on as root: it does take the permission away."""
+    import subprocess
+    import sys
+
+    secret = tmp_path / "secret"
+    secret.write_text("secret")
+    secret.chmod(0)
+    blind = {"preexec_fn": _without_permission_override} if os.geteuid() == 0 else {}
+    done = subprocess.run([sys.executable, "-c", f"open({str(secret)!r}).read()"], capture_output=True,
+                          text=True, check=False, **blind)
+    assert done.returncode == 1 and "PermissionError: [Errno 13]" in done.stderr, done.stderr
 
 
 def test_text_no_database_can_store_is_refused_before_it_reaches_one(
