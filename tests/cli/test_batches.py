@@ -200,6 +200,6 @@ def test_a_batch_holds_at_most_10000_rows(cli: Cli, loaded: Any, tmp_path: Path,
     offered = cli("--as", SUE, "offer", "--from", "-", "--to", "tina@book.example", "--accept-terms",
                   input="1001\n" * 10_001)
     assert (offered.exit_code, offered.error) == (
-        2, "Error: --from (standard input) holds more than 10000 rows; split it into batches of at "
-           "most 10000")
+        2, ("Error: --from (standard input) holds more than 10000 rows; split it into batches of at "
+            "most 10000"))
     assert state.take() == snapshot
