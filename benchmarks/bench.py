@@ -333,8 +333,9 @@ def bench_transfer(documents: int, work: Path | None, repeat: int) -> dict[str, 
     floor = (cross["cp_cpu"] + hash_s + cross["rm_cpu"]) / cores + start_s
     print(f"  on this machine: cp -r uses {cross['cp_cpu']:.2f} s of CPU, SHA-256 of {size / 1e9:.2f} GB "
           f"{hash_s:.2f} s ({sha_rate / 1e9:.2f} GB/s on one core), rm -rf of the source "
-          f"{cross['rm_cpu']:.2f} s; on {cores} cores, after a bare start ({start_s:.2f} s), a verified "
-          f"move cannot take less than {floor:.2f} s: at best {round_cp_s / floor:.2f}x cp -r")
+          f"{cross['rm_cpu']:.2f} s; a model, not a timed move: that CPU shared by {cores} cores "
+          f"after a bare start ({start_s:.2f} s) gives {floor:.2f} s as the least a verified move "
+          f"could take: at best {round_cp_s / floor:.2f}x cp -r")
     return {"rename_docs_per_s": rate, "cp_s": cp_s, "rsync_s": rsync_s, "copy_s": ours_s,
             "copy_speed_vs_cp": cp_s / ours_s, "mv_s": mv_s, "move_cp_s": round_cp_s,
             "move_s": move_s, "move_speed_vs_cp": round_cp_s / move_s, "move_speed_vs_mv": mv_s / move_s,

@@ -134,7 +134,9 @@ class Folder:
     def check(self, path: str | os.PathLike[str]) -> os.stat_result:
         """As `check_regular`, within this folder."""
         folder, name = self._parent(path)
-        return _status(path, name, folder)
+        status = _status(path, name, folder)
+        _may_open(path, name, folder)
+        return status
 
     def open(self, path: str | os.PathLike[str]) -> int:
         """As `open_regular`, within this folder: the file too is opened with ``O_NOFOLLOW``."""
@@ -185,15 +187,26 @@ def _regular(path: str | os.PathLike[str], descriptor: int) -> int:
     return descriptor
 
 
+def _may_open(path: str | os.PathLike[str], name: str | os.PathLike[str], folder: int | None = None) -> None:
+    """UnreadableFile unless the (checked, regular) file opens for reading: its permissions
+    are found out before anything changes, not when it is copied."""
+    try:
+        os.close(os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder))
+    except OSError as exc:
+        raise UnreadableFile(path, os_reason(exc)) from None
+
+
 def check_regular(path: str | os.PathLike[str]) -> os.stat_result:
     """The file's status, or UnreadableFile when it is not a regular file we may open (within
     a folder that it must not leave: `Folder.check`)."""
     try:
-        return _checked(path, os.stat(path))
+        status = _checked(path, os.stat(path))
     except ValueError:  # an embedded NUL byte
         raise UnreadableFile(path, "the name contains a NUL byte") from None
     except OSError as exc:
         raise UnreadableFile(path, os_reason(exc)) from None
+    _may_open(path, path)
+    return status
 
 
 def open_regular(path: str | os.PathLike[str]) -> int:

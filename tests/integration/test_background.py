@@ -41,6 +41,10 @@ from tests.integration.test_transfer import (
 pytestmark = pytest.mark.slow
 ONLY_POSTGRES = pytest.mark.parametrize("backend", ["postgresql"])
 QUICK = ("--heartbeat", "1", "--stalled-after", "3")
+#: For workers that all stay alive: a heartbeat each second, and a job taken back only after
+#: 30 s without one, so that a loaded machine (CI's two cores) never requeues the job of a
+#: worker that is merely slow to beat.
+ALIVE = ("--heartbeat", "1", "--stalled-after", "30")
 
 
 def _jobs(url: str) -> list[tuple[str, str]]:
@@ -147,7 +151,7 @@ def test_two_workers_share_a_batch_and_move_each_administration_once(
     cli.ok("load", write_world(world_dir, world))
     codes = [f"{2001 + a}" for a in range(8)]
     before = {code: cli.ok("--as", SUE, "archive", "list", code, "--json").json() for code in codes}
-    workers = [env_process(env_vars, "worker", "--concurrency", "2", "--name", name, *QUICK)
+    workers = [env_process(env_vars, "worker", "--concurrency", "2", "--name", name, *ALIVE)
                for name in ("alpha", "beta")]
     try:
         offer = make_offer(cli, *codes)
@@ -261,3 +265,74 @@ def test_status_says_queued_until_a_worker_takes_it_and_the_worker_logs_what_it_
     assert (final["status"], final["running"], final["to"]["name"]) == ("completed", None, "Slagerij Peters")
     shown = cli.ok("admin", "show", "1", "--json").json()
     assert (shown["environment"], shown["code"], shown["name"]) == ("BOOK", "1004", "Slagerij Peters")
+
+
+@ONLY_POSTGRES
+def test_a_worker_stopped_with_sigterm_mid_transfer_finishes_it_first(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    offer = make_offer(cli, "1001")
+    _redeem_background(cli, offer["transfercode"])
+
+    worker = env_process(env_vars, "worker", "--name", "only", *ALIVE)
+    wait_until_copying(worker, db_url, freeze=True)
+    item, done = item_row(db_url)
+    assert item.status == "in_progress" and 0 < len(done) < len(before), "stopped mid-way"
+    worker.send_signal(signal.SIGTERM)  # waits while the worker is frozen
+    worker.send_signal(signal.SIGCONT)
+    _, err = worker.communicate(timeout=180)
+    assert worker.returncode == 0, err
+    assert err.splitlines()[-1] == f"only:{worker.pid}: worker stopped", err
+
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+    status = cli.ok("status", str(offer["migration_id"]), "--json").json()
+    assert status["items"][0]["status"] == "completed"
+    assert len(_audit(cli, "transfer_start")) == 1 and len(_audit(cli, "transfer_complete")) == 1
+    assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_resume_background_after_a_crashed_inline_redeem_queues_the_rest_for_a_worker(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    offer = make_offer(cli, "1001")
+    migration = str(offer["migration_id"])
+
+    inline = env_process(env_vars, "--as", TINA, "redeem", offer["transfercode"], "--accept-terms")
+    wait_until_copying(inline, db_url, freeze=True)
+    inline.send_signal(signal.SIGKILL)
+    inline.communicate(timeout=60)
+    item, done = item_row(db_url)
+    assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
+    kept = {d["sha256"]: os.stat(shm / "1" / d["sha256"]) for d in before if d["id"] in done}
+    assert _jobs(db_url) == []
+
+    resumed = cli.ok("--as", TINA, "resume", migration, "--background", "--json").json()
+    assert [i["status"] for i in resumed["items"]] == ["in_progress"]
+    assert [s for s, _ in _jobs(db_url)] == ["todo"]
+    again = cli("--as", TINA, "resume", migration, "--background")  # queued once, not twice
+    assert (again.exit_code, again.stderr) == (
+        0, "Warning: 1 of 1 administrations were already waiting in the queue\n")
+    assert [s for s, _ in _jobs(db_url)] == ["todo"]
+
+    worker = run_process(["worker", "--once", "--name", "after", *ALIVE], env_vars, timeout=180)
+    assert worker.returncode == 0, worker.stderr
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+    for sha, stat in kept.items():  # what the killed redeem had verified was not copied again
+        now = os.stat(shm / "1" / sha)
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    status = cli.ok("status", migration, "--json").json()
+    assert status["items"][0]["status"] == "completed"
+    assert status["items"][0]["worker"].startswith("after:")
+    assert len(_audit(cli, "transfer_complete")) == 1
+    assert _jobs(db_url) == []

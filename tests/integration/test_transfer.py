@@ -334,9 +334,15 @@ def test_a_second_resume_of_a_running_transfer_is_refused(
 
     first = env_process(env_vars, "--as", TINA, "resume", "1")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not cli.ok("status", "1", "--json").json()["transfer_running"]:
+    while not cli.ok("status", "1", "--json").json()["transfer_running"]:
+        assert time.monotonic() < deadline and first.poll() is None, "the first resume never ran"
         time.sleep(0.005)
-    second = cli("--as", SUE, "resume", "1")  # either side may
+    # Held still while the second asks, so that a fast disk cannot finish the first meanwhile.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = cli("--as", SUE, "resume", "1")  # either side may
+    finally:
+        first.send_signal(signal.SIGCONT)
     out, err = first.communicate(timeout=120)
 
     assert (second.exit_code, second.error) == (

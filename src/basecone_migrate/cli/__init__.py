@@ -59,7 +59,8 @@ def root(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="Config file (env BASECONE_MIGRATE_CONFIG)."),
+        typer.Option(metavar="FILE", readable=False,  # checked when read, as every input file
+                     help="Config file (env BASECONE_MIGRATE_CONFIG)."),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="JSON output for every command.")] = False,
     quiet: Annotated[bool, typer.Option(

@@ -89,7 +89,8 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
 
 def load(
     ctx: typer.Context,
-    world: Annotated[Path, typer.Argument(metavar="WORLD.json", help="The world to upsert.")],
+    world: Annotated[Path, typer.Argument(metavar="WORLD.json", readable=False,  # checked when read
+                                          help="The world to upsert.")],
     documents_anywhere: Annotated[bool, typer.Option(
         "--documents-anywhere",
         help="Allow document paths outside the world file's folder, and follow symbolic links "
@@ -198,7 +199,8 @@ def render_administration(cli: context.CLI, d: dict[str, Any]) -> None:
 def archive_add(
     ctx: typer.Context,
     admin: AdminArgument,
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Files to archive.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False,  # checked when read
+                                                help="Files to archive.")],
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
