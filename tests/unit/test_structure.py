@@ -123,6 +123,19 @@ def test_nothing_but_the_cli_imports_the_cli(module: str) -> None:
     assert not {m for m in GRAPH[module] if _layer(m) == "cli"}
 
 
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "cli"))
+def test_the_cli_only_parses_calls_services_and_renders(module: str) -> None:
+    """No command reaches past the services: no database, storage or mail of its own, no
+    transaction opened in the CLI."""
+    assert not {_layer(m) for m in GRAPH[module]} & {"db", "storage", "mail", "ownership"}, GRAPH[module]
+    text = MODULES[module].read_text()
+    assert not any(call in text for call in (".reading()", ".writing()", ".uow(")), module
+    tree = ast.parse(text)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] == "sqlalchemy"}, module
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "domain"))
 def test_the_domain_imports_only_the_domain(module: str) -> None:
     assert {_layer(m) for m in GRAPH[module]} <= {"domain"}, GRAPH[module]

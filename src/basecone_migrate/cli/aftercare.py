@@ -221,7 +221,6 @@ def audit(
     from basecone_migrate.cli.output import Column, when
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import audit as audit_log
-    from basecone_migrate.services import lookup
     from basecone_migrate.settings import parse_instant
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -229,12 +228,8 @@ def audit(
         start = parse_instant(since) if since else None
     except ValueError:
         raise UsageProblem(f"--since {since!r} is not a date or an ISO-8601 instant") from None
-    with cli.runtime.reading() as db:
-        admin_id = lookup.administration_row_for(cli.runtime, db, admin).id if admin else None
-        if migration is not None:
-            lookup.migration_id(db, migration)  # exit 3 for one that never existed
-        rows = audit_log.entries(db, administration_id=admin_id, migration_id=migration,
-                                 since=start, limit=limit, after=after)
+    rows = audit_log.log(cli.runtime, admin=admin, migration=migration, since=start, limit=limit,
+                         after=after)
 
     # A person reads key=value pairs; a pipe gets each row's details whole, as JSON.
     describe = key_values if cli.out.to_terminal else compact_json

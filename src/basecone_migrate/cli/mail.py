@@ -31,11 +31,10 @@ def mail_list(
     Recipients, subject, state, attempts, last error; never a body.
     """
     from basecone_migrate.cli.output import Column, when
-    from basecone_migrate.mail import mail_rows
+    from basecone_migrate.services import outbox
 
     cli = context.get(ctx, json=json, as_=as_)
-    with cli.runtime.reading() as db:
-        rows = mail_rows(db, state, limit)
+    rows = outbox.mails(cli.runtime, state, limit)
     cli.out.emit(rows, lambda: cli.out.table(
         [Column("id", "right"), Column("created (UTC)"), Column("event", below=True), Column("to"),
          Column("cc"), Column("subject", wrap=True), Column("last error", wrap=True, below=True),
@@ -57,11 +56,10 @@ def mail_show(
     Its headers and plain text. A mail that carried a transfercode has no text once it was
     delivered: only its recipients keep the code.
     """
-    from basecone_migrate.mail import mail_detail
+    from basecone_migrate.services import outbox
 
     cli = context.get(ctx, json=json, as_=as_)
-    with cli.runtime.reading() as db:
-        mail = mail_detail(db, mail_id)
+    mail = outbox.mail(cli.runtime, mail_id)
     cli.out.emit(mail, lambda: render_mail(cli, mail))
 
 
@@ -95,11 +93,10 @@ def mail_flush(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
     What cannot be delivered stays queued, and the exit status is 5 (for cron to notice).
     """
     from basecone_migrate.errors import Undelivered
-    from basecone_migrate.mail import Postman, check_mail
+    from basecone_migrate.services import outbox
 
     cli = context.get(ctx, json=json, as_=as_)
-    check_mail(cli.runtime)
-    delivery = Postman(cli.runtime).deliver()
+    delivery = outbox.flush(cli.runtime)
     payload = {"sent": delivery.sent, "failed": {str(k): v for k, v in delivery.failed.items()},
                "written": [str(p) for p in delivery.written], "trouble": delivery.trouble}
     cli.out.emit(payload, lambda: render_flush(cli, delivery))

@@ -70,18 +70,11 @@ def db_upgrade(ctx: typer.Context, json: JsonOption = False, as_: AsOption = Non
 
     The default SQLite file does this on first use.
     """
-    from basecone_migrate.db.engine import upgrade
-    from basecone_migrate.runtime import open_engine
-    from basecone_migrate.settings import mask_url_password
+    from basecone_migrate.services import schema
 
     cli = context.get(ctx, json=json, as_=as_)
-    engine = open_engine(cli.settings)
-    try:
-        before, after = upgrade(engine)
-        url = mask_url_password(engine.url.render_as_string(hide_password=True))
-    finally:
-        engine.dispose()
-    payload = {"database": url, "from_revision": before, "revision": after}
+    payload = schema.upgrade(cli.settings)
+    url, before, after = payload["database"], payload["from_revision"], payload["revision"]
     cli.out.emit(payload, lambda: cli.out.line(
         f"{url}: already at revision {after}" if before == after
         else f"{url}: upgraded from {before or 'an empty database'} to revision {after}"))

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 
 from basecone_migrate.db.tables import audit_log
+from basecone_migrate.services import lookup
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from basecone_migrate.runtime import Runtime
 
 CRON = "cron"
 SYSTEM = "system"
@@ -68,3 +71,15 @@ def entries(db: Any, *, administration_id: int | None = None, migration_id: int 
     return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
              "administration_id": e.administration_id, "migration_id": e.migration_id,
              "details": e.details} for e in db.execute(query)]
+
+
+def log(rt: Runtime, *, admin: str | None = None, migration: int | None = None,
+        since: datetime | None = None, limit: int = 1000, after: int | None = None) -> list[dict[str, Any]]:
+    """`audit`: the entries, of one administration (by id or code) or migration if given
+    (NotFound, exit 3, for one that never existed)."""
+    with rt.reading() as db:
+        admin_id = lookup.administration_row_for(rt, db, admin).id if admin else None
+        if migration is not None:
+            lookup.migration_id(db, migration)
+        return entries(db, administration_id=admin_id, migration_id=migration, since=since,
+                       limit=limit, after=after)
