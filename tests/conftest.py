@@ -94,6 +94,9 @@ def make_pg_database(pg_server: Any) -> Iterator[Any]:
         name = f"bcm_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with pg_server.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
+            # Throwaway: a commit need not wait for the disk (a crash of the server loses
+            # nothing any test relies on), as a test of a change of state commits many times.
+            connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
         created.append(name)
         return make_url(normalise_db_url(PG_URL)).set(database=name).render_as_string(
             hide_password=False
@@ -194,6 +197,8 @@ REQUIRE_S3RVER = os.environ.get("BASECONE_MIGRATE_TEST_REQUIRE_S3RVER") == "1"
 def _s3rver_script() -> Path:
     """s3rver's command-line script, installed with npm into S3RVER_HOME when missing;
     a problem raises RuntimeError saying what is missing."""
+    from filelock import FileLock
+
     script = S3RVER_HOME / "node_modules" / "s3rver" / "bin" / "s3rver.js"
     if script.is_file():
         return script
@@ -201,6 +206,11 @@ def _s3rver_script() -> Path:
     if shutil.which("node") is None or npm is None:
         raise RuntimeError("node and npm are not installed")
     S3RVER_HOME.mkdir(parents=True, exist_ok=True)
+    with FileLock(S3RVER_HOME / ".install.lock"):  # test workers side by side install it once
+        return script if script.is_file() else _npm_install(npm, script)
+
+
+def _npm_install(npm: str, script: Path) -> Path:
     done = subprocess.run([npm, "install", "--prefix", str(S3RVER_HOME), "--no-audit", "--no-fund",
                            "--loglevel=error", "s3rver@3"], check=False, capture_output=True,
                           text=True, timeout=600)

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, select
 
 from basecone_migrate.db.models import MigrationItem, TransferProgress
 from basecone_migrate.services import transfer as engine_module
+from basecone_migrate.services.transfer import copying as copying_module
 from basecone_migrate.storage import TMP_PREFIX, Archive
 from tests.conftest import (
     SUE,
@@ -130,9 +131,9 @@ def test_resume_finishes_a_transfer_that_died_at_any_point(
     cli: Cli, world_dir: Path, storage: Path, shm: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,
     case: str, filesystem: str, target: Any, name: str, calls: int,
 ) -> None:
-    monkeypatch.setattr(engine_module, "BATCH_DOCUMENTS", 40)
-    monkeypatch.setattr(engine_module, "READ_BATCH", 64)  # documents come from the database in rounds
-    monkeypatch.setattr(engine_module, "IO_THREADS", 1)  # the crash lands after exactly `calls`
+    monkeypatch.setattr(copying_module, "BATCH_DOCUMENTS", 40)
+    monkeypatch.setattr(copying_module, "READ_BATCH", 64)  # documents come from the database in rounds
+    monkeypatch.setattr(copying_module, "IO_THREADS", 1)  # the crash lands after exactly `calls`
     if name == "rename":  # one rename per document, as when the target holds a folder already
         monkeypatch.setattr(Archive, "move_folder", lambda *_: False)
     world = many_documents(world_dir, 400, size=4_000)

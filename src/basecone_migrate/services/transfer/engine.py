@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import delete, func, select
 
+import basecone_migrate.services.transfer.copying as copying
 import basecone_migrate.services.transfer.handover as handover
 from basecone_migrate.db.lifecycle import change
 from basecone_migrate.db.models import (
@@ -27,8 +28,6 @@ from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.locks import worker_label
 from basecone_migrate.services.transfer.copying import (
     DOC_COLUMNS,
-    IO_THREADS,
-    READ_BATCH,
     Batch,
     Blocked,
     Doc,
@@ -179,7 +178,7 @@ class ItemTransfer:
                 problems.add(f"document {document[0]}: missing from both archives")
 
     def _documents(self, plan: Plan, progress: bool | None = None) -> Iterator[list[Doc]]:
-        """The plan's documents, READ_BATCH at a time by id, each round in a short read;
+        """The plan's documents, copying.READ_BATCH at a time by id, each round in a short read;
         ``progress`` True: only those recorded as arrived, False: only the others."""
         where = [Document.id <= plan.last_id]
         if progress is not None:
@@ -187,7 +186,7 @@ class ItemTransfer:
                        .where(TransferProgress.item_id == plan.item_id,
                               TransferProgress.document_id == Document.id).exists())
             where.append(arrived if progress else ~arrived)
-        for rows in document_rounds(self.rt, plan.administration_id, DOC_COLUMNS, READ_BATCH, *where):
+        for rows in document_rounds(self.rt, plan.administration_id, DOC_COLUMNS, copying.READ_BATCH, *where):
             yield [Doc(*row) for row in rows]
 
     def _arrived(self, plan: Plan, doc: Doc, rename: bool) -> bool:
@@ -198,7 +197,7 @@ class ItemTransfer:
     def _all_arrived(self, plan: Plan) -> bool:
         """After a folder rename: every document at the target, with its recorded size."""
         for rows in document_rounds(self.rt, plan.administration_id,
-                                    (Document.id, Document.storage_key, Document.size), READ_BATCH,
+                                    (Document.id, Document.storage_key, Document.size), copying.READ_BATCH,
                                     Document.id <= plan.last_id):
             sizes = plan.target.sizes_of(plan.administration_id, [key for _, key, _ in rows])
             if any(size != recorded for (_, _, recorded), size in zip(rows, sizes, strict=True)):
@@ -240,7 +239,7 @@ class ItemTransfer:
                 self._reconcile(plan)
             else:
                 for documents in self._documents(plan):
-                    plan.source.remove_all([d.key for d in documents], IO_THREADS)
+                    plan.source.remove_all([d.key for d in documents], copying.IO_THREADS)
             plan.source.tidy(plan.administration_id)
         plan.target.tidy(plan.administration_id)
 
@@ -249,7 +248,7 @@ class ItemTransfer:
         a delete (an object store) or fell back to a stream: finish those here."""
         buffer = new_buffer()
         left = iter(list(plan.source.keys(plan.administration_id)))
-        while keys := list(itertools.islice(left, READ_BATCH)):
+        while keys := list(itertools.islice(left, copying.READ_BATCH)):
             with self.rt.uow(read_only=True) as uow:
                 by_key = {row.storage_key: Doc(*row) for row in uow.session.execute(
                     select(*DOC_COLUMNS).where(Document.administration_id == plan.administration_id,
