@@ -155,7 +155,9 @@ def test_two_workers_share_a_batch_and_move_each_administration_once(
                for name in ("alpha", "beta")]
     try:
         offer = make_offer(cli, *codes)
-        assert _redeem_background(cli, offer["transfercode"])["status"] == "in_progress"
+        # Running workers may finish all eight before the redeem reads its answer: that they,
+        # not the redeem, moved each is shown by the workers' names below.
+        assert _redeem_background(cli, offer["transfercode"])["status"] in ("in_progress", "completed")
         watched = run_process(["status", str(offer["migration_id"]), "--watch", "--interval", "0.2",
                                "--json"], env_vars, timeout=180)
         assert watched.returncode == 0, watched.stderr
