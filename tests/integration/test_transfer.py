@@ -319,6 +319,29 @@ def test_a_transfer_in_another_database_on_the_server_is_not_ours(
     assert (view["items"][0]["running"], view["items"][0]["running_on"]) == ("not_running", None)
 
 
+def _stop_outside_a_write(process: subprocess.Popen[str], db_url: str) -> None:
+    """SIGSTOP ``process`` at a moment it holds no SQLite write lock (PostgreSQL's readers
+    never wait for a writer)."""
+    import sqlite3
+
+    for _ in range(500):
+        process.send_signal(signal.SIGSTOP)
+        if not db_url.startswith("sqlite:///"):
+            return
+        try:
+            probe = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0.05, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                return
+            finally:
+                probe.close()
+        except sqlite3.OperationalError:  # stopped inside a write: let it finish, try again
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+    raise AssertionError("the first resume was never caught outside a write")
+
+
 def test_a_second_resume_of_a_running_transfer_is_refused(
     env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -338,8 +361,9 @@ def test_a_second_resume_of_a_running_transfer_is_refused(
     while not cli.ok("status", "1", "--json").json()["transfer_running"]:
         assert time.monotonic() < deadline and first.poll() is None, "the first resume never ran"
         time.sleep(0.005)
-    # Held still while the second asks, so that a fast disk cannot finish the first meanwhile.
-    first.send_signal(signal.SIGSTOP)
+    # Held still while the second asks, so that a fast disk cannot finish the first meanwhile
+    # (and never inside a write: on SQLite the second would wait for its lock).
+    _stop_outside_a_write(first, db_url)
     try:
         second = cli("--as", SUE, "resume", "1")  # either side may
     finally:
