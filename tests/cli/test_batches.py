@@ -179,27 +179,3 @@ def test_redeem_links_name_every_refused_line_and_spend_nothing(
     assert both.exit_code == 2 and "not both" in both.error
     good = _file(tmp_path, "1001,book-tw\n1002,book-tw\n", "good.csv")
     cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--links", good)
-
-
-def test_a_batch_holds_at_most_10000_rows(cli: Cli, loaded: Any, tmp_path: Path, state: Any) -> None:
-    """10,000 rows are read whole and checked row by row (the header, blank lines and comments
-    do not count); one more is refused for its size before any row is looked at, from a
-    file and from standard input; neither changes anything."""
-    snapshot = state.take()
-    rows = "".join("1001,acme-tw2,1501\n" for _ in range(10_000))
-    full = _file(tmp_path, "admin,system,code\n# all the same\n\n" + rows)
-    result = cli("--as", SUE, "link", "--from", full)
-    assert result.exit_code == 1  # every row checked: after line 4 re-codes 1001, the rest name nothing
-    assert result.error.startswith("Error: 9999 of 10000 rows refused, so nothing changed: line 5: ")
-    assert result.error.endswith("; and 9989 more")
-
-    over = _file(tmp_path, rows + "1002,acme-tw,1098\n", "over.csv")
-    result = cli("--as", SUE, "link", "--from", over)
-    assert (result.exit_code, result.error) == (
-        2, f"Error: --from {over} holds more than 10000 rows; split it into batches of at most 10000")
-    offered = cli("--as", SUE, "offer", "--from", "-", "--to", "tina@book.example", "--accept-terms",
-                  input="1001\n" * 10_001)
-    assert (offered.exit_code, offered.error) == (
-        2, ("Error: --from (standard input) holds more than 10000 rows; split it into batches of at "
-            "most 10000"))
-    assert state.take() == snapshot

@@ -159,6 +159,9 @@ def test_a_config_file_past_the_limit_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_batch_past_the_row_limit_is_refused(cli: Cli, loaded: Any, tmp_path: Path, state: State) -> None:
+    """The contract's 10,000 rows (header, comments and blank lines aside) are read and checked
+    row by row; one more is refused for its size, from a file or standard input."""
+    assert MAX_ROWS == 10_000
     snapshot = state.take()
     batch = tmp_path / "batch.csv"
     batch.write_text("admin,system,code\n# a comment\n\n" + "1001,acme-tw2\n" * MAX_ROWS)
@@ -170,6 +173,11 @@ def test_a_batch_past_the_row_limit_is_refused(cli: Cli, loaded: Any, tmp_path: 
     assert (result.exit_code, result.error) == (
         2, (f"Error: --from {batch} holds more than {MAX_ROWS} rows; split it into batches of at most "
             f"{MAX_ROWS}"))
+    offered = cli("--as", SUE, "offer", "--from", "-", "--to", "tina@book.example", "--accept-terms",
+                  input="1001\n" * (MAX_ROWS + 1))
+    assert (offered.exit_code, offered.error) == (
+        2, (f"Error: --from (standard input) holds more than {MAX_ROWS} rows; split it into batches "
+            f"of at most {MAX_ROWS}"))
     assert state.take() == snapshot
 
 
