@@ -182,16 +182,22 @@ def test_two_workers_share_a_batch_and_move_each_administration_once(
     assert _jobs(db_url) == []
 
 
+def _offered_archive(cli: Cli, world_dir: Path, shm: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """ACME's 1001 with 6,000 documents offered to BOOK, whose storage is in memory: the
+    archive as listed before the move, and the offer."""
+    world = many_documents(world_dir, 6000)
+    world["environments"][1]["storage"] = str(shm)
+    cli.ok("load", write_world(world_dir, world))
+    before = cli.ok("archive", "list", "1", "--json").json()
+    return before, make_offer(cli, "1001")
+
+
 @ONLY_POSTGRES
 def test_a_worker_killed_mid_copy_leaves_its_item_to_another_worker(
         backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
         db_url: str) -> None:
     cli = Cli(env_vars)
-    world = many_documents(world_dir, 6000)
-    world["environments"][1]["storage"] = str(shm)
-    cli.ok("load", write_world(world_dir, world))
-    before = cli.ok("archive", "list", "1", "--json").json()
-    offer = make_offer(cli, "1001")
+    before, offer = _offered_archive(cli, world_dir, shm)
     _redeem_background(cli, offer["transfercode"])
 
     first = env_process(env_vars, "worker", "--name", "first", *QUICK)
@@ -274,11 +280,7 @@ def test_a_worker_stopped_with_sigterm_mid_transfer_finishes_it_first(
         backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
         db_url: str) -> None:
     cli = Cli(env_vars)
-    world = many_documents(world_dir, 6000)
-    world["environments"][1]["storage"] = str(shm)
-    cli.ok("load", write_world(world_dir, world))
-    before = cli.ok("archive", "list", "1", "--json").json()
-    offer = make_offer(cli, "1001")
+    before, offer = _offered_archive(cli, world_dir, shm)
     _redeem_background(cli, offer["transfercode"])
 
     worker = env_process(env_vars, "worker", "--name", "only", *ALIVE)
@@ -303,11 +305,7 @@ def test_resume_background_after_a_crashed_inline_redeem_queues_the_rest_for_a_w
         backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
         db_url: str) -> None:
     cli = Cli(env_vars)
-    world = many_documents(world_dir, 6000)
-    world["environments"][1]["storage"] = str(shm)
-    cli.ok("load", write_world(world_dir, world))
-    before = cli.ok("archive", "list", "1", "--json").json()
-    offer = make_offer(cli, "1001")
+    before, offer = _offered_archive(cli, world_dir, shm)
     migration = str(offer["migration_id"])
 
     inline = env_process(env_vars, "--as", TINA, "redeem", offer["transfercode"], "--accept-terms")

@@ -20,7 +20,6 @@ from basecone_migrate.db.models import (
     Workflow,
     WorkflowAuthoriser,
 )
-from basecone_migrate.domain.addresses import normalise_address
 from basecone_migrate.domain.rules import (
     MIGRATABLE_PACKAGES,
     OFFER_WARNING_SIZE,
@@ -37,20 +36,6 @@ from basecone_migrate.services.lookup import admin_label
 from basecone_migrate.services.migrations.common import (
     open_item,
 )
-
-
-def _addresses(recipients: Sequence[str]) -> list[str]:
-    addresses: list[str] = []
-    for recipient in recipients:
-        try:
-            address = normalise_address(recipient)
-        except ValueError as exc:
-            raise UsageProblem(f"--to {exc}") from None
-        if address not in addresses:
-            addresses.append(address)
-    if not addresses:
-        raise UsageProblem("give at least one --to EMAIL: a Superuser of the receiving environment")
-    return addresses
 
 
 @dataclass

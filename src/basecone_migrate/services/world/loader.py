@@ -225,13 +225,8 @@ class _Loader:
         self.session.flush()
 
         have = set(self.session.scalars(select(Access.user_id).where(Access.administration_id == model.id)))
-        for user in members:
-            if user.id in have:
-                self.counts["access"]["unchanged"] += 1
-            else:
-                self.session.add(Access(administration_id=model.id, user_id=user.id))
-                have.add(user.id)
-                self.counts["access"]["created"] += 1
+        self._add_missing("access", have, members,
+                          lambda user_id: Access(administration_id=model.id, user_id=user_id))
         for workflow, users in zip(admin.workflows, authorisers, strict=True):
             found = self.session.scalar(select(Workflow).where(
                 Workflow.administration_id == model.id, Workflow.name == workflow.name))
@@ -241,14 +236,19 @@ class _Loader:
             self.session.flush()
             listed = set(self.session.scalars(select(WorkflowAuthoriser.user_id)
                                               .where(WorkflowAuthoriser.workflow_id == flow.id)))
-            for user in users:
-                if user.id in listed:
-                    self.counts["authorisers"]["unchanged"] += 1
-                else:
-                    self.session.add(WorkflowAuthoriser(workflow_id=flow.id, user_id=user.id))
-                    listed.add(user.id)
-                    self.counts["authorisers"]["created"] += 1
+            self._add_missing("authorisers", listed, users,
+                              lambda user_id, flow=flow: WorkflowAuthoriser(workflow_id=flow.id, user_id=user_id))
         return _Target(model, documents, existing is None)
+
+    def _add_missing(self, kind: str, present: set[int], users: Any, make: Any) -> None:
+        """Link each of ``users`` not linked yet (``make(user_id)``), counting both kinds."""
+        for user in users:
+            if user.id in present:
+                self.counts[kind]["unchanged"] += 1
+            else:
+                self.session.add(make(user.id))
+                present.add(user.id)
+                self.counts[kind]["created"] += 1
 
 
     def _moved_away(self, environment: Environment, admin: AdministrationIn) -> str | None:
