@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from basecone_migrate.db.models import MigrationItem, TransferProgress
+from basecone_migrate.db.tables import migration_items
 from basecone_migrate.services import transfer as engine_module
 from basecone_migrate.services.transfer import copying as copying_module
 from basecone_migrate.storage import TMP_PREFIX, Archive
@@ -356,15 +357,25 @@ def test_a_second_resume_of_a_running_transfer_is_refused(
         with pytest.raises(Crash):
             cli("--as", TINA, "redeem", code, "--accept-terms")
 
-    first = env_process(env_vars, "--as", TINA, "resume", "1")
-    deadline = time.monotonic() + 60
-    while not cli.ok("status", "1", "--json").json()["transfer_running"]:
-        assert time.monotonic() < deadline and first.poll() is None, "the first resume never ran"
-        time.sleep(0.005)
+    poll = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    worker = select(migration_items.c.worker).where(migration_items.c.id == 1)
+    try:
+        with poll.connect() as connection:
+            crashed = connection.execute(worker).scalar_one()
+            first = env_process(env_vars, "--as", TINA, "resume", "1")
+            deadline = time.monotonic() + 60
+            # It has taken the transfer's lock and begun once the item names it as its worker:
+            # polled on one open connection, as a fast disk copies the rest in well under a second.
+            while connection.execute(worker).scalar_one() == crashed:
+                assert time.monotonic() < deadline and first.poll() is None, "the first resume never ran"
+                time.sleep(0.001)
+    finally:
+        poll.dispose()
     # Held still while the second asks, so that a fast disk cannot finish the first meanwhile
     # (and never inside a write: on SQLite the second would wait for its lock).
     _stop_outside_a_write(first, db_url)
     try:
+        assert cli.ok("status", "1", "--json").json()["transfer_running"]
         second = cli("--as", SUE, "resume", "1")  # either side may
     finally:
         first.send_signal(signal.SIGCONT)
