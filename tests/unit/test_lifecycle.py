@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from basecone_migrate.domain import lifecycle
+from basecone_migrate.domain import lifecycle, rules
 from basecone_migrate.domain.lifecycle import Actor, Event, ForbiddenTransition, ItemStatus
 
 SENDER, RECEIVER, WORKER, CRON = Actor.SENDER, Actor.RECEIVER, Actor.WORKER, Actor.CRON
@@ -96,7 +96,7 @@ def test_an_offer_reads_expired_from_its_expiry_on() -> None:
     before, after = expiry - timedelta(microseconds=1), expiry + timedelta(days=1)
     assert lifecycle.effective("offered", expiry, before) is ItemStatus.OFFERED
     assert lifecycle.effective("offered", expiry, expiry) is ItemStatus.EXPIRED
-    assert lifecycle.is_past_expiry(expiry, expiry) and not lifecycle.is_past_expiry(expiry, before)
+    assert rules.is_past_expiry(expiry, expiry) and not rules.is_past_expiry(expiry, before)
     for status in ItemStatus:  # only an offer expires
         if status is not ItemStatus.OFFERED:
             assert lifecycle.effective(status, expiry, after) is status

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from basecone_migrate.domain.rules import SUPERUSER
+from basecone_migrate.domain.rules import SUPERUSER, is_past_expiry
 
 
 class ItemStatus(enum.StrEnum):
@@ -199,12 +199,6 @@ def party(role: str, environment_id: int | None, sending_id: int | None,
     if environment_id == receiving_id:
         return Actor.RECEIVER
     return None
-
-
-def is_past_expiry(expires_at: datetime, now: datetime) -> bool:
-    """An offer expires at its ``expires_at``: from that instant on it can no longer be
-    redeemed, and reads ``expired`` whether or not `expire` has run yet."""
-    return expires_at <= now
 
 
 def effective(status: str, expires_at: datetime, now: datetime) -> ItemStatus:

@@ -73,10 +73,16 @@ def lockout_until(failures: Sequence[datetime], now: datetime) -> datetime | Non
     return None
 
 
+def is_past_expiry(expires_at: datetime, now: datetime) -> bool:
+    """Rule 7: an offer (and its code) expires at its ``expires_at``: from that instant on it
+    can no longer be redeemed, and reads ``expired`` whether or not `expire` has run yet."""
+    return expires_at <= now
+
+
 def code_usable(spent_at: datetime | None, replaced_at: datetime | None, expires_at: datetime,
                 now: datetime) -> bool:
     """Rule 7: a transfercode opens its offer once, until it expires or a resend replaces it."""
-    return spent_at is None and replaced_at is None and now < expires_at
+    return spent_at is None and replaced_at is None and not is_past_expiry(expires_at, now)
 
 
 def administration_email(office_code: str, administration_code: str) -> str:

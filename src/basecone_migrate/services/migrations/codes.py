@@ -21,6 +21,7 @@ from basecone_migrate.domain.rules import (
     FAILED_CODE_LIMIT,
     FAILED_CODE_WINDOW,
     can_receive,
+    is_past_expiry,
     is_superuser,
     lockout_until,
 )
@@ -100,7 +101,7 @@ def open_offer(rt: Runtime, s: Session, user: User, code_text: str,
         raise NoOffer(f"this transfercode was already used: the offer was {how} on {when}")
     statuses = {item_status(i, now) for i in items}
     if ItemStatus.OFFERED not in statuses:
-        if lifecycle.is_past_expiry(code.expires_at, now) or statuses == {ItemStatus.EXPIRED}:
+        if is_past_expiry(code.expires_at, now) or statuses == {ItemStatus.EXPIRED}:
             raise NoOffer(f"this transfercode expired on {code.expires_at:%Y-%m-%d %H:%M} UTC: ask "
                            f"{migration.created_by.email} to resend the offer")
         raise NoOffer("this offer was revoked by its sender")
