@@ -37,10 +37,7 @@ def _quietly(name: str) -> Callable[..., list[tuple[str, str]]]:
             with completion.reading(settings) as db:
                 if db is None:
                     return []
-                query = getattr(completion, name)
-                found = (query(db, settings.user, incomplete) if name == "administrations"
-                         else query(db, incomplete))
-                return found[:completion.LIMIT]
+                return getattr(completion, name)(db, settings.user, incomplete)[:completion.LIMIT]
         except Exception:  # noqa: BLE001 - a shell must never see a traceback
             return []
 

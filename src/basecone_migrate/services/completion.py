@@ -1,6 +1,7 @@
 """Values for shell completion, from the database the command would use: one small query
 each, only when that database already exists at the current schema (completing never
-creates or upgrades one)."""
+creates or upgrades one). Each takes the connection, the acting user (or None) and what
+has been typed."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def administrations(db: Any, user: str | None, incomplete: str) -> list[tuple[st
     return [(str(row.id), f"{row.code} {row.name}") for row in rows]
 
 
-def migrations(db: Any, incomplete: str) -> list[tuple[str, str]]:
+def migrations(db: Any, user: str | None, incomplete: str) -> list[tuple[str, str]]:
     """The most recent migrations' ids, with their source office and day of creation."""
     from sqlalchemy import select
 
@@ -70,7 +71,7 @@ def migrations(db: Any, incomplete: str) -> list[tuple[str, str]]:
             if str(row.id).startswith(incomplete)]
 
 
-def connections(db: Any, incomplete: str) -> list[tuple[str, str]]:
+def connections(db: Any, user: str | None, incomplete: str) -> list[tuple[str, str]]:
     from sqlalchemy import select
 
     from basecone_migrate.db.tables import accounting_systems as systems
@@ -80,7 +81,7 @@ def connections(db: Any, incomplete: str) -> list[tuple[str, str]]:
     return [(row.id, row.name) for row in rows]
 
 
-def offices(db: Any, incomplete: str) -> list[tuple[str, str]]:
+def offices(db: Any, user: str | None, incomplete: str) -> list[tuple[str, str]]:
     from sqlalchemy import func, select
 
     from basecone_migrate.db.tables import environments
