@@ -11,10 +11,11 @@ step (see `benchmarks/bench.py help`, target 1.2x a bare Typer app).
 """
 
 
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -121,10 +122,17 @@ def _usage_message(exc: typer.TyperException) -> str:
     return f"{message}."
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (the console script exits with it)."""
+@functools.cache
+def _command() -> Any:
+    """The click command Typer builds from ``app``: built once a process (it reads every
+    command's signature), and reusable, as click's commands are."""
     from typer.main import get_command
 
+    return get_command(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script exits with it)."""
     from basecone_migrate.cli.coercion import install
     from basecone_migrate.errors import BaseconeError, ExitCode
 
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or bool(os.environ.get("BASECONE_MIGRATE_DEBUG"))
-    command = get_command(app)
+    command = _command()
     try:
         _check_arguments(args)
         result = command.main(args=args, prog_name="basecone-migrate", standalone_mode=False)
