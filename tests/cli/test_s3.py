@@ -224,7 +224,9 @@ def test_a_server_side_move_costs_one_request_a_document_many_in_flight(
     documents_read = [r for r in log.requests if r[0] in ("GET", "HEAD") and "/1/" in r[1].split("?")[0]]
     assert documents_read == []
     deletes = log.count("POST", "?delete")
-    assert 1 <= deletes <= 4  # batches of what was recorded, not one a document
+    # Batches of what was recorded, not one a document: one a BATCH_SECONDS of copying (or
+    # BATCH_DOCUMENTS), so a loaded machine makes a few more (6 seen at four test processes).
+    assert 1 <= deletes <= len(paths) // 10
     assert log.count("DELETE") == 0
     listings = log.count("GET", "list-type=2&prefix=acme/1/")
     assert 1 <= listings <= 4  # the move's, and the clean-up's
