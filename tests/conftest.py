@@ -37,13 +37,6 @@ REQUIRE_PG = os.environ.get("BASECONE_MIGRATE_TEST_REQUIRE_PG") == "1"
 BACKENDS = ("sqlite", "postgresql")
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: two test processes a core. Many tests wait on what they started (a
-    program killed and resumed, a worker, a server); at one a core a 2-core machine sat
-    idle a third of the run (358 s at four against 397 s at two, the same tests)."""
-    return 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
 # -- databases ------------------------------------------------------------------
 
 
