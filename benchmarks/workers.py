@@ -126,8 +126,13 @@ def run(server: str, world: Path, administrations: int, shm: Path, workers: int)
             process.wait(timeout=120)
         drop()
         shutil.rmtree(work, ignore_errors=True)
+        # Emptied for the next round's database, its ownership mark too (a folder belongs
+        # to one database: the next would refuse it).
         for child in list(shm.iterdir()) if shm.exists() else []:
-            shutil.rmtree(child, ignore_errors=True)
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
 
 def main() -> None:
