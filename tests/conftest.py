@@ -149,10 +149,13 @@ def _truncate(url: str) -> None:
         connection.exec_driver_sql("TRUNCATE audit_log")  # its triggers refuse a DELETE
         for name in [*QUEUE_TABLES, *names]:
             connection.exec_driver_sql(f"DELETE FROM {name}")
-        connection.exec_driver_sql(
-            "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), 1, false) "
-            "FROM pg_sequences WHERE schemaname = current_schema()")
+        connection.exec_driver_sql(f"SELECT setval({_SEQUENCE}, 1, false) {_SEQUENCES}")
     engine.dispose()
+
+
+#: The sequences of the schema (PostgreSQL), and each one's quoted name.
+_SEQUENCES = "FROM pg_sequences WHERE schemaname = current_schema()"
+_SEQUENCE = "quote_ident(schemaname) || '.' || quote_ident(sequencename)"
 
 
 #: The task queue's tables (PostgreSQL): cleared with ours, and watched by snapshots (a
@@ -608,14 +611,16 @@ class _Load:
             sequences = []
             if connection.dialect.name == "postgresql":
                 sequences = [tuple(r) for r in connection.exec_driver_sql(
-                    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
-                    "coalesce(last_value, 1), last_value IS NOT NULL FROM pg_sequences "
-                    "WHERE schemaname = current_schema()")]
+                    f"SELECT {_SEQUENCE}, coalesce(last_value, 1), last_value IS NOT NULL {_SEQUENCES}")]
         engine.dispose()
-        files = {str(p.relative_to(storage)): (p.read_bytes(), p.stat().st_mode)
-                 for p in sorted(storage.rglob("*")) if p.is_file()}
-        folders = {str(p.relative_to(storage)): p.stat().st_mode
-                   for p in [storage, *sorted(storage.rglob("*"))] if p.is_dir()}
+        files: dict[str, tuple[bytes, int]] = {}
+        folders: dict[str, int] = {}
+        for entry in [storage, *sorted(storage.rglob("*"))]:  # parents before their children
+            name, mode = str(entry.relative_to(storage)), entry.stat().st_mode
+            if entry.is_dir():
+                folders[name] = mode
+            else:
+                files[name] = (entry.read_bytes(), mode)
         return cls(rows, sequences, files, folders, str(path.resolve()))
 
     def restore(self, url: str, storage: Path, path: Path) -> None:
@@ -623,12 +628,13 @@ class _Load:
 
         from basecone_migrate.db.models import Base
 
+        here = str(path.resolve())
         engine = create_engine(url)
         with engine.begin() as connection:
             for table in Base.metadata.sorted_tables:
                 rows = self.rows.get(table.name)
                 if table.name == "audit_log":
-                    rows = [{**r, "details": {**r["details"], "file": str(path.resolve())}}
+                    rows = [{**r, "details": {**r["details"], "file": here}}
                             if r["action"] == "load" and r["details"].get("file") == self.path else r
                             for r in rows or ()]
                 if rows:
