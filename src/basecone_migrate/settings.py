@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from basecone_migrate.clock import parse_instant
 from basecone_migrate.credentials import (
     KEYRING_SERVICE,
     MASK,
@@ -59,7 +60,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("smtp_user", "SMTP login"),
     Spec("smtp_password", "SMTP password", secret=True, in_file=False),
     Spec("mail_from", "sender address"),
-    Spec("now", "clock"),
+    Spec("now", "clock", in_file=False),  # clock.py: from the environment only
     Spec("fee", "fee per migrated administration"),
     Spec("s3_endpoint_url", "S3 endpoint (for s3:// archives)"),
     Spec("s3_access_key_id", "S3 access key id", in_file=False),
@@ -94,7 +95,7 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
 MAX_CONFIG_BYTES = 64 * 1024
 
 
-def _read_config(path: Path) -> dict[str, str]:
+def _read_config(path: Path, warnings: list[str] | None = None) -> dict[str, str]:
     import tomllib
 
     from basecone_migrate.domain.text import unstorable
@@ -118,6 +119,9 @@ def _read_config(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in data.items():
         spec = SPEC_BY_KEY.get(key)
+        if key == "now" and warnings is not None:  # left behind in a file, it would turn time back
+            warnings.append(f"config file {path}: `now` is ignored: only BASECONE_MIGRATE_NOW sets the clock")
+            continue
         if spec is None or not spec.in_file:
             known = ", ".join(s.key for s in SPECS if s.in_file)
             raise UsageProblem(f"config file {path}: unknown setting {key!r} (known: {known})")
@@ -130,14 +134,6 @@ def _read_config(path: Path) -> dict[str, str]:
     return values
 
 
-def parse_instant(text: str) -> datetime:
-    """An ISO-8601 instant; without an offset it is taken as UTC."""
-    value = datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 class Settings:
     """The effective settings of one run."""
 
@@ -148,8 +144,11 @@ class Settings:
         config_path: Path,
         data_dir: Path,
         environ: Mapping[str, str],
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self._resolved = dict(resolved)
+        #: What the user should hear about the settings themselves (`CLI.settings` prints them).
+        self.warnings = warnings
         self.config_path = config_path
         self.data_dir = data_dir
         self._environ = environ
@@ -164,7 +163,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         options = options or {}
         path = config_path or default_config_path(environ)
-        from_file = _read_config(path)
+        warnings: list[str] = []
+        from_file = _read_config(path, warnings)
         resolved: dict[str, Resolved] = {}
         for spec in SPECS:
             option_value = options.get(spec.key)
@@ -176,19 +176,16 @@ class Settings:
                 resolved[spec.key] = Resolved(from_file[spec.key], f"config {path}")
             else:
                 resolved[spec.key] = Resolved(None, "default")
-        return cls(resolved, config_path=path, data_dir=default_data_dir(), environ=environ)
+        return cls(resolved, config_path=path, data_dir=default_data_dir(), environ=environ,
+                   warnings=tuple(warnings))
 
     def overridden(self, source: str, data_dir: Path | None = None, **values: str) -> Settings:
         """A copy with some settings replaced (the demo uses this for its own folder)."""
         resolved = dict(self._resolved)
         for key, value in values.items():
             resolved[key] = Resolved(value, source)
-        return Settings(
-            resolved,
-            config_path=self.config_path,
-            data_dir=data_dir or self.data_dir,
-            environ=self._environ,
-        )
+        return Settings(resolved, config_path=self.config_path, data_dir=data_dir or self.data_dir,
+                        environ=self._environ)
 
     # -- raw access -------------------------------------------------------
 

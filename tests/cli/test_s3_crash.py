@@ -52,6 +52,7 @@ from tests.conftest import (
     make_offer,
     snapshot_database,
     snapshot_files,
+    without_clock_warning,
     write_world,
 )
 from tests.integration.test_transfer import many_documents
@@ -260,7 +261,8 @@ class Move:
 
     def output(self, process: subprocess.Popen[str]) -> tuple[str, str]:
         run = process.run  # type: ignore[attr-defined]
-        return ((self.tmp / f"run-{run}.out").read_text(), (self.tmp / f"run-{run}.err").read_text())
+        return ((self.tmp / f"run-{run}.out").read_text(),
+                without_clock_warning((self.tmp / f"run-{run}.err").read_text()))
 
     def redeem(self) -> subprocess.Popen[str]:
         return self.start("--as", TINA, "redeem", self.code, "--accept-terms")

@@ -28,6 +28,7 @@ from tests.conftest import (
     sample_world,
     snapshot_database,
     snapshot_files,
+    without_clock_warning,
     write_world,
 )
 from tests.integration.test_transfer import (
@@ -254,6 +255,7 @@ def test_status_says_queued_until_a_worker_takes_it_and_the_worker_logs_what_it_
 
     _wait_for(taken, step=0.01)
     _, err = worker.communicate(timeout=180)
+    err = without_clock_warning(err)
     assert worker.returncode == 0, err
     assert (seen[-1]["running"], seen[-1]["running_on"]) == ("running", f"solo:{worker.pid}")
 

@@ -75,6 +75,11 @@ def root(
 ) -> None:
     cli = CLI({"user": as_, "db": db, "storage": storage}, config, json, quiet=quiet, no_input=no_input)
     ctx.obj = cli
+    from basecone_migrate import clock
+
+    warning = clock.warning(os.environ)
+    if warning:  # every command, --quiet or not: a clock turned back must never go unnoticed
+        sys.stderr.write(f"Warning: {warning}\n")
     ctx.call_on_close(cli.close)
 
 

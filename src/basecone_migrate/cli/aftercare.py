@@ -216,12 +216,14 @@ def audit(
 ) -> None:
     """Every state change, oldest first.
 
-    When, who, what, which administration and migration, and details.
+    When, who (the acting user, and the operator: the operating-system user and host that
+    ran the command, and on PostgreSQL the database role, which no option can set), what,
+    which administration and migration, and details.
     """
     from basecone_migrate.cli.output import Column, when
+    from basecone_migrate.clock import parse_instant
     from basecone_migrate.errors import UsageProblem
     from basecone_migrate.services import audit as audit_log
-    from basecone_migrate.settings import parse_instant
 
     cli = context.get(ctx, json=json, as_=as_)
     try:
@@ -234,10 +236,12 @@ def audit(
     # A person reads key=value pairs; a pipe gets each row's details whole, as JSON.
     describe = key_values if cli.out.to_terminal else compact_json
     cli.out.emit(rows, lambda: cli.out.table(
-        [Column("time (UTC)"), Column("actor", below=True), Column("action"), Column("admin", "right"),
-         Column("migration", "right"), Column("details", wrap=True)],
-        [(when(r["at"]), r["actor"], r["action"], r["administration_id"], r["migration_id"],
-          describe(r["details"])) for r in rows], title="Audit log", empty="no entries"))
+        [Column("time (UTC)"), Column("actor", below=True), Column("operator", below=True),
+         Column("action"), Column("admin", "right"), Column("migration", "right"),
+         Column("details", wrap=True)],
+        [(when(r["at"]), r["actor"], r["operator"] or "", r["action"], r["administration_id"],
+          r["migration_id"], describe(r["details"])) for r in rows], title="Audit log",
+        empty="no entries"))
 
 
 def compact_json(details: Any) -> str:

@@ -62,7 +62,10 @@ class CLI:
     def settings(self) -> Settings:
         from basecone_migrate.settings import Settings
 
-        return Settings.load(self.options, config_path=self.config)
+        settings = Settings.load(self.options, config_path=self.config)
+        for warning in settings.warnings:
+            self.out.warn(warning)
+        return settings
 
     @cached_property
     def runtime(self) -> Runtime:

@@ -4,4 +4,4 @@
 query instead of importing Alembic (tests assert it matches the scripts' head).
 """
 
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"

@@ -17,6 +17,8 @@ which are mapped onto these same tables.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -55,6 +57,17 @@ OPEN_STATUSES = tuple(status.value for status in lifecycle.OPEN)
 #: Redeemed, with a transfer that has not finished: it holds its target code.
 UNFINISHED_STATUSES = tuple(status.value for status in lifecycle.UNFINISHED)
 MAIL_STATES = ("queued", "sending", "sent")
+
+
+def _os_operator() -> str:
+    from basecone_migrate.whoami import os_operator
+
+    return os_operator()
+
+
+def _real_now() -> datetime:
+    """The machine's clock, never BASECONE_MIGRATE_NOW."""
+    return datetime.now(UTC)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -190,6 +203,14 @@ audit_log = Table(  # append-only: triggers refuse UPDATE and DELETE
     Column("administration_id", Integer, nullable=True, index=True),
     Column("migration_id", Integer, nullable=True, index=True),
     Column("details", JSON, nullable=False, default=dict),
+    # Who ran the process (`operator.os_operator`), and on PostgreSQL the session's database
+    # role, set by a trigger whatever the tool sends (revision 0010). NULL in older rows.
+    Column("operator", String(200), nullable=True, default=_os_operator),
+    Column("db_role", String(200), nullable=True),
+    # The database's own time (PostgreSQL's clock_timestamp() by the same trigger; on SQLite,
+    # which is a file on this machine, the machine's clock), beside ``at``, which follows
+    # BASECONE_MIGRATE_NOW when it is set.
+    Column("recorded_at", UTCDateTime(), nullable=True, default=_real_now),
     # `audit --since` reads oldest first from an instant: (at, id) serves the order and the bound.
     Index("ix_audit_log_at_id", "at", "id"),
 )

@@ -9,6 +9,7 @@ from sqlalchemy import and_, or_, select
 
 from basecone_migrate.db.tables import audit_log
 from basecone_migrate.services import lookup
+from basecone_migrate.whoami import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -68,7 +69,8 @@ def entries(db: Any, *, administration_id: int | None = None, migration_id: int 
             query = query.where(log.id > after)  # no such row: nothing after it
         elif last is not None:
             query = query.where(or_(log.at > last.at, and_(log.at == last.at, log.id > last.id)))
-    return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+    return [{"id": e.id, "at": e.at, "recorded_at": e.recorded_at, "actor": e.actor,
+             "operator": describe(e.operator, e.db_role), "action": e.action,
              "administration_id": e.administration_id, "migration_id": e.migration_id,
              "details": e.details} for e in db.execute(query)]
 

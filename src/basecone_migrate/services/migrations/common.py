@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +35,7 @@ from basecone_migrate.services.migrations.states import (  # noqa: F401 - shared
     recipients_by_migration,
     status_at,
 )
+from basecone_migrate.whoami import os_operator
 
 if TYPE_CHECKING:  # the mail stack (ssl, email) loads only in commands that mail
     from basecone_migrate.mail import Delivery
@@ -229,9 +230,11 @@ def expire_items(rt: Runtime, session: Session, now: datetime, *, actor: str,
         return 0, []
     items = migration_items.c
     session.execute(insert(audit_log).from_select(
-        ["at", "actor", "action", "administration_id", "migration_id", "details"],
+        ["at", "actor", "action", "administration_id", "migration_id", "details", "operator",
+         "recorded_at"],
         select(literal(now, audit_log.c.at.type), literal(actor), literal("expire"),
-               items.administration_id, items.migration_id, literal({}, audit_log.c.details.type))
+               items.administration_id, items.migration_id, literal({}, audit_log.c.details.type),
+               literal(os_operator()), literal(datetime.now(UTC), audit_log.c.recorded_at.type))
         .where(among(session, items.id, [row[0] for row in expired])).order_by(items.id)))
     by_migration: dict[int, list[mails.AdminLine]] = defaultdict(list)
     for row in expired:  # a plain tuple per item: 100,000 of them at a time
