@@ -21,6 +21,7 @@ UsersOption = Annotated[list[str], typer.Option("--user", metavar="EMAIL",
 def register(app: typer.Typer) -> None:
     app.command("link")(link)
     app.command("audit")(audit)
+    app.command("charges")(charges)
     app.add_typer(access_app, name="access")
 
 
@@ -242,6 +243,42 @@ def audit(
         [(when(r["at"]), r["actor"], r["operator"] or "", r["action"], r["administration_id"],
           r["migration_id"], describe(r["details"])) for r in rows], title="Audit log",
         empty="no entries"))
+
+
+def charges(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Option("--env", metavar="CODE", autocompletion=complete.offices,
+                                            help="Only this environment (office code).")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1_000_000,
+                                       help="At most this many rows, oldest first.")] = 1000,
+    after: Annotated[int | None, typer.Option(
+        metavar="ID", min=0, max=2**31 - 1,
+        help="Continue after this row (the last id of the previous page).")] = None,
+    json: JsonOption = False,
+    as_: AsOption = None,
+) -> None:
+    """The migration fees charged, and credited back, oldest first.
+
+    A fee is charged to the receiving environment for each administration it redeems
+    (BASECONE_MIGRATE_FEE); a cancelled or undone move gets it back as a credit (a negative
+    amount). The table ends with what the rows add up to per environment.
+    """
+    from basecone_migrate.cli.output import Column, when
+    from basecone_migrate.services import charges as fees
+
+    cli = context.get(ctx, json=json, as_=as_)
+    rows = fees.listing(cli.runtime, env=env, limit=limit, after=after)
+
+    def render() -> None:
+        cli.out.table(
+            [Column("time (UTC)"), Column("environment"), Column("admin", "right"),
+             Column("migration", "right"), Column("kind"), Column("amount", "right"), Column("currency")],
+            [(when(r["at"]), r["environment"], r["administration_id"], r["migration_id"], r["kind"],
+              r["amount"], r["currency"]) for r in rows], title="Charges", empty="no charges")
+        for code, total in fees.totals(rows):  # of the rows shown (a page, with --limit)
+            cli.out.note(f"{code}: {total} in total")
+
+    cli.out.emit(rows, render)
 
 
 def compact_json(details: Any) -> str:

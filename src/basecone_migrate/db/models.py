@@ -250,7 +250,7 @@ class TransferProgress(Base):
 
 
 class Charge(Base):
-    """The migration fee, charged once per administration to the receiving environment."""
+    """The migration fee charged to the receiving environment, or its credit (negative)."""
 
     __table__ = tables.charges
 
@@ -260,6 +260,7 @@ class Charge(Base):
     currency: Mapped[str]
     amount_cents: Mapped[int]
     created_at: Mapped[datetime]
+    kind: Mapped[str]
 
 
 class FailedRedeem(Base):

@@ -315,14 +315,21 @@ transfer_progress = Table(  # documents copied and verified at the target, writt
     _ref("document_id", "documents.id", primary_key=True),
 )
 
-charges = Table(  # the fee, charged once per administration to the receiving environment
+#: A charge is the fee, charged to the receiving environment when an administration is
+#: redeemed, or its credit (a negative amount) when the move is cancelled or undone.
+CHARGE_KINDS = ("fee", "credit")
+
+charges = Table(  # at most one fee and one credit per migration item
     "charges", metadata,
     _id(),
     _ref("environment_id", "environments.id", index=True),
-    _ref("item_id", "migration_items.id", unique=True),
+    _ref("item_id", "migration_items.id"),
     _text("currency", 3),
     Column("amount_cents", BigInteger, nullable=False),
     _at("created_at"),
+    Column("kind", String(6), nullable=False, default="fee", server_default="fee"),
+    UniqueConstraint("item_id", "kind"),
+    CheckConstraint(_in("kind", CHARGE_KINDS), name="kind"),
 )
 
 failed_redeems = Table(  # redeem attempts with a code that opened no offer (the lock-out rule)

@@ -11,7 +11,12 @@ class Money:
     cents: int
 
     def __str__(self) -> str:
-        return f"{self.currency} {self.cents // 100}.{self.cents % 100:02d}"
+        return f"{self.currency} {self.amount()}"
+
+    def amount(self) -> str:
+        """The amount alone, to the cent: ``49.00``, ``-49.00`` (a credit)."""
+        sign = "-" if self.cents < 0 else ""
+        return f"{sign}{abs(self.cents) // 100}.{abs(self.cents) % 100:02d}"
 
 
 def parse_money(text: str) -> Money:
