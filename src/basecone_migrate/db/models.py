@@ -225,6 +225,7 @@ class MigrationItem(Base):
     mode: Mapped[str | None]
     worker: Mapped[str | None]
     timings: Mapped[dict[str, float] | None]
+    digest: Mapped[str | None]
 
     migration: Mapped[Migration] = relationship()
     administration: Mapped[Administration] = relationship()

@@ -285,6 +285,9 @@ migration_items = Table(  # one administration in one migration: what it was and
     _text("worker", 200, nullable=True),  # the process that runs (or last ran) the transfer
     # Seconds spent per phase (copy, switch, clean_up), summed over runs.
     Column("timings", JSON, nullable=True),
+    # The receipt of the archive as it arrived (domain/receipts.py), with documents_total and
+    # bytes_total: written when the item completes.
+    _text("digest", 64, nullable=True),
     CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
     CheckConstraint("phase IS NULL OR phase IN ('copying', 'switched')", name="phase"),
     partial_index("uq_migration_items_open_administration", "administration_id", unique=True,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from basecone_migrate.domain.receipts import Receipt
 from basecone_migrate.domain.rules import package_label
 
 RULE = "-" * 64
@@ -153,8 +154,16 @@ Migration {migration_id}.
 
 
 def completed(*, migration_id: int, sender: Party, receiver: Party, source: str, target: str,
-              admins: Sequence[AdminLine]) -> Mail:
-    moved = "\n".join(f"{a.line()}\n      new mail address: {a.email}" for a in admins)
+              admins: Sequence[AdminLine], receipts: Sequence[Receipt | None] = ()) -> Mail:
+    def moved_line(admin: AdminLine, receipt: Receipt | None) -> str:
+        line = f"{admin.line()}\n      new mail address: {admin.email}"
+        if receipt is not None:
+            line += (f"\n      archive as it arrived: {_plural(receipt.documents, 'document')}, "
+                     f"{receipt.bytes} bytes, digest {receipt.digest}")
+        return line
+
+    moved = "\n".join(moved_line(a, r) for a, r in zip(admins, receipts or [None] * len(admins),
+                                                          strict=True))
     body = f"""Hello,
 
 The migration from {source} to {target} is complete. These administrations now
@@ -163,6 +172,9 @@ belong to {target}, with their whole archive:
 {moved}
 
 Suppliers should send invoices to the new mail addresses.
+
+The digest of an archive is the SHA-256 of the SHA-256 of its documents, one per line, in
+ascending order: `basecone-migrate archive verify --json` gives it for the archive as it is.
 
 Reminder: users and their access were not transferred. {receiver.name}, give users
 access to the administrations (repeat --user for more users):

@@ -14,6 +14,7 @@ from basecone_migrate.files import UnreadableFile, check_regular, os_reason
 from basecone_migrate.inflight import in_flight
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
+from basecone_migrate.services.receipts import archive_receipt
 from basecone_migrate.settings import mask_url_password
 from basecone_migrate.storage import Archive, Stored, ThreadBuffers, new_buffer
 
@@ -186,12 +187,15 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
         checked += 1
     missing.sort(key=lambda d: d["id"])  # in the order of the archive, whatever finished first
     different.sort(key=lambda d: d["id"])
+    with rt.reading() as db:  # the receipt of the archive as the database records it now
+        receipt = archive_receipt(db, admin_id)
     result = {
         "administration_id": admin_id,
         "checked": checked,
         "ok": checked - len(missing) - len(different),
         "missing": missing,
         "different": different,
+        **receipt.as_dict(),
     }
     if missing or different:
         raise Refused(

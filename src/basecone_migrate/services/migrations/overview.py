@@ -253,6 +253,8 @@ def _migrations(db: Any, ids: Sequence[int]) -> dict[int, Any]:
 #: What `status` says of an unfinished item: a process holds it, a job waits for a worker,
 #: or neither (the process is gone: `resume` it).
 RUNNING, QUEUED, NOT_RUNNING = "running", "queued", "not_running"
+#: Items whose archive arrived: their receipt is shown.
+RECEIPTED = (ItemStatus.COMPLETED, ItemStatus.UNDONE)
 
 
 def _activity(rt: Runtime, db: Any, migration_id: int,
@@ -303,6 +305,9 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "to": {"accounting_system": item.target_accounting_system_id, "code": item.target_code,
                    "email": item.target_email,
                    "name": item.target_name or (item.name if item.target_code else None)},
+            # the receipt of the archive as it arrived, once it did
+            **({"digest": item.digest, "documents": item.documents_total, "bytes": item.bytes_total}
+               if item.digest is not None and item.status in RECEIPTED else {}),
         })
     statuses = [i["status"] for i in items]
     running = ItemStatus.IN_PROGRESS in statuses and TransferLock(rt, migration.id).is_running()

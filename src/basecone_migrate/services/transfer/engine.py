@@ -294,13 +294,13 @@ class ItemTransfer:
             change(item, Event.COMPLETE, Actor.WORKER)
             item.phase = None
             item.finished_at = now
-            item.documents_done = item.documents_total
+            item.documents_done = item.documents_total  # as the switch counted them
             item.bytes_done = item.bytes_total
             s.execute(delete(TransferProgress).where(TransferProgress.item_id == item.id))
             audit.record(
                 s, at=now, actor=self.actor, action="transfer_complete",
                 administration_id=item.administration_id, migration_id=migration.id,
-                documents=item.documents_total, bytes=item.bytes_total,
+                documents=item.documents_total, bytes=item.bytes_total, digest=item.digest,
                 source={"environment": migration.source_environment.code,
                         "accounting_system": item.source_accounting_system_id,
                         "code": item.source_code, "email": item.source_email},

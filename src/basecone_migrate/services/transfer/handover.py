@@ -19,9 +19,11 @@ from basecone_migrate.db.models import (
 )
 from basecone_migrate.domain import mails
 from basecone_migrate.domain.lifecycle import ItemStatus
+from basecone_migrate.domain.receipts import Receipt
 from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases
+from basecone_migrate.services.receipts import archive_receipt
 from basecone_migrate.services.transfer.copying import Blocked, Plan, archive_totals
 
 
@@ -50,6 +52,10 @@ def switch(rt: Runtime, plan: Plan) -> bool:
             admin.name = item.target_name
         item.target_email = administration_email(target.code, admin.code)
         item.phase = "switched"
+        # The receipt of exactly what moved: read under the administration's lock, before
+        # anyone at the target can add to the archive.
+        receipt = archive_receipt(s, admin.id)
+        item.digest, item.documents_total, item.bytes_total = receipt.digest, receipt.documents, receipt.bytes
         aliases.record_change(s, admin.id, item.source_email, item.target_email, rt.now())
         try:
             uow.commit()
@@ -76,6 +82,7 @@ def queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:
         admins=[mails.AdminLine(f"{i.target_name} (was {i.name})" if i.target_name else i.name,
                                 i.target_code or i.source_code, i.package, i.target_email or "")
                 for i in items],
+        receipts=[Receipt(i.digest, i.documents_total, i.bytes_total) if i.digest else None for i in items],
     )
     from basecone_migrate.services.migrations.common import queue_mail
 
