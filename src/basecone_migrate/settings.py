@@ -23,6 +23,7 @@ from basecone_migrate.credentials import (
     keyring_password,
     mask_url_password,
 )
+from basecone_migrate.db.urls import normalise_db_url
 from basecone_migrate.domain.money import Money, parse_money
 from basecone_migrate.errors import UsageProblem
 
@@ -66,6 +67,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("s3_access_key_id", "S3 access key id", in_file=False),
     Spec("s3_secret_access_key", "S3 secret access key", secret=True, in_file=False),
     Spec("s3_transfers", "documents in flight on an object store"),
+    Spec("undo_days", "days a completed move can be undone (0: never)"),
 )
 SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 
@@ -334,6 +336,13 @@ class Settings:
             raise self._invalid("s3_transfers", f"expected a whole number from 1 to {MAX_S3_TRANSFERS}")
         return transfers
 
+    @cached_property
+    def undo_days(self) -> int:
+        value = (self._resolved["undo_days"].value or "14").strip()
+        if not value.isdigit() or int(value) > 3650:
+            raise self._invalid("undo_days", "expected a whole number of days from 0 to 3650")
+        return int(value)
+
     @property
     def s3_access_key_id(self) -> str | None:
         return self._resolved["s3_access_key_id"].value or None
@@ -360,12 +369,8 @@ class Settings:
     def describe(self) -> list[dict[str, str | None]]:
         """Each setting, its effective value (secrets masked) and where it came from."""
         rows: list[dict[str, str | None]] = []
-        defaults = {
-            "smtp_security": "starttls",
-            "mail_from": self.mail_from,
-            "fee": "EUR 0.00",
-            "s3_transfers": str(DEFAULT_S3_TRANSFERS),
-        }
+        defaults = {"smtp_security": "starttls", "mail_from": self.mail_from, "fee": "EUR 0.00",
+                    "s3_transfers": str(DEFAULT_S3_TRANSFERS), "undo_days": "14"}
         for spec in SPECS:
             resolved = self._resolved[spec.key]
             if spec.key == "smtp_password":
@@ -383,15 +388,4 @@ class Settings:
                          "value": mask_url_password(value) if value else value,  # any URL's secrets
                          "source": resolved.source})
         return rows
-
-
-def normalise_db_url(value: str) -> str:
-    """Accept a plain file path for SQLite and pick psycopg 3 for PostgreSQL."""
-    value = value.strip()
-    if "://" not in value:
-        return f"sqlite:///{Path(value).expanduser().resolve()}"
-    scheme, rest = value.split("://", 1)
-    if scheme in ("postgres", "postgresql"):
-        return f"postgresql+psycopg://{rest}"
-    return value
 

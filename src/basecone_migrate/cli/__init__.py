@@ -84,13 +84,14 @@ def root(
 
 
 def _register() -> None:
-    from basecone_migrate.cli import aftercare, mail, migrate, setup, terms
+    from basecone_migrate.cli import aftercare, control, mail, migrate, setup, terms
     from basecone_migrate.cli.context import with_common_options
     from basecone_migrate.cli.help import command_class
 
     setup.register(app)
     migrate.register(app)
     terms.register(app)
+    control.register(app)
     aftercare.register(app)
     mail.register(app)
     groups = [("", app)] + [(f"{group.name} ", group.typer_instance) for group in app.registered_groups]

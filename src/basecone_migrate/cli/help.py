@@ -46,6 +46,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "link": ("basecone-migrate --as tina@book.example link 7002 --system book-tw2 --code 7003",
              "basecone-migrate --as tina@book.example link --from relinks.csv --dry-run"),
     "audit": ("basecone-migrate audit --admin id:12", "basecone-migrate audit --since 2026-11-01 --json"),
+    "cancel": ("basecone-migrate --as tina@book.example cancel 42 --reason \"wrong office\"",
+               "basecone-migrate --as sue@acme.example cancel 42 --admin 1002 --json"),
+    "undo": ("basecone-migrate --as tina@book.example undo 42 --dry-run",
+             "basecone-migrate --as tina@book.example undo 42 --admin 7003 --reason \"not our client\""),
     "charges": ("basecone-migrate charges --env BOOK", "basecone-migrate charges --json"),
     "access grant": ("basecone-migrate --as tina@book.example access grant 7003 --user uma@book.example",
                      ("basecone-migrate --as tina@book.example access grant --migration 42 "

@@ -80,7 +80,7 @@ class TerminalQuestions:
             self.console.print("Then choose again.", markup=False)
             return None
         from basecone_migrate.domain.text import unstorable
-        from basecone_migrate.services.migrations.receiving import REASON_LIMIT
+        from basecone_migrate.services.migrations.common import REASON_LIMIT
 
         while reason is None:
             reason = Prompt.ask("Reason for the sender", console=self.console,

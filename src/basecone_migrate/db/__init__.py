@@ -4,4 +4,4 @@
 query instead of importing Alembic (tests assert it matches the scripts' head).
 """
 
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"

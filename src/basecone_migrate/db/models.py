@@ -226,6 +226,9 @@ class MigrationItem(Base):
     worker: Mapped[str | None]
     timings: Mapped[dict[str, float] | None]
     digest: Mapped[str | None]
+    kept: Mapped[dict[str, Any] | None]
+    returned_at: Mapped[datetime | None]
+    scheduled_for: Mapped[datetime | None]
 
     migration: Mapped[Migration] = relationship()
     administration: Mapped[Administration] = relationship()

@@ -288,6 +288,12 @@ migration_items = Table(  # one administration in one migration: what it was and
     # The receipt of the archive as it arrived (domain/receipts.py), with documents_total and
     # bytes_total: written when the item completes.
     _text("digest", 64, nullable=True),
+    # What the switch took away in the sending environment ({"access": [user ids],
+    # "workflows": [{"name", "authorisers": [user ids]}]}), for an undo to give back.
+    Column("kept", JSON, nullable=True),
+    # A cancelled or undone item: when it was back in the sending environment (NULL: not yet).
+    _at("returned_at", nullable=True),
+    _at("scheduled_for", nullable=True),  # a scheduled item's start (redeem --start-after)
     CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
     CheckConstraint("phase IS NULL OR phase IN ('copying', 'switched')", name="phase"),
     partial_index("uq_migration_items_open_administration", "administration_id", unique=True,

@@ -191,6 +191,32 @@ Migration {migration_id}.
                 f"moved to {target}", body)
 
 
+def returned(*, event: str, migration_id: int, by: Party, sender: Party, receiver: Party,
+             source: str, target: str, admins: Sequence[AdminLine], reason: str | None) -> Mail:
+    """A cancelled or undone move (``event``: ``cancel`` or ``undo``), to both sides: the
+    administrations are back in the sending environment. It carries no code."""
+    what = ("stopped the migration before it completed" if event == "cancel"
+            else "undid the completed migration")
+    body = f"""Hello,
+
+{by.name} ({by.email}) {what} from {source} to {target}.
+These administrations are back in {source}, with their old connection, code and mail
+address and every document of their archive (also those added since):
+
+{_lines(admins)}
+
+Reason: {reason or "(no reason given)"}
+
+The migration fee is credited back to {target}.
+
+{RULE}
+Migration {migration_id}.
+"""
+    to = list(dict.fromkeys([sender.email, receiver.email]))
+    subject = ("Migration cancelled" if event == "cancel" else "Migration undone")
+    return Mail(event, to, f"{subject}: {_plural(len(admins), 'administration')} back in {source}", body)
+
+
 def expired(*, sender: Party, offers: Sequence[tuple[int, str, Sequence[AdminLine]]]) -> Mail:
     parts = "\n\n".join(f"Migration {mid} (offered to {to}):\n{_lines(admins)}"
                         for mid, to, admins in offers)

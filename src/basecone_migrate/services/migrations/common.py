@@ -155,6 +155,17 @@ def queue_mail(rt: Runtime, session: Session, mail: mails.Mail, migration_id: in
     return mail_id
 
 
+#: A reason (reject, cancel, undo) fits in a mail and an audit row.
+REASON_LIMIT = 2000
+
+
+def check_reason(reason: str | None) -> None:
+    from basecone_migrate.errors import UsageProblem
+
+    if reason is not None and len(reason) > REASON_LIMIT:
+        raise UsageProblem(f"--reason is {len(reason)} characters; keep it under {REASON_LIMIT}")
+
+
 def require_mail_settings(rt: Runtime) -> None:
     """A malformed mail setting, or an outbox of another database, refuses the command before
     it changes anything."""

@@ -40,6 +40,7 @@ from basecone_migrate.services.migrations.codes import find_offer, receiver, spe
 from basecone_migrate.services.migrations.common import (
     Outcome,
     Questions,
+    check_reason,
     env_label,
     item_in,
     item_status,
@@ -52,8 +53,6 @@ from basecone_migrate.services.migrations.common import (
 from basecone_migrate.services.migrations.linking import Link, item_view, plan_links
 from basecone_migrate.services.migrations.results import archive_size, redeem_payload
 from basecone_migrate.services.transfer import NoProgress, Progress, transfer
-
-REASON_LIMIT = 2000
 
 # -- redeem -------------------------------------------------------------------------------------
 
@@ -142,7 +141,7 @@ def redeem(
     by workers, with the items left ``in_progress`` and one queued job per item.
     ``take_name``: an administration linked to a catalogue entry of another name takes that
     name at the switch (without it, such a link is refused)."""
-    _check_reason(reason)
+    check_reason(reason)
     if background:
         from basecone_migrate.services.background import require_postgres
 
@@ -156,7 +155,7 @@ def redeem(
                             reason=reason, take_name=take_name)
             accept_terms = True
             reason = asked.reason
-            _check_reason(reason)  # as if given with --reason
+            check_reason(reason)  # as if given with --reason
             select_ = [str(p.item.administration_id) for p in asked.plans]
             links = [(str(p.item.administration_id), p.connection.id, p.code) for p in asked.plans]
     if dry_run:
@@ -270,11 +269,6 @@ def run_transfer(rt: Runtime, migration_id: int, progress: Progress | None) -> D
         raise TransferIncomplete(incomplete.message, payload=redeem_payload(rt, migration_id)) from None
 
 
-def _check_reason(reason: str | None) -> None:
-    if reason is not None and len(reason) > REASON_LIMIT:
-        raise UsageProblem(f"--reason is {len(reason)} characters; keep it under {REASON_LIMIT}")
-
-
 def _reject_left(rt: Runtime, s: Session, user: User, migration: Migration,
                  items: Sequence[MigrationItem], reason: str | None, now: datetime) -> int:
     ids = [i.id for i in items]
@@ -291,7 +285,7 @@ def _reject_left(rt: Runtime, s: Session, user: User, migration: Migration,
 
 
 def reject(rt: Runtime, code_text: str, *, reason: str | None, dry_run: bool = False) -> Outcome:
-    _check_reason(reason)
+    check_reason(reason)
     require_mail_settings(rt)
     now = rt.now()
     migration_id = find_offer(rt, code_text, rejecting=True)

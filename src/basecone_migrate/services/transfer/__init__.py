@@ -58,16 +58,24 @@ def transfer(rt: Runtime, migration_id: int, actor: str, progress: Progress) -> 
             .order_by(MigrationItem.id)))
     delivery = Delivery()
     failed = 0
+    stopped: list[str] = []
     try:
         for item_id in item_ids:
             status, mail_ids = run_item(rt, item_id, actor, progress)
             if status == ItemStatus.FAILED:
                 failed += 1
+            elif status in (ItemStatus.CANCELLED, ItemStatus.PAUSED):
+                stopped.append(status)
             delivery.merge(Postman(rt).deliver(mail_ids))
     except KeyboardInterrupt:
         raise TransferIncomplete(
             f"transfer of migration {migration_id} interrupted: run "
             f"`basecone-migrate resume {migration_id}` to finish it") from None
+    if stopped:
+        how = " and ".join(sorted(set(stopped)))
+        raise TransferIncomplete(
+            f"transfer of migration {migration_id} stopped: {len(stopped)} administration(s) "
+            f"{how} meanwhile (see `basecone-migrate status {migration_id}`)")
     if failed:
         raise TransferIncomplete(
             f"{failed} of {len(item_ids)} administrations did not finish moving: fix the cause "

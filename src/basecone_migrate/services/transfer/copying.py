@@ -142,6 +142,14 @@ class Blocked(Exception):
     """The switch cannot be made; the message says why and what to do."""
 
 
+class Stopped(Exception):  # noqa: N818 - not an error: someone stopped the transfer
+    """The item left ``in_progress`` while it moved (paused or cancelled): stop at once."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class Problems:
     """Why documents did not arrive: the first PROBLEMS_KEPT word for word, all counted."""
 
@@ -214,10 +222,13 @@ class Batch:
                                     [{"item_id": self.item_id, "document_id": d.id} for d in pending])
             uow.session.execute(update(MigrationItem).where(MigrationItem.id == self.item_id)
                                 .values(documents_done=self.done, bytes_done=self.bytes_done))
+            status = uow.session.scalar(select(MigrationItem.status).where(MigrationItem.id == self.item_id))
             uow.commit()
         if self.remover is not None:
             self.remover.remove([d.key for d in pending])
         self.progress.advance(len(pending), size)
+        if status != lifecycle.ItemStatus.IN_PROGRESS:  # paused or cancelled: at the next document
+            raise Stopped(str(status))
 
 
 class Remover:

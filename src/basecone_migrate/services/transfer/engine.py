@@ -34,6 +34,7 @@ from basecone_migrate.services.transfer.copying import (
     Plan,
     Problems,
     Remover,
+    Stopped,
     archive_totals,
     label_of,
     rename_one,
@@ -61,8 +62,10 @@ class ItemTransfer:
     def begin(self) -> Plan:
         with self.rt.uow() as uow:
             s = uow.session
-            item = s.get(MigrationItem, self.item_id)
+            item = s.get(MigrationItem, self.item_id, with_for_update=True)
             assert item is not None
+            if item.status not in RESUMABLE:
+                raise Stopped(item.status)
             migration = item.migration
             resumed = item.started_at is not None
             count, size, last_id = archive_totals(s, item.administration_id)
@@ -270,8 +273,10 @@ class ItemTransfer:
         """Add this run's phase times to the item (and make ``event``'s change of status in
         the same commit)."""
         with self.rt.uow() as uow:
-            item = uow.session.get(MigrationItem, plan.item_id)
+            item = uow.session.get(MigrationItem, plan.item_id, with_for_update=True)
             assert item is not None
+            if item.status != ItemStatus.IN_PROGRESS:
+                event = None  # stopped meanwhile (cancel, pause): that decides, not this run
             total = Counter(item.timings or {})
             total.update(timings)
             item.timings = {k: round(v, 4) for k, v in total.items()}
@@ -288,8 +293,10 @@ class ItemTransfer:
             # Workers finish the items of one migration side by side: the migration's row is
             # taken first, so the last one to finish sees the others done and mails, once.
             s.execute(select(Migration.id).where(Migration.id == plan.migration_id).with_for_update())
-            item = s.get(MigrationItem, plan.item_id)
+            item = s.get(MigrationItem, plan.item_id, with_for_update=True)
             assert item is not None
+            if item.status != ItemStatus.IN_PROGRESS:
+                raise Stopped(item.status)
             migration = item.migration
             change(item, Event.COMPLETE, Actor.WORKER)
             item.phase = None
@@ -332,10 +339,17 @@ class ItemTransfer:
         return error
 
     def run(self) -> str:
-        plan = self.begin()
+        try:
+            plan = self.begin()
+        except Stopped as stopped:  # cancelled or paused before this run began
+            return stopped.status
         timings: dict[str, float] = {}
         try:
             return self._run(plan, timings)
+        except Stopped as stopped:  # paused or cancelled by a person: what arrived stays recorded
+            self.record_timings(plan, timings)
+            self.progress.item_finished(plan.label, stopped.status, f"stopped: {stopped.status}")
+            return stopped.status
         except Exception as exc:  # noqa: BLE001 - any failure fails this item, with its reason
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             error = self.fail(plan, Problems.of(reason if isinstance(exc, Blocked) else

@@ -16,6 +16,7 @@ from basecone_migrate.db.models import (
     MigrationItem,
     User,
     Workflow,
+    WorkflowAuthoriser,
 )
 from basecone_migrate.domain import mails
 from basecone_migrate.domain.lifecycle import ItemStatus
@@ -24,7 +25,7 @@ from basecone_migrate.domain.rules import administration_email
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases
 from basecone_migrate.services.receipts import archive_receipt
-from basecone_migrate.services.transfer.copying import Blocked, Plan, archive_totals
+from basecone_migrate.services.transfer.copying import Blocked, Plan, Stopped, archive_totals
 
 
 def switch(rt: Runtime, plan: Plan) -> bool:
@@ -34,15 +35,20 @@ def switch(rt: Runtime, plan: Plan) -> bool:
     documents since the copy: then the copy runs again first."""
     with rt.uow() as uow:
         s = uow.session
-        item = s.get(MigrationItem, plan.item_id)
+        # The item's row first: a cancel or pause that changed it waits for this switch, or
+        # this switch sees it and stops.
+        item = s.get(MigrationItem, plan.item_id, with_for_update=True)
         admin = s.scalar(select(Administration).where(Administration.id == plan.administration_id)
                          .with_for_update())
         assert item is not None and admin is not None
+        if item.status != ItemStatus.IN_PROGRESS:
+            raise Stopped(item.status)
         count, _, last_id = archive_totals(s, admin.id)
         if (count, last_id) != (plan.documents, plan.last_id):
             return False
         migration = item.migration
         target: Environment = migration.target_environment  # type: ignore[assignment]
+        item.kept = kept_in_source(s, admin.id)
         s.execute(delete(Access).where(Access.administration_id == admin.id))
         s.execute(delete(Workflow).where(Workflow.administration_id == admin.id))
         admin.environment_id = target.id
@@ -65,6 +71,18 @@ def switch(rt: Runtime, plan: Plan) -> bool:
                 f"blocked by the database ({str(exc.orig).splitlines()[0]}): that link was taken "
                 "meanwhile; free it, then resume") from None
     return True
+
+
+def kept_in_source(s: Any, administration_id: int) -> dict[str, Any]:
+    """The access and workflows a switch removes (user ids), for an undo to give back."""
+    access = sorted(s.scalars(select(Access.user_id).where(Access.administration_id == administration_id)))
+    workflows = []
+    for workflow in s.scalars(select(Workflow).where(Workflow.administration_id == administration_id)
+                              .order_by(Workflow.id)):
+        authorisers = sorted(s.scalars(select(WorkflowAuthoriser.user_id)
+                                       .where(WorkflowAuthoriser.workflow_id == workflow.id)))
+        workflows.append({"name": workflow.name, "authorisers": authorisers})
+    return {"access": access, "workflows": workflows}
 
 
 def queue_completed(rt: Runtime, s: Any, migration: Migration) -> int:

@@ -1,0 +1,76 @@
+"""The way back: `cancel` a move that has not completed, `undo` one that has."""
+
+from typing import Annotated, Any
+
+import typer
+
+import basecone_migrate.cli.complete as complete
+import basecone_migrate.cli.context as context
+from basecone_migrate.cli.arguments import DryRunOption, MigrationArgument
+from basecone_migrate.cli.context import AsOption, JsonOption
+from basecone_migrate.cli.render import report
+
+AdminsOption = Annotated[list[str] | None, typer.Option(
+    "--admin", metavar="ADMIN", autocompletion=complete.administrations,
+    help="Only this administration of the migration (id or the code it was offered under); "
+         "repeatable. Default: all of them.")]
+ReasonOption = Annotated[str | None, typer.Option(
+    "--reason", metavar="TEXT", help="Why: in the audit and in the mail to both sides.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cancel")(cancel)
+    app.command("undo")(undo)
+
+
+def cancel(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption = None,
+           reason: ReasonOption = None, json: JsonOption = False, as_: AsOption = None) -> None:
+    """Stop a move that has not completed and bring the administrations back.
+
+    A Superuser of the sending or the receiving environment cancels what is scheduled, in
+    progress, paused or failed (a transfer running elsewhere stops at its next document).
+    Each administration goes back where it was before the redeem: the sending environment,
+    its old connection, code and mail address, every document in the sending storage. The
+    fee is credited back; both sides get a mail. Interrupted: exit 5, run it again.
+    """
+    from basecone_migrate.services.migrations import control
+    from basecone_migrate.services.migrations.common import check_reason
+
+    cli = context.get(ctx, json=json, as_=as_)
+    check_reason(reason)
+    outcome = control.cancel(cli.runtime, migration, admins or [], reason)
+    _done(cli, outcome, "cancelled")
+
+
+def undo(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption = None,
+         reason: ReasonOption = None, dry_run: DryRunOption = False, json: JsonOption = False,
+         as_: AsOption = None) -> None:
+    """Take back a completed move, within BASECONE_MIGRATE_UNDO_DAYS days (default 14).
+
+    A Superuser of the environment that holds the administrations returns them to the
+    sending environment: old connection, code and mail address, every document they have
+    now (also those added since), the users' access and workflows they had there; the fee
+    is credited back. Refused when the window has passed, the old code is taken, or an
+    administration is in another migration. Interrupted: exit 5, run it again.
+    """
+    from basecone_migrate.services.migrations import control
+    from basecone_migrate.services.migrations.common import check_reason
+
+    cli = context.get(ctx, json=json, as_=as_)
+    check_reason(reason)
+    outcome = control.undo(cli.runtime, migration, admins or [], reason, dry_run=dry_run)
+    _done(cli, outcome, "would be undone" if dry_run else "undone")
+
+
+def _done(cli: context.CLI, outcome: Any, what: str) -> None:
+    report(cli, outcome)
+    payload = outcome.payload
+
+    def render() -> None:
+        from basecone_migrate.cli.output import Column
+
+        cli.out.table([Column("id", "right"), Column("status")],
+                      [(i["administration_id"], i["status"]) for i in payload["items"]],
+                      title=f"Migration {payload['migration_id']}: {what}")
+
+    cli.out.emit(payload, render)

@@ -1,0 +1,89 @@
+"""undo: a completed move taken back within the grace window, by a Superuser of the
+environment that holds it: everything as it was, the fee credited, both sides mailed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SUE, TIM, TINA, UMA, Cli, SmtpServer, State, make_offer, snapshot_files
+
+
+def _moved(cli: Cli) -> dict[str, Any]:
+    """1001 (3 documents, access for Sue and Carl) and 1002 (a workflow, linked under a new
+    code) moved from ACME to BOOK, a fee of EUR 49.00 each."""
+    code = make_offer(cli, "1001", "1002", extra=("--confirm-checklist",))["transfercode"]
+    cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1002=book-tw:1002",
+           fee="EUR 49.00")
+    return cli.ok("status", "1", "--json").json()
+
+
+def test_undo_brings_a_two_administration_move_back_with_what_was_added_since(
+        mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, storage: Path, tmp_path: Path,
+        db_url: str) -> None:
+    cli = mailing_cli
+    before = {a: cli.ok("admin", "show", a, "--json").json() for a in ("1", "2")}
+    files_before = snapshot_files(storage / "ACME")
+    _moved(cli)
+    cli.ok("--as", TINA, "link", "1001", "--code", "7001")  # a code change after the move
+    later = tmp_path / "later.pdf"
+    later.write_bytes(b"%PDF-1.4 added at the receiver after the move\n")
+    cli.ok("--as", TINA, "archive", "add", "7001", str(later))
+    cli.ok("--as", TINA, "access", "grant", "7001", "--user", UMA)
+    smtp.take()
+
+    dry = cli.ok("--as", TINA, "undo", "1", "--dry-run", "--json").json()
+    assert dry == {"migration_id": 1, "dry_run": True, "items": [
+        {"administration_id": 1, "status": "would be undone"},
+        {"administration_id": 2, "status": "would be undone"}]}
+    assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "completed"
+
+    undone = cli.ok("--as", TINA, "undo", "1", "--reason", "wrong office", "--json")
+    assert undone.json() == {"migration_id": 1, "items": [
+        {"administration_id": 1, "status": "undone"}, {"administration_id": 2, "status": "undone"}]}
+
+    after = {a: cli.ok("admin", "show", a, "--json").json() for a in ("1", "2")}
+    for admin in ("1", "2"):
+        for key in ("environment", "accounting_system", "code", "name", "email", "users", "workflows"):
+            assert after[admin][key] == before[admin][key], (admin, key)
+    # every document back in ACME's storage, the one added since too; none left at BOOK
+    shas = sorted([*files_before.values(), hashlib.sha256(later.read_bytes()).hexdigest()])
+    assert sorted(snapshot_files(storage / "ACME").values()) == shas
+    assert list(snapshot_files(storage / "BOOK")) == [".basecone-migrate-database"]  # its mark only
+    assert cli.ok("--as", SUE, "archive", "verify", "1", "--json").json()["documents"] == 4
+
+    charges = cli.ok("charges", "--json").json()
+    assert [(c["environment"], c["administration_id"], c["kind"], c["amount"]) for c in charges] == [
+        ("BOOK", 1, "fee", "49.00"), ("BOOK", 2, "fee", "49.00"),
+        ("BOOK", 1, "credit", "-49.00"), ("BOOK", 2, "credit", "-49.00")]
+    [mail] = smtp.take()
+    assert sorted(mail.recipients) == sorted([SUE, TINA]) and mail.subject.startswith("Migration undone")
+    assert "wrong office" in mail.text and "Bakkerij Jansen" in mail.text and "Garage Smit" in mail.text
+    actions = [(r["action"], r["administration_id"]) for r in cli.ok("audit", "--migration", "1", "--json").json()]
+    assert ("undo", 1) in actions and ("undo_switch_back", 2) in actions
+    assert [i["status"] for i in cli.ok("status", "1", "--json").json()["items"]] == ["undone", "undone"]
+
+
+def test_undo_is_refused_and_changes_nothing(cli: Cli, loaded: dict[str, Any], state: State) -> None:
+    _moved(cli)
+    snapshot = state.take()
+    refused = cli("--as", SUE, "undo", "1")
+    assert (refused.exit_code, refused.error) == (
+        4, "Error: sue@acme.example is not a Superuser of BOOK: only they may undo migration 1")
+    late = cli("--as", TINA, "undo", "1", now="2026-03-17T09:00:01Z")
+    assert (late.exit_code, late.error) == (
+        1, "Error: migration 1 cannot be undone: 1001 Bakkerij Jansen (id 1) completed on 2026-03-02, "
+           "more than 14 days ago (BASECONE_MIGRATE_UNDO_DAYS); 1002 Garage Smit (id 2) completed on "
+           "2026-03-02, more than 14 days ago (BASECONE_MIGRATE_UNDO_DAYS)")
+    off = cli("--as", TINA, "undo", "1", undo_days="0")
+    assert (off.exit_code, off.error) == (1, "Error: undo is turned off here (BASECONE_MIGRATE_UNDO_DAYS=0)")
+    bad = cli("--as", TINA, "undo", "1", undo_days="two weeks")
+    assert (bad.exit_code, bad.error) == (
+        2, "Error: days a completed move can be undone (0: never) 'two weeks' (from env "
+           "BASECONE_MIGRATE_UNDO_DAYS) is not valid: expected a whole number of days from 0 to 3650")
+    assert state.take() == snapshot
+    cli.ok("--as", TIM, "undo", "1", "--admin", "1002")  # another Superuser of BOOK, one of two
+    assert [i["status"] for i in cli.ok("status", "1", "--json").json()["items"]] == ["completed", "undone"]
+    again = cli("--as", TINA, "undo", "1", "--admin", "1002")
+    assert again.exit_code == 1 and "1002 Garage Smit (id 2) is undone, not completed" in again.error
