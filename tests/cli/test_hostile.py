@@ -151,7 +151,8 @@ SYSTEMS = shaped("acme-tw", "acme-tw2", "acme-eol", "acme-snel", "book-tw")
 CODES = shaped("1001", "1002", "1098", "1099", "1501", "7001")
 INSTANTS = shaped("2026-03-01", "2026-03-01T00:00:00Z", "2026-03-02T09:00:00+01:00", "yesterday")
 LIMITS = shaped("1", "5", "100", "0")
-STATUSES = shaped("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed")
+STATUSES = shaped("offered", "revoked", "expired", "rejected", "in_progress", "completed", "failed",
+                  "scheduled", "paused", "cancelled", "undone")
 
 
 def files(*names: str) -> st.SearchStrategy[str]:
@@ -211,13 +212,18 @@ STRATEGIES: dict[tuple[str, ...], list[Part]] = {
                   opt("--after", shaped("1", "2")),
                   st.sampled_from([[], ["--watch", "--interval", "0.2"]])],
     ("terms",): [],
+    ("cancel",): [arg(MIGRATIONS), many("--admin", ADMINS), opt("--reason", shaped("wrong office", "\x1b[31mred"))],
+    ("undo",): [arg(MIGRATIONS), many("--admin", ADMINS), opt("--reason", shaped("not ours", "\x1b[31mred")),
+                flag("--dry-run")],
+    ("charges",): [opt("--env", shaped("ACME", "BOOK", "TRY", "acme")), opt("--limit", LIMITS),
+                   opt("--after", shaped("1", "2"))],
 }
 
 
 @st.composite
 def invocations(draw: st.DrawFn, path: tuple[str, ...]) -> list[str]:
     args: list[str] = []
-    usual = TINA if path in (("redeem",), ("resume",)) else SUE  # who would run it
+    usual = TINA if path in (("redeem",), ("resume",), ("cancel",), ("undo",)) else SUE  # who would run it
     acting = draw(st.sampled_from([usual, usual, usual, SUE, TINA, CARL, TOM, None, "nobody@x.example"]))
     if acting is not None:
         args += ["--as", acting]
