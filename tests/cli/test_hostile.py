@@ -201,7 +201,8 @@ STRATEGIES: dict[tuple[str, ...], list[Part]] = {
                                    many("--link", shaped("1001=book-tw:7001", "1001=book-tw",
                                                          "1001=book-xero:6001", "1002=book-tw:1002")),
                                    opt("--links", files("links", "bad-links", "garbage")),
-                                   flag("--take-catalogue-name"), flag("--background")).map(_joined),
+                                   flag("--take-catalogue-name"), flag("--background"),
+                                   opt("--start-after", INSTANTS)).map(_joined),
                          st.tuples(st.just(["--reject"]), opt("--reason", shaped("too late", "\x1b[31mred"))
                                    ).map(_joined)),
                   flag("--dry-run")],
@@ -215,6 +216,7 @@ STRATEGIES: dict[tuple[str, ...], list[Part]] = {
     ("cancel",): [arg(MIGRATIONS), many("--admin", ADMINS), opt("--reason", shaped("wrong office", "\x1b[31mred"))],
     ("undo",): [arg(MIGRATIONS), many("--admin", ADMINS), opt("--reason", shaped("not ours", "\x1b[31mred")),
                 flag("--dry-run")],
+    ("pause",): [arg(MIGRATIONS)],
     ("charges",): [opt("--env", shaped("ACME", "BOOK", "TRY", "acme")), opt("--limit", LIMITS),
                    opt("--after", shaped("1", "2"))],
 }
@@ -223,7 +225,7 @@ STRATEGIES: dict[tuple[str, ...], list[Part]] = {
 @st.composite
 def invocations(draw: st.DrawFn, path: tuple[str, ...]) -> list[str]:
     args: list[str] = []
-    usual = TINA if path in (("redeem",), ("resume",), ("cancel",), ("undo",)) else SUE  # who would run it
+    usual = TINA if path in (("redeem",), ("resume",), ("cancel",), ("undo",), ("pause",)) else SUE  # who would run it
     acting = draw(st.sampled_from([usual, usual, usual, SUE, TINA, CARL, TOM, None, "nobody@x.example"]))
     if acting is not None:
         args += ["--as", acting]

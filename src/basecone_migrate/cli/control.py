@@ -21,6 +21,7 @@ ReasonOption = Annotated[str | None, typer.Option(
 def register(app: typer.Typer) -> None:
     app.command("cancel")(cancel)
     app.command("undo")(undo)
+    app.command("pause")(pause)
 
 
 def cancel(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption = None,
@@ -40,6 +41,20 @@ def cancel(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOptio
     check_reason(reason)
     outcome = control.cancel(cli.runtime, migration, admins or [], reason)
     _done(cli, outcome, "cancelled")
+
+
+def pause(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = False,
+          as_: AsOption = None) -> None:
+    """Pause a migration's scheduled and in-progress transfers.
+
+    A Superuser of the receiving environment pauses them: workers (or an inline transfer)
+    stop at the next document, nothing is lost or doubled, and no worker starts them again
+    until `basecone-migrate resume MIGRATION` (here, or with --background on the workers).
+    """
+    from basecone_migrate.services.migrations import control
+
+    cli = context.get(ctx, json=json, as_=as_)
+    _done(cli, control.pause(cli.runtime, migration), "paused")
 
 
 def undo(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption = None,

@@ -48,6 +48,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "audit": ("basecone-migrate audit --admin id:12", "basecone-migrate audit --since 2026-11-01 --json"),
     "cancel": ("basecone-migrate --as tina@book.example cancel 42 --reason \"wrong office\"",
                "basecone-migrate --as sue@acme.example cancel 42 --admin 1002 --json"),
+    "pause": ("basecone-migrate --as tina@book.example pause 42",
+              "basecone-migrate --as tina@book.example resume 42 --background"),
     "undo": ("basecone-migrate --as tina@book.example undo 42 --dry-run",
              "basecone-migrate --as tina@book.example undo 42 --admin 7003 --reason \"not our client\""),
     "charges": ("basecone-migrate charges --env BOOK", "basecone-migrate charges --json"),

@@ -52,13 +52,18 @@ def redeem(
                                                help="Why (for --reject or what --select leaves).")] = None,
     dry_run: DryRunOption = False,
     background: BackgroundOption = False,
+    start_after: Annotated[str | None, typer.Option(
+        "--start-after", metavar="INSTANT",
+        help="With --background: no worker starts the transfer before this ISO-8601 instant "
+             "(2026-12-24T22:00:00Z; without an offset, UTC).")] = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
     """Take (or reject) what a transfercode offers.
 
     Then the archives move, with progress bars at a terminal; with --background, workers
-    move them and the administrations stay in_progress until they have.
+    move them and the administrations stay in_progress until they have (with --start-after,
+    scheduled until that instant).
     """
     from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.cli.prompts import questions_for
@@ -72,6 +77,10 @@ def redeem(
                            "--take-catalogue-name and --accept-terms")
     if reject and background:
         raise UsageProblem("--reject moves nothing: drop --background")
+    start = _instant(start_after)
+    if start is not None and not background:
+        raise UsageProblem("--start-after is for background transfers: add --background (workers "
+                           "start the transfer at that instant)")
     if code_file == "-" and links_file == "-":
         raise UsageProblem("--code-file - and --links - both read standard input: give one a file")
     links = [_parse_link(text) for text in link or []]
@@ -98,6 +107,7 @@ def redeem(
     try:
         with bars:
             outcome = receiving.redeem(cli.runtime, code, accept_terms=accept_terms,
+                                        start_after=start,
                                         select_=select or [], links=links, reason=reason,
                                         dry_run=dry_run, ask=questions_for(cli.out),
                                         progress=progress, background=background, link_lines=lines,
@@ -111,6 +121,19 @@ def redeem(
     if background and not dry_run:
         title += f" (queued for the workers: follow with `basecone-migrate status {p['migration_id']} --watch`)"
     cli.out.emit(p, lambda: _render_moved(cli, p, title))
+
+
+def _instant(text: str | None) -> Any:
+    from basecone_migrate.clock import parse_instant
+    from basecone_migrate.errors import UsageProblem
+
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise UsageProblem(f"--start-after {text!r} is not an ISO-8601 instant (such as "
+                           "2026-12-24T22:00:00Z)") from None
 
 
 def _render_moved(cli: CLI, p: dict[str, Any], title: str) -> None:

@@ -25,6 +25,7 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from basecone_migrate.errors import UsageProblem
@@ -130,10 +131,11 @@ def queued_items(db: Any, item_ids: Sequence[int]) -> set[int]:
     return {names[name] for name in rows if name in names}
 
 
-def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime) -> int:
+def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime,
+            schedule_at: datetime | None = None) -> int:
     """Queue a transfer job for each item, in the session's transaction (it must be on
-    PostgreSQL). An item that already waits in the queue is not queued twice. Returns how
-    many jobs were queued."""
+    PostgreSQL), due at once or at ``schedule_at`` (no worker takes it earlier). An item
+    that already waits in the queue is not queued twice. Returns how many jobs were queued."""
     from procrastinate import SyncPsycopgConnector
     from procrastinate.exceptions import AlreadyEnqueued
     from procrastinate.jobs import JobDeferrer
@@ -147,7 +149,7 @@ def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime) 
     raw = session.connection().connection.driver_connection
     queued = 0
     for item_id in item_ids:
-        job = task.configure(**_job_locks(item_id)).job
+        job = task.configure(**_job_locks(item_id), schedule_at=schedule_at).job
         try:
             with raw.transaction():  # a savepoint: a refused defer leaves the rest intact
                 JobDeferrer(job_manager=manager, job=job, connection=raw).defer(
@@ -169,6 +171,7 @@ def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str,
     from sqlalchemy import select
 
     from basecone_migrate.db.tables import migration_items
+    from basecone_migrate.domain.lifecycle import ItemStatus
     from basecone_migrate.mail import Postman
     from basecone_migrate.services.locks import ItemLock
     from basecone_migrate.services.transfer import RESUMABLE, NoProgress, run_item
@@ -181,8 +184,10 @@ def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str,
             item = db.execute(select(migration_items.c.status, migration_items.c.migration_id,
                                      migration_items.c.administration_id)
                               .where(migration_items.c.id == item_id)).one()
-        if item.status not in RESUMABLE:
-            return str(item.status)  # done by an earlier run of this job, or by `resume`
+        if item.status == ItemStatus.SCHEDULED and not _start(rt, item_id):
+            return "not started: it left scheduled meanwhile"  # paused or cancelled
+        elif item.status not in (*RESUMABLE, ItemStatus.SCHEDULED):
+            return str(item.status)  # done by an earlier run, by `resume`; paused, cancelled
         reporter = (progress(f"{worker}: migration {item.migration_id}, administration "
                              f"{item.administration_id}") if progress else NoProgress())
         status, mail_ids = run_item(rt, item_id, actor, reporter, worker=worker)
@@ -190,6 +195,19 @@ def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str,
         return status
     finally:
         lock.release()
+
+
+def _start(rt: Runtime, item_id: int) -> bool:
+    """A scheduled item's time has come: in progress (False when it left ``scheduled``)."""
+    from basecone_migrate.db.lifecycle import guarded
+    from basecone_migrate.db.tables import migration_items
+    from basecone_migrate.domain.lifecycle import Actor, Event
+
+    with rt.uow() as uow:
+        started = uow.session.execute(guarded(Event.START, Actor.WORKER, migration_items.c.id == item_id)
+                                      .values(scheduled_for=None)).rowcount
+        uow.commit()
+    return started == 1
 
 
 # -- workers ----------------------------------------------------------------------------------

@@ -62,6 +62,32 @@ def cancel(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: s
     return _outcome(rt, migration_id, ids, mail_ids)
 
 
+def pause(rt: Runtime, migration_id: int) -> Outcome:
+    """Pause the scheduled and in-progress items: running transfers stop at their next
+    document (this waits for them), no worker starts them until `resume`."""
+    with rt.uow() as uow:
+        s = uow.session
+        user = lookup.acting_user(rt, s)
+        migration = lookup.migration(s, migration_id, lock=True)
+        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
+                               migration.target_environment_id)
+        if side is None or not lifecycle.may(side, Event.PAUSE):
+            where = migration.target_environment.code if migration.target_environment else "the receiver"
+            raise NotAllowed(f"{user.email} is not a Superuser of {where}: only they may pause "
+                             f"migration {migration_id}")
+        items = items_of(s, migration)
+        taken = [i for i in items if lifecycle.allows(i.status, Event.PAUSE, side)]
+        if not taken:
+            statuses = ", ".join(sorted({i.status for i in items}))
+            raise Refused(f"nothing to pause in migration {migration_id}: its administrations are "
+                          f"{statuses} (only scheduled and in-progress transfers pause)")
+        _take(rt, s, Event.PAUSE, side, taken, user.email, None, credit=False)
+        uow.commit()
+        ids = [i.id for i in taken]
+    _wait_until_stopped(rt, migration_id, "pause").release()
+    return _outcome(rt, migration_id, ids, [])
+
+
 def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str | None = None,
          dry_run: bool = False) -> Outcome:
     """Within the grace window, bring completed items back to the sending environment."""
@@ -164,7 +190,7 @@ def _why_not_undone(s: Any, item: MigrationItem, migration: Any, days: int, now:
 
 
 def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationItem], actor: str,
-          reason: str | None) -> None:
+          reason: str | None, credit: bool = True) -> None:
     """The items' new status in one guarded UPDATE (of two commands at once, one takes each
     item), the fee credited, an audit row each."""
     if not items:
@@ -182,7 +208,7 @@ def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationI
     credited = set(s.scalars(select(Charge.item_id).where(Charge.item_id.in_(ids), Charge.kind == "credit")))
     for item in items:
         fee = fees.get(item.id)
-        if fee is not None and item.id not in credited:
+        if credit and fee is not None and item.id not in credited:
             s.add(Charge(environment_id=fee.environment_id, item_id=item.id, currency=fee.currency,
                          amount_cents=-fee.amount_cents, created_at=now, kind="credit"))
         audit.record(s, at=now, actor=actor, action=event.value, administration_id=item.administration_id,
@@ -194,19 +220,26 @@ def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationI
 def _bring_back(rt: Runtime, migration_id: int, ids: list[int], event: str, actor: str,
                 reason: str | None) -> list[int]:
     """Wait for a running transfer to stop at its next document, then bring the items back."""
-    lock = TransferLock(rt, migration_id)
-    deadline = time.monotonic() + STOP_WAIT_SECONDS
-    while not lock.try_acquire():
-        if time.monotonic() > deadline:
-            raise TransferIncomplete(
-                f"the items are {'cancelled' if event == 'cancel' else 'undone'}, but a process "
-                f"still holds migration {migration_id}: run `basecone-migrate {event} "
-                f"{migration_id}` again once it has stopped")
-        time.sleep(0.2)
+    lock = _wait_until_stopped(rt, migration_id, event)
     try:
         return return_items(rt, migration_id, ids, event=event, actor=actor, reason=reason)
     finally:
         lock.release()
+
+
+def _wait_until_stopped(rt: Runtime, migration_id: int, event: str) -> TransferLock:
+    """The migration's transfer lock, once a transfer running elsewhere has stopped at its
+    next document (exit 5 when it does not within STOP_WAIT_SECONDS)."""
+    lock = TransferLock(rt, migration_id)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while not lock.try_acquire():
+        if time.monotonic() > deadline:
+            done = {"cancel": "cancelled", "undo": "undone", "pause": "paused"}[event]
+            raise TransferIncomplete(
+                f"the administrations are {done}, but a process still holds migration "
+                f"{migration_id}: run `basecone-migrate {event} {migration_id}` again once it has stopped")
+        time.sleep(0.2)
+    return lock
 
 
 def _outcome(rt: Runtime, migration_id: int, ids: list[int], mail_ids: list[int]) -> Outcome:

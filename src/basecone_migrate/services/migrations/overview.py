@@ -291,6 +291,7 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "documents_total": item.documents_total,
             "bytes_done": item.bytes_done,
             "bytes_total": item.bytes_total,
+            "scheduled_for": item.scheduled_for,
             "started_at": item.started_at,
             "finished_at": item.finished_at,
             "seconds": seconds,

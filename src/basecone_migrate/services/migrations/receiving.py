@@ -136,12 +136,17 @@ def redeem(
     background: bool = False,
     link_lines: Sequence[int] | None = None,
     take_name: bool = False,
+    start_after: datetime | None = None,
 ) -> Outcome:
     """Take what a code offers, then move the archives: here, inline, or (``background``)
-    by workers, with the items left ``in_progress`` and one queued job per item.
+    by workers, with the items left ``in_progress`` and one queued job per item (with
+    ``start_after``, ``scheduled`` and their jobs due at that instant).
     ``take_name``: an administration linked to a catalogue entry of another name takes that
     name at the switch (without it, such a link is refused)."""
     check_reason(reason)
+    if start_after is not None and not background:
+        raise UsageProblem("--start-after is for background transfers: add --background (workers "
+                           "start the transfer at that instant)")
     if background:
         from basecone_migrate.services.background import require_postgres
 
@@ -169,7 +174,7 @@ def redeem(
     # moment the redeem commits.)
     with TransferLock(rt, migration_id, items=not background):
         outcome = _take(rt, code_text, accept_terms, select_, links, reason, background, link_lines,
-                        take_name)
+                        take_name, start_after)
         if not background:
             outcome.delivery.merge(run_transfer(rt, migration_id, progress))
     outcome.payload = redeem_payload(rt, migration_id)
@@ -197,7 +202,7 @@ def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
 def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str],
           links: Sequence[tuple[str, str, str | None]], reason: str | None,
           background: bool = False, link_lines: Sequence[int] | None = None,
-          take_name: bool = False) -> Outcome:
+          take_name: bool = False, start_after: datetime | None = None) -> Outcome:
     now = rt.now()
     fee = rt.settings.fee
     with rt.uow() as uow:
@@ -216,8 +221,9 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         migration.target_environment_id = d.target.id
         for plan in d.plans:
             documents, size = archive_size(s, plan.item.administration_id)
-            taken = s.execute(guarded(Event.REDEEM, Actor.RECEIVER, migration_items.c.id == plan.item.id)
-                .values(phase="copying",
+            event = Event.REDEEM if start_after is None else Event.SCHEDULE
+            taken = s.execute(guarded(event, Actor.RECEIVER, migration_items.c.id == plan.item.id)
+                .values(phase="copying", scheduled_for=start_after,
                         target_accounting_system_id=plan.connection.id, target_code=plan.code,
                         target_email=administration_email(d.target.code, plan.code),
                         target_name=plan.name if plan.name != plan.item.name else None,
@@ -240,7 +246,7 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         if background:  # in this transaction: no job without the change, no change without its jobs
             from basecone_migrate.services.background import enqueue
 
-            enqueue(s, [p.item.id for p in d.plans], d.user.email, rt)
+            enqueue(s, [p.item.id for p in d.plans], d.user.email, rt, schedule_at=start_after)
         uow.commit()
     return Outcome({}, Postman(rt).deliver(mail_ids))
 

@@ -59,6 +59,7 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
     if background:
         return Outcome(redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id, side))
     with TransferLock(rt, migration_id):
+        _unpause(rt, migration_id, side)
         delivery = run_transfer(rt, migration_id, progress)
     return Outcome(redeem_payload(rt, migration_id), delivery)
 
@@ -78,3 +79,15 @@ def _queue_unfinished(rt: Runtime, migration_id: int, side: Actor) -> list[str]:
         uow.commit()
     waiting = len(items) - queued
     return [f"{waiting} of {len(items)} administrations were already waiting in the queue"] if waiting else []
+
+
+def _unpause(rt: Runtime, migration_id: int, side: Actor) -> None:
+    """Paused items go on (a person resumes them; a transfer takes up only what is in progress)."""
+    with rt.uow() as uow:
+        s = uow.session
+        for item in items_of(s, lookup.migration(s, migration_id, lock=True)):
+            if item.status == ItemStatus.PAUSED:
+                change(item, Event.RESUME, side)
+                audit.record(s, at=rt.now(), actor=rt.settings.user or audit.SYSTEM, action="resume",
+                             administration_id=item.administration_id, migration_id=migration_id)
+        uow.commit()

@@ -1,0 +1,97 @@
+"""pause, resume and redeem --start-after with real workers on PostgreSQL: a paused transfer
+stops at its next document and waits for `resume`; a scheduled one waits for its instant."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TINA, Cli, make_offer
+from tests.integration.test_background import ALIVE, _audit, _jobs, _offered_archive, _wait_for
+from tests.integration.test_transfer import (
+    assert_moved_intact,
+    env_process,
+    item_row,
+    wait_until_copying,
+)
+
+pytestmark = pytest.mark.slow
+ONLY_POSTGRES = pytest.mark.parametrize("backend", ["postgresql"])
+
+
+@ONLY_POSTGRES
+def test_a_paused_transfer_stops_at_its_next_document_and_resume_finishes_it(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    before, offer = _offered_archive(cli, world_dir, shm)
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
+    worker = env_process(env_vars, "worker", "--name", "w", *ALIVE)
+    try:
+        wait_until_copying(worker, db_url)
+        refused = cli("--as", "sue@acme.example", "pause", "1")
+        assert (refused.exit_code, refused.error) == (
+            4, "Error: sue@acme.example is not a Superuser of BOOK: only they may pause migration 1")
+
+        paused = cli.ok("--as", TINA, "pause", "1", "--json")  # returns once the worker let go
+        assert paused.json() == {"migration_id": 1, "items": [{"administration_id": 1, "status": "paused"}]}
+        item, done = item_row(db_url)
+        assert item.status == "paused" and 0 < len(done) < len(before), "paused mid-way"
+        time.sleep(1.5)  # the worker, still running, leaves it alone
+        assert (item_row(db_url)[0].status, len(item_row(db_url)[1])) == ("paused", len(done))
+        view = cli.ok("status", "1", "--json").json()
+        assert (view["status"], view["items"][0]["status"]) == ("paused", "paused")
+        again = cli("--as", TINA, "pause", "1")
+        assert (again.exit_code, again.error) == (
+            1, "Error: nothing to pause in migration 1: its administrations are paused (only scheduled "
+               "and in-progress transfers pause)")
+
+        cli.ok("--as", TINA, "resume", "1", "--background")
+        _wait_for(lambda: item_row(db_url)[0].status == "completed", timeout=180)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=120)
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+    assert [e["action"] for e in _audit(cli, "pause")] == ["pause"]
+    assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_a_scheduled_redeem_waits_for_its_instant(
+        backend: str, loaded: Any, env_vars: dict[str, str], db_url: str, storage: Path) -> None:
+    cli = Cli(env_vars)
+    offer = make_offer(cli, "1001")
+    start = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    redeemed = cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
+                      "--start-after", start.isoformat(), "--json").json()
+    assert [i["status"] for i in redeemed["items"]] == ["scheduled"]
+    [item] = cli.ok("status", "1", "--json").json()["items"]
+    assert (item["status"], item["scheduled_for"]) == ("scheduled", start.isoformat())
+
+    worker = env_process(env_vars, "worker", "--once", *ALIVE)  # waits for what is scheduled
+    time.sleep(1.5)
+    assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "scheduled"
+    assert (storage / "ACME" / "1").is_dir()  # nothing moved yet
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    [item] = cli.ok("status", "1", "--json").json()["items"]
+    assert (item["status"], item["scheduled_for"]) == ("completed", None)
+    [started] = _audit(cli, "transfer_start")
+    assert datetime.fromisoformat(started["recorded_at"]) >= start  # the database's own time
+
+
+def test_start_after_is_checked_before_anything_changes(cli: Cli, loaded: Any) -> None:
+    code = make_offer(cli, "1001")["transfercode"]
+    inline = cli("--as", TINA, "redeem", code, "--accept-terms", "--start-after", "2026-12-24T22:00:00Z")
+    assert (inline.exit_code, inline.error) == (
+        2, "Error: --start-after is for background transfers: add --background (workers start the "
+           "transfer at that instant)")
+    bad = cli("--as", TINA, "redeem", code, "--accept-terms", "--background", "--start-after", "tonight")
+    assert (bad.exit_code, bad.error) == (
+        2, "Error: --start-after 'tonight' is not an ISO-8601 instant (such as 2026-12-24T22:00:00Z)")
+    assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "offered"
