@@ -87,3 +87,28 @@ def test_undo_is_refused_and_changes_nothing(cli: Cli, loaded: dict[str, Any], s
     assert [i["status"] for i in cli.ok("status", "1", "--json").json()["items"]] == ["completed", "undone"]
     again = cli("--as", TINA, "undo", "1", "--admin", "1002")
     assert again.exit_code == 1 and "1002 Garage Smit (id 2) is undone, not completed" in again.error
+
+
+def test_undo_in_the_background_is_done_by_a_worker(
+        mailing_cli: Cli, loaded: dict[str, Any], smtp: SmtpServer, storage: Path, backend: str,
+        env_vars: dict[str, str]) -> None:
+    from tests.conftest import run_process
+
+    cli = mailing_cli
+    files_before = snapshot_files(storage / "ACME")
+    _moved(cli)
+    smtp.take()
+    if backend == "sqlite":
+        refused = cli("--as", TINA, "undo", "1", "--background")
+        assert refused.exit_code == 2 and "need a shared PostgreSQL database" in refused.error
+        return
+    queued = cli.ok("--as", TINA, "undo", "1", "--background", "--json").json()
+    assert [i["status"] for i in queued["items"]] == ["undone", "undone"]
+    assert [i["returned_at"] for i in cli.ok("status", "1", "--json").json()["items"]] == [None, None]
+    assert snapshot_files(storage / "ACME") != files_before  # nothing back yet
+
+    done = run_process(["worker", "--once"], {**env_vars, **smtp.env}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert snapshot_files(storage / "ACME") == files_before
+    assert all(i["returned_at"] for i in cli.ok("status", "1", "--json").json()["items"])
+    assert [m.subject for m in smtp.take()] == ["Migration undone: 2 administrations back in Acme Accountants (ACME)"]

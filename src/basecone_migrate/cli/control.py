@@ -58,8 +58,11 @@ def pause(ctx: typer.Context, migration: MigrationArgument, json: JsonOption = F
 
 
 def undo(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption = None,
-         reason: ReasonOption = None, dry_run: DryRunOption = False, json: JsonOption = False,
-         as_: AsOption = None) -> None:
+         reason: ReasonOption = None, dry_run: DryRunOption = False,
+         background: Annotated[bool, typer.Option(
+             "--background", help="Queue the return for `basecone-migrate worker` and return at "
+                                  "once (PostgreSQL only).")] = False,
+         json: JsonOption = False, as_: AsOption = None) -> None:
     """Take back a completed move, within BASECONE_MIGRATE_UNDO_DAYS days (default 14).
 
     A Superuser of the environment that holds the administrations returns them to the
@@ -73,7 +76,8 @@ def undo(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption 
 
     cli = context.get(ctx, json=json, as_=as_)
     check_reason(reason)
-    outcome = control.undo(cli.runtime, migration, admins or [], reason, dry_run=dry_run)
+    outcome = control.undo(cli.runtime, migration, admins or [], reason, dry_run=dry_run,
+                           background=background)
     _done(cli, outcome, "would be undone" if dry_run else "undone")
 
 

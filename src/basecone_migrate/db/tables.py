@@ -289,7 +289,8 @@ migration_items = Table(  # one administration in one migration: what it was and
     # bytes_total: written when the item completes.
     _text("digest", 64, nullable=True),
     # What the switch took away in the sending environment ({"access": [user ids],
-    # "workflows": [{"name", "authorisers": [user ids]}]}), for an undo to give back.
+    # "workflows": [{"name", "authorisers": [user ids]}]}), for an undo to give back; "told":
+    # true once both sides were mailed that it is back (services/migrations/returning.py).
     Column("kept", JSON, nullable=True),
     # A cancelled or undone item: when it was back in the sending environment (NULL: not yet).
     _at("returned_at", nullable=True),

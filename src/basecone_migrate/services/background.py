@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 QUEUE = "basecone-migrate-transfers"
 TASK = "basecone_migrate.transfer_item"
+#: The way back of an undone item (`undo --background`).
+RETURN_TASK = "basecone_migrate.return_item"
 #: A job whose item another process holds comes back after this many seconds.
 BUSY_RETRY_SECONDS = 5
 #: An unexpected failure (a lost database connection) is tried this many times more.
@@ -105,7 +107,14 @@ def make_app(rt: Runtime) -> Any:
         return transfer_item(runtime, item_id, actor, worker_label(context.worker_name),
                              context.additional_context.get("progress"))
 
-    del transfer_job  # registered with the app by name
+    @app.task(name=RETURN_TASK, queue=QUEUE, pass_context=True, retry=_retry_strategy())
+    def return_job(context: Any, item_id: int, actor: str, event: str, reason: str | None) -> str:
+        from basecone_migrate.services.locks import worker_label
+
+        runtime = context.additional_context["runtime"]
+        return return_item(runtime, item_id, actor, event, reason, worker_label(context.worker_name))
+
+    del transfer_job, return_job  # registered with the app by name
 
     return app
 
@@ -129,6 +138,45 @@ def queued_items(db: Any, item_ids: Sequence[int]) -> set[int]:
         "(status = 'todo' AND queueing_lock = ANY(:names)) OR (status = 'doing' AND lock = ANY(:names)))"),
         {"queue": QUEUE, "names": list(names)}).scalars()
     return {names[name] for name in rows if name in names}
+
+
+def enqueue_returns(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime, event: str,
+                    reason: str | None) -> None:
+    """Queue the return of each undone item for the workers, in the session's transaction."""
+    from procrastinate import SyncPsycopgConnector
+    from procrastinate.jobs import JobDeferrer
+    from procrastinate.manager import JobManager
+
+    task = make_app(rt).tasks[RETURN_TASK]
+    manager = JobManager(SyncPsycopgConnector())
+    raw = session.connection().connection.driver_connection
+    for item_id in item_ids:
+        job = task.configure(lock=_job_locks(item_id)["lock"]).job
+        JobDeferrer(job_manager=manager, job=job, connection=raw).defer(
+            item_id=item_id, actor=actor, event=event, reason=reason)
+
+
+def return_item(rt: Runtime, item_id: int, actor: str, event: str, reason: str | None,
+                worker: str) -> str:
+    """The body of a return job: bring one undone item back, holding its lock (ItemBusy while
+    another process holds it); its mails once the migration's last item is back."""
+    from sqlalchemy import select
+
+    from basecone_migrate.db.tables import migration_items
+    from basecone_migrate.mail import Postman
+    from basecone_migrate.services.locks import ItemLock
+    from basecone_migrate.services.migrations.returning import return_items
+
+    lock = ItemLock(rt, item_id, worker)
+    if not lock.try_acquire():
+        raise ItemBusy(f"item {item_id} is being moved by another process")
+    try:
+        with rt.reading() as db:
+            migration_id = db.scalar(select(migration_items.c.migration_id).where(migration_items.c.id == item_id))
+        Postman(rt).deliver(return_items(rt, migration_id, [item_id], event=event, actor=actor, reason=reason))
+        return "returned"
+    finally:
+        lock.release()
 
 
 def enqueue(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime,

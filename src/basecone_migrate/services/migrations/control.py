@@ -89,8 +89,13 @@ def pause(rt: Runtime, migration_id: int) -> Outcome:
 
 
 def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str | None = None,
-         dry_run: bool = False) -> Outcome:
-    """Within the grace window, bring completed items back to the sending environment."""
+         dry_run: bool = False, background: bool = False) -> Outcome:
+    """Within the grace window, bring completed items back to the sending environment: here,
+    or (``background``, PostgreSQL) by the workers."""
+    if background:
+        from basecone_migrate.services.background import require_postgres
+
+        require_postgres(rt)
     days = rt.settings.undo_days
     if not dry_run:
         require_mail_settings(rt)
@@ -123,8 +128,14 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
                 {"administration_id": i.administration_id, "status": "would be undone"} for i in chosen]})
         taken = [i for i in chosen if i not in pending]
         _take(rt, s, Event.UNDO, side, taken, user.email, reason)
-        uow.commit()
         ids, actor = [i.id for i in chosen], user.email
+        if background:  # in this transaction: no job without the change, no change without its job
+            from basecone_migrate.services.background import enqueue_returns
+
+            enqueue_returns(s, ids, actor, rt, "undo", reason)
+        uow.commit()
+    if background:
+        return _outcome(rt, migration_id, ids, [])
     mail_ids = _bring_back(rt, migration_id, ids, "undo", actor, reason)
     return _outcome(rt, migration_id, ids, mail_ids)
 

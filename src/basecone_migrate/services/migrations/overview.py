@@ -292,6 +292,7 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
             "bytes_done": item.bytes_done,
             "bytes_total": item.bytes_total,
             "scheduled_for": item.scheduled_for,
+            "returned_at": item.returned_at,  # a cancelled or undone item: back home since
             "started_at": item.started_at,
             "finished_at": item.finished_at,
             "seconds": seconds,

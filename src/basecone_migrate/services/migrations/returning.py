@@ -203,7 +203,15 @@ def _finish(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, event: s
             s.execute(delete(TransferProgress).where(TransferProgress.item_id == item.id))
         s.flush()
         mail_ids: list[int] = []
-        if done and not unreturned(s, migration_id):  # all of them come back in this one commit
+        if done and not unreturned(s, migration_id):
+            # Every item back: one mail names all those not yet told of (the workers bring
+            # an undo's items back one job each; the last one to finish mails).
+            status = ItemStatus.CANCELLED if event == "cancel" else ItemStatus.UNDONE
+            done = [i for i in s.scalars(select(MigrationItem).where(
+                MigrationItem.migration_id == migration_id, MigrationItem.status == status.value)
+                .order_by(MigrationItem.id)) if not (i.kept or {}).get("told")]
+            for item in done:
+                item.kept = {**(item.kept or {}), "told": True}
             by = s.scalar(select(User).where(User.email == actor))
             receiver = migration.redeemed_by or by
             mail_ids.append(queue_mail(rt, s, mails.returned(
