@@ -95,3 +95,29 @@ def test_a_cancel_killed_mid_return_finishes_when_run_again(
     assert finished.json()["items"] == [{"administration_id": 1, "status": "cancelled"}]
     _as_it_was(cli, before, storage, shm)
     assert item_row(db_url)[0].returned_at is not None
+
+
+def test_an_undo_killed_mid_return_finishes_when_run_again(
+        env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str) -> None:
+    cli = Cli(env_vars)
+    before, redeem = _start(cli, env_vars, world_dir, shm)
+    _, err = redeem.communicate(timeout=180)
+    assert redeem.returncode == 0, err
+    assert_moved_intact(cli, before, shm, storage / "ACME")
+
+    at_book = shm / "1"
+    undo = env_process(env_vars, "--as", TINA, "undo", "1")
+    deadline = time.monotonic() + 60
+    while len(os.listdir(at_book)) >= len(before):  # the return has begun
+        assert undo.poll() is None and time.monotonic() < deadline, undo.communicate()
+        time.sleep(0.002)
+    undo.send_signal(signal.SIGKILL)
+    undo.wait()
+    assert item_row(db_url)[0].status == "undone"
+
+    finished = cli.ok("--as", TINA, "undo", "1", "--json")
+    assert finished.json()["items"] == [{"administration_id": 1, "status": "undone"}]
+    assert_moved_intact(cli, before, storage / "ACME", shm)
+    assert item_row(db_url)[0].returned_at is not None
+    assert [(c["kind"], c["amount"]) for c in cli.ok("charges", "--json").json()] == [
+        ("fee", "49.00"), ("credit", "-49.00")]
