@@ -72,14 +72,26 @@ def test_a_cancel_killed_mid_return_finishes_when_run_again(
         env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path, db_url: str) -> None:
     cli = Cli(env_vars)
     before, redeem = _start(cli, env_vars, world_dir, shm)
-    wait_until_copying(redeem, db_url, freeze=True)
+    wait_until_copying(redeem, db_url)
+    at_acme = storage / "ACME" / "1"
+    while len(os.listdir(at_acme)) == len(before):  # until sources copied begin to go
+        assert redeem.poll() is None, redeem.communicate()
+        time.sleep(0.001)
     redeem.send_signal(signal.SIGKILL)
     redeem.wait()
     item, done = item_row(db_url)
     assert item.status == "in_progress" and 0 < len(done) < len(before), "killed mid-way"
-
     at_book = shm / "1"
     moved = len(os.listdir(at_book))
+    # the streamed copy removed the sources it copied: verify says where they are
+    verified = cli("--as", SUE, "archive", "verify", "1", "--json")
+    missing = verified.json()["missing"]
+    assert missing and (verified.exit_code, verified.error) == (1, (
+        f"Error: archive of ACME/1001: {len(missing)} of the {len(missing)} missing documents are in BOOK's "
+        "storage, the other side of migration 1, which did not finish: finish it with "
+        "`basecone-migrate resume 1` or take it back with `basecone-migrate cancel 1`"))
+    assert len(missing) == len(before) - len(os.listdir(at_acme)) and {d["at"] for d in missing} == {"BOOK"}
+
     cancel = env_process(env_vars, "--as", TINA, "cancel", "1")
     deadline = time.monotonic() + 60
     while len(os.listdir(at_book)) >= moved:  # the return has begun: documents leave BOOK

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from basecone_migrate.db.tables import documents
+from basecone_migrate.domain.lifecycle import ItemStatus
 from basecone_migrate.errors import Refused, UsageProblem
 from basecone_migrate.files import UnreadableFile, check_regular, os_reason
 from basecone_migrate.inflight import in_flight
@@ -197,6 +198,17 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
         "different": different,
         **receipt.as_dict(),
     }
+    moving = _elsewhere(rt, admin, missing) if missing else None
+    if moving is not None:
+        migration_id, status, code, found = moving
+        what = {ItemStatus.CANCELLED: f"which is being cancelled: run `basecone-migrate cancel {migration_id}` "
+                                      "again to finish bringing it back",
+                ItemStatus.UNDONE: f"which is being undone: run `basecone-migrate undo {migration_id}` again "
+                                   "to finish bringing it back"}.get(
+            status, f"which did not finish: finish it with `basecone-migrate resume {migration_id}` or take "
+                    f"it back with `basecone-migrate cancel {migration_id}`")
+        raise Refused(f"archive of {admin_label}: {found} of the {len(missing)} missing documents are in "
+                      f"{code}'s storage, the other side of migration {migration_id}, {what}", payload=result)
     if missing or different:
         raise Refused(
             f"archive of {admin_label} is damaged: {len(missing)} missing and "
@@ -205,3 +217,34 @@ def verify(rt: Runtime, reference: str) -> dict[str, Any]:
             payload=result,
         )
     return result
+
+
+def _elsewhere(rt: Runtime, admin: Any, missing: list[dict[str, Any]]) -> tuple[int, str, str, int] | None:
+    """Where documents missing here are, when a move of the administration did not finish
+    (a streamed copy removes each source behind it): (migration, the item's status, the
+    other environment's code, how many of them it holds); each such document gets ``"at"``:
+    that code."""
+    from basecone_migrate.db.tables import environments, migration_items, migrations
+    from basecone_migrate.domain.lifecycle import UNFINISHED
+
+    items, envs = migration_items.c, environments.c
+    with rt.reading() as db:
+        move = db.execute(select(migrations.c.id, items.status, migrations.c.source_environment_id,
+                                 migrations.c.target_environment_id)
+                          .join(migration_items, items.migration_id == migrations.c.id)
+                          .where(items.administration_id == admin.id,
+                                 items.status.in_([*UNFINISHED, ItemStatus.CANCELLED, ItemStatus.UNDONE]),
+                                 items.returned_at.is_(None) | items.status.in_(UNFINISHED))
+                          .order_by(migrations.c.id.desc())).first()
+        if move is None or move.target_environment_id is None:
+            return None
+        other_id = (move.target_environment_id if admin.environment_id == move.source_environment_id
+                    else move.source_environment_id)
+        other = db.execute(select(envs.id, envs.code, envs.storage).where(envs.id == other_id)).one()
+    there = rt.archive(lookup.Place(other.id, other.code, other.storage), claim=False)
+    found = 0
+    for document in missing:
+        if there.holds(document["storage_key"], document["size"], document["sha256"]):
+            document["at"] = other.code
+            found += 1
+    return (move.id, move.status, other.code, found) if found else None
