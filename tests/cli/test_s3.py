@@ -314,3 +314,29 @@ def test_a_throttling_store_is_waited_for_not_failed(
     else:
         assert not (storage / "ACME" / "1").exists()
     assert cli.ok("archive", "verify", "1", "--json").json()["ok"] == 3
+
+
+@pytest.mark.parametrize("direction", ["s3 to s3", "disk to s3", "s3 to disk"])
+def test_an_undo_brings_every_object_back_verified(
+        cli: Cli, world_dir: Path, s3: S3, storage: Path, direction: str) -> None:
+    """The way back on a real S3 API: server-side between prefixes, streamed to and from a
+    folder; every document back at ACME with its SHA-256, nothing left at BOOK."""
+    acme = None if direction == "disk to s3" else s3.url("acme")
+    book = None if direction == "s3 to disk" else s3.url("book")
+    setup = _move(cli, world_dir, acme, book)
+    expected = _expected(setup["before"])
+    cli.ok("--as", TINA, "redeem", setup["code"], "--accept-terms")
+
+    assert cli.ok("--as", TINA, "undo", "1", "--json").json()["items"] == [
+        {"administration_id": 1, "status": "undone"}]
+    if acme is None:
+        found = {p.name: p.read_bytes() for p in (storage / "ACME" / "1").iterdir()}
+    else:
+        found = {key: s3.read(f"acme/1/{key}") for key in s3.keys("acme/1")}
+    assert {sha: (len(b), hashlib.sha256(b).hexdigest()) for sha, b in found.items()} == {
+        sha: (size, sha) for sha, size in expected.items()}
+    if book is None:
+        assert not (storage / "BOOK" / "1").exists()
+    else:
+        assert s3.keys("book/1") == []
+    assert cli.ok("--as", SUE, "archive", "verify", "1", "--json").json()["ok"] == len(expected)
