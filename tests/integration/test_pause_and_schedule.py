@@ -95,3 +95,25 @@ def test_start_after_is_checked_before_anything_changes(cli: Cli, loaded: Any) -
     assert (bad.exit_code, bad.error) == (
         2, "Error: --start-after 'tonight' is not an ISO-8601 instant (such as 2026-12-24T22:00:00Z)")
     assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "offered"
+
+
+@ONLY_POSTGRES
+def test_cancel_stops_a_worker_mid_transfer_and_the_worker_goes_on_with_other_work(
+        backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
+        db_url: str) -> None:
+    cli = Cli(env_vars)
+    before, offer = _offered_archive(cli, world_dir, shm)
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
+    worker = env_process(env_vars, "worker", "--name", "w", *ALIVE)
+    try:
+        wait_until_copying(worker, db_url)
+        cancelled = cli.ok("--as", "sue@acme.example", "cancel", "1", "--json")
+        assert cancelled.json()["items"] == [{"administration_id": 1, "status": "cancelled"}]
+        assert worker.poll() is None  # the worker stopped that transfer, not itself
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert_moved_intact(cli, before, storage / "ACME", shm)  # everything back at ACME
+    assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "cancelled"
+    assert _jobs(db_url) == []
