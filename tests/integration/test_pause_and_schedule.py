@@ -45,7 +45,10 @@ def test_a_paused_transfer_stops_at_its_next_document_and_resume_finishes_it(
         time.sleep(1.5)  # the worker, still running, leaves it alone
         assert (item_row(db_url)[0].status, len(item_row(db_url)[1])) == ("paused", len(done))
         view = cli.ok("status", "1", "--json").json()
-        assert (view["status"], view["items"][0]["status"]) == ("paused", "paused")
+        assert (view["status"], view["items"][0]["status"], view["items"][0]["running"]) == (
+            "paused", "paused", None)
+        table = cli.ok("status", "1")
+        assert "paused: resume 1" in table.stdout and table.stderr == ""  # no "nothing runs it"
         again = cli("--as", TINA, "pause", "1")
         assert (again.exit_code, again.error) == (
             1, "Error: nothing to pause in migration 1: its administrations are paused (only scheduled "
@@ -73,6 +76,7 @@ def test_a_scheduled_redeem_waits_for_its_instant(
     [item] = cli.ok("status", "1", "--json").json()["items"]
     assert (item["status"], item["scheduled_for"]) == ("scheduled", start.isoformat())
 
+    assert f"scheduled for {start:%Y-%m-%d %H:%M} UTC" in cli.ok("status", "1").stdout
     worker = env_process(env_vars, "worker", "--once", *ALIVE)  # waits for what is scheduled
     time.sleep(1.5)
     assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "scheduled"

@@ -55,6 +55,10 @@ def stalled(view: dict[str, Any]) -> list[dict[str, Any]]:
 def activity(item: dict[str, Any], migration_id: int) -> str:
     """What runs an administration's transfer, as the tables say it."""
     running = item.get("running")
+    if item.get("status") == ItemStatus.PAUSED:
+        return f"paused: resume {migration_id}"
+    if item.get("status") == ItemStatus.SCHEDULED and running == "queued" and item.get("scheduled_for"):
+        return f"scheduled for {item['scheduled_for']:%Y-%m-%d %H:%M} UTC"
     if running == "running":
         return f"running on {item['running_on']}" if item.get("running_on") else "running"
     if running == "queued":

@@ -277,7 +277,9 @@ def _status_view(rt: Runtime, db: Any, migration: Any, now: datetime) -> dict[st
     items = []
     rows = db.execute(select(migration_items).where(item_c.migration_id == migration.id)
                       .order_by(item_c.id)).all()
-    activity = _activity(rt, db, migration.id, [r.id for r in rows if r.status in UNFINISHED_STATUSES])
+    # A paused item waits for a person, not for a process: nothing is said to run it.
+    activity = _activity(rt, db, migration.id, [r.id for r in rows if r.status in UNFINISHED_STATUSES
+                                                 and r.status != ItemStatus.PAUSED])
     for item in rows:
         running, running_on = activity.get(item.id, (None, None))
         seconds = None
