@@ -88,8 +88,8 @@ def _done(cli: context.CLI, outcome: Any, what: str) -> None:
     def render() -> None:
         from basecone_migrate.cli.output import Column
 
+        cli.out.line(f"Migration {payload['migration_id']}: {what}")  # a title as wide as it is
         cli.out.table([Column("id", "right"), Column("status")],
-                      [(i["administration_id"], i["status"]) for i in payload["items"]],
-                      title=f"Migration {payload['migration_id']}: {what}")
+                      [(i["administration_id"], i["status"]) for i in payload["items"]])
 
     cli.out.emit(payload, render)
