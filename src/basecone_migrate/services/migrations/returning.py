@@ -46,7 +46,7 @@ from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.migrations.common import env_label, lines, party, queue_mail
-from basecone_migrate.storage import Archive, ThreadBuffers
+from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers
 
 #: Statuses whose administration goes back (until ``returned_at`` is set).
 RETURNING = (ItemStatus.CANCELLED.value, ItemStatus.UNDONE.value)
@@ -103,20 +103,24 @@ def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administrat
     def one(doc: tuple[int, str, int, str]) -> str | None:
         document_id, key, size, sha256 = doc
         buffer = buffers.get()
-        if here.holds(key, size, sha256, buffer):
-            return None
-        if not there.holds(key, size, sha256, buffer):
-            return f"document {document_id}: in neither archive with its recorded SHA-256"
         try:
-            if rename:
+            if rename:  # a rename (or a server-side move, checked against the SHA-256) keeps the bytes
+                if here.size(key) == size:
+                    return None  # back already
+                if there.size(key) != size:
+                    return f"document {document_id}: in neither archive with its recorded size"
                 there.move_to(here, key, sha256, buffer)
-            else:
-                there.copy_to(here, key, sha256, buffer, size)
+                return None if here.size(key) == size else f"document {document_id}: not back after the move"
+            if here.holds(key, size, sha256, buffer):
+                return None
+            there.copy_to(here, key, sha256, buffer, size)  # hashed on the way: a mismatch raises
+            return None
+        except FileNotFoundError:
+            return f"document {document_id}: in neither archive"
+        except ChecksumMismatch:
+            return f"document {document_id}: the copy at the other side does not match its recorded SHA-256"
         except OSError as exc:
             return f"document {document_id}: {exc}"
-        if not here.holds(key, size, sha256, buffer):
-            return f"document {document_id}: not intact after the copy back"
-        return None
 
     problems: list[str] = []
     columns = (Document.id, Document.storage_key, Document.size, Document.sha256)
