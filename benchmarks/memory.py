@@ -10,7 +10,9 @@ command in its own process, and reads that process's peak resident memory:
 - `load` of the world file (copies every document into the archive, records it);
 - `archive verify` (re-hashes every document);
 - `redeem` to an environment on the same filesystem (renames), documents per second;
-- `redeem` of it onward to an environment on /dev/shm (streams and verifies every byte).
+- `redeem` of it onward to an environment on /dev/shm (streams and verifies every byte);
+- `undo` of that move (streamed back and verified), beside `cp -r` of the same folder in the
+  same direction, then `undo` of the first (renames back), documents per second.
 
 Targets (issue 7): memory flat as the archive grows, `load` <= 120 MB and the others
 <= 100 MB at 100,000 documents; same-filesystem redeem >= 25,000 documents/s. The last
@@ -23,8 +25,10 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,20 @@ def measure(documents: int, work: Path) -> dict[str, Any]:
         result["redeem_same_fs_docs_per_s"] = documents / same["s"]
         across = _redeem(env, "b@bench.example", "c@bench.example")
         result["redeem_cross_fs_s"], result["redeem_cross_fs_peak_mb"] = across["s"], across["peak_mb"]
+        # The way back: undo the second move (streamed back from /dev/shm, every byte hashed),
+        # beside `cp -r` of the same folder in the same direction; then the first (renames).
+        reference = work / "cp-reference"
+        started = time.perf_counter()
+        subprocess.run(["cp", "-r", str(shm / "1"), str(reference)], check=True)
+        os.sync()
+        result["cp_r_back_s"] = time.perf_counter() - started
+        shutil.rmtree(reference)
+        _, result["undo_cross_fs_s"], peak = _cli(env, "--as", "c@bench.example", "undo", "2", "--json")
+        result["undo_cross_fs_peak_mb"] = peak / 1024
+        result["undo_cross_fs_vs_cp_r"] = result["cp_r_back_s"] / result["undo_cross_fs_s"]
+        _, result["undo_same_fs_s"], peak = _cli(env, "--as", "b@bench.example", "undo", "1", "--json")
+        result["undo_same_fs_peak_mb"] = peak / 1024
+        result["undo_same_fs_docs_per_s"] = documents / result["undo_same_fs_s"]
         return result
     finally:
         shutil.rmtree(shm, ignore_errors=True)
@@ -77,7 +95,10 @@ def main() -> None:
         print(f"{documents:>7,} documents: load {r['load_s']:6.1f} s {r['load_peak_mb']:5.0f} MB | "
               f"verify {r['verify_s']:5.1f} s {r['verify_peak_mb']:5.0f} MB | redeem same fs "
               f"{r['redeem_same_fs_docs_per_s']:7,.0f} docs/s {r['redeem_same_fs_peak_mb']:5.0f} MB | "
-              f"across {r['redeem_cross_fs_s']:5.1f} s {r['redeem_cross_fs_peak_mb']:5.0f} MB", flush=True)
+              f"across {r['redeem_cross_fs_s']:5.1f} s {r['redeem_cross_fs_peak_mb']:5.0f} MB | undo across "
+              f"{r['undo_cross_fs_s']:5.1f} s ({r['undo_cross_fs_vs_cp_r']:.2f}x cp -r) "
+              f"{r['undo_cross_fs_peak_mb']:5.0f} MB | undo same fs {r['undo_same_fs_docs_per_s']:7,.0f} docs/s "
+              f"{r['undo_same_fs_peak_mb']:5.0f} MB", flush=True)
     print(json.dumps({"runs": runs}))
 
 

@@ -46,6 +46,7 @@ from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.migrations.common import env_label, lines, party, queue_mail
+from basecone_migrate.services.transfer.copying import Doc, stream_all
 from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers
 
 #: Statuses whose administration goes back (until ``returned_at`` is set).
@@ -93,43 +94,44 @@ def return_items(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, eve
 
 def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administration_id: int) -> list[str]:
     """Every document of the administration into ``here`` (verified, durable), then out of
-    ``there``; what could not be done, one line a document."""
+    ``there``; what could not be done, one line a document. On one filesystem the whole
+    folder goes back in one rename when ``here`` holds none of it (as the transfer's first
+    run does); otherwise each document is renamed, or streamed and hashed on the way by the
+    transfer's own streamer, with many in flight."""
     if here.same_place(there):
         return []
     rename = there.shares_filesystem_with(here)
+    columns = (Document.id, Document.storage_key, Document.size, Document.sha256)
+    if rename and there.move_folder(here, administration_id):
+        problems = []
+        for rows in document_rounds(rt, administration_id, columns, READ_BATCH):
+            sizes = here.sizes_of(administration_id, [row[1] for row in rows])
+            problems += [f"document {row[0]}: in neither archive with its recorded size"
+                         for row, size in zip(rows, sizes, strict=True) if size != row[2]]
+        return problems
     buffers = ThreadBuffers(for_store=there.object_store or here.object_store)
     threads = max(there.transfers, here.transfers) if (there.object_store or here.object_store) else LOCAL_THREADS
 
-    def one(doc: tuple[int, str, int, str]) -> str | None:
-        document_id, key, size, sha256 = doc
-        buffer = buffers.get()
+    def renamed(doc: Doc) -> str | None:  # a rename, or a server-side move checked against the SHA-256
+        if here.size(doc.key) == doc.size:
+            return None  # back already
+        if there.size(doc.key) != doc.size:
+            return f"document {doc.id}: in neither archive with its recorded size"
         try:
-            if rename:  # a rename (or a server-side move, checked against the SHA-256) keeps the bytes
-                if here.size(key) == size:
-                    return None  # back already
-                if there.size(key) != size:
-                    return f"document {document_id}: in neither archive with its recorded size"
-                there.move_to(here, key, sha256, buffer)
-                return None if here.size(key) == size else f"document {document_id}: not back after the move"
-            if here.holds(key, size, sha256, buffer):
-                return None
-            there.copy_to(here, key, sha256, buffer, size)  # hashed on the way: a mismatch raises
-            return None
-        except FileNotFoundError:
-            return f"document {document_id}: in neither archive"
-        except ChecksumMismatch:
-            return f"document {document_id}: the copy at the other side does not match its recorded SHA-256"
-        except OSError as exc:
-            return f"document {document_id}: {exc}"
+            there.move_to(here, doc.key, doc.sha256, buffers.get())
+        except (OSError, ChecksumMismatch) as exc:
+            return f"document {doc.id}: {exc}"
+        return None if here.size(doc.key) == doc.size else f"document {doc.id}: not back after the move"
 
-    problems: list[str] = []
-    columns = (Document.id, Document.storage_key, Document.size, Document.sha256)
+    problems = []
     for rows in document_rounds(rt, administration_id, columns, READ_BATCH):
-        found = [(doc, problem) for doc, problem in in_flight(one, [tuple(r) for r in rows], threads, "return")]
+        docs = [Doc(*row) for row in rows]
+        found = (list(in_flight(renamed, docs, threads, "return")) if rename
+                 else list(stream_all(there, here, docs, check_first=True)))
         problems += [problem for _, problem in found if problem is not None]
-        back = [doc[1] for doc, problem in found if problem is None]
         here.make_durable()  # on disk here before the receiving copies go
-        there.remove_all(back, LOCAL_THREADS)
+        if not rename:  # a rename leaves nothing behind
+            there.remove_all([doc.key for doc, problem in found if problem is None], LOCAL_THREADS)
     return sorted(problems)
 
 
