@@ -169,9 +169,11 @@ class Commands(RuleBasedStateMachine):
             links = ("--link", "1001=book-tw:7001") if how == "redeem" else ()
             self.run(user, "redeem", code, "--accept-terms", *links)
 
-    @rule(user=users(TINA), data=st.data())
-    def resume(self, user: str, data: st.DataObject) -> None:
-        self.run(user, "resume", str(data.draw(st.sampled_from(self.migrations()))))
+    @rule(user=users(TINA), data=st.data(),
+          command=st.sampled_from(["resume", "resume", "resume", "cancel", "undo", "pause"]))
+    def resume(self, user: str, data: st.DataObject, command: str) -> None:
+        """Go on with a transfer, or the way back: cancel (either side), undo, pause."""
+        self.run(user, command, str(data.draw(st.sampled_from(self.migrations()))))
 
     @rule(days=st.sampled_from([1, 7, 16]))
     def expire(self, days: int) -> None:
@@ -228,6 +230,11 @@ def test_no_sequence_of_commands_makes_a_change_the_table_forbids(
     walk.put_the_documents_back()
     walk.run(TINA, "resume", "3")
     assert walk.statuses == {1: "revoked", 2: "completed", 3: "completed"}
+    walk.run(TINA, "undo", "3")  # the way back, under the same checks
+    walk.offer(SUE, ("1001",))
+    walk.run(TINA, "redeem", walk.codes[4], "--accept-terms", "--link", "1001=book-tw:7001", "--select", "1001")
+    walk.run(SUE, "cancel", "4")  # nothing left to cancel: refused, nothing changed
+    assert walk.statuses == {1: "revoked", 2: "completed", 3: "undone", 4: "completed"}
     assert Commands.observed >= {
         ("offered", "revoked"), ("offered", "expired"), ("expired", "offered"),
         ("offered", "completed"), ("offered", "failed"), ("failed", "completed")}

@@ -98,3 +98,15 @@ def test_every_function_the_doc_names_exists() -> None:
                                         if f.__module__ == rules.__name__ and not n.startswith("_")))
 def test_every_rule_is_in_the_doc(name: str) -> None:
     assert f"domain.rules.{name}" in _named_in_the_doc()
+
+
+def test_the_undo_window_is_days_after_completion_and_zero_turns_it_off() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from basecone_migrate.domain.rules import within_undo_window
+
+    done = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert within_undo_window(done, 14, done + timedelta(days=14))
+    assert not within_undo_window(done, 14, done + timedelta(days=14, seconds=1))
+    assert not within_undo_window(done, 0, done)
+    assert not within_undo_window(None, 14, done)

@@ -111,3 +111,8 @@ def same_name(one: str, other: str) -> bool:
     (NFKC: a full-width letter, a non-breaking space) do not count; anything else does
     ("Garage Smit BV" is not "Garage Smit B.V.", "Cafe" is not "Café")."""
     return name_key(one) == name_key(other)
+
+
+def within_undo_window(finished_at: datetime | None, days: int, now: datetime) -> bool:
+    """A completed move can be undone for ``days`` days after it completed (0: never)."""
+    return days > 0 and finished_at is not None and now <= finished_at + timedelta(days=days)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from basecone_migrate.db.models import AccountingSystem, Administration, Charge,
 from basecone_migrate.db.tables import OPEN_STATUSES, migration_items
 from basecone_migrate.domain import lifecycle
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
+from basecone_migrate.domain.rules import within_undo_window
 from basecone_migrate.errors import NotAllowed, Refused, TransferIncomplete
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
@@ -178,7 +178,7 @@ def _why_not_undone(s: Any, item: MigrationItem, migration: Any, days: int, now:
     if item.status != ItemStatus.COMPLETED:
         hint = f" (cancel it: `basecone-migrate cancel {migration.id}`)" if item.status in lifecycle.UNFINISHED else ""
         return f"{label} is {item.status}, not completed{hint}"
-    if item.finished_at is None or now > item.finished_at + timedelta(days=days):
+    if not within_undo_window(item.finished_at, days, now):
         return (f"{label} completed on {item.finished_at:%Y-%m-%d}, more than {days} days ago "
                 "(BASECONE_MIGRATE_UNDO_DAYS)")
     other = s.scalar(select(MigrationItem.migration_id).where(
