@@ -121,3 +121,24 @@ def test_cancel_stops_a_worker_mid_transfer_and_the_worker_goes_on_with_other_wo
     assert_moved_intact(cli, before, storage / "ACME", shm)  # everything back at ACME
     assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "cancelled"
     assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_a_cancelled_scheduled_move_never_starts(
+        backend: str, loaded: Any, env_vars: dict[str, str], db_url: str, storage: Path) -> None:
+    cli = Cli(env_vars)
+    offer = make_offer(cli, "1001")
+    before = cli.ok("archive", "list", "1", "--json").json()
+    start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
+           "--start-after", start.isoformat())
+    cancelled = cli.ok("--as", "sue@acme.example", "cancel", "1", "--json").json()
+    assert cancelled["items"] == [{"administration_id": 1, "status": "cancelled"}]
+    worker = env_process(env_vars, "worker", "--once", *ALIVE)  # runs the job when it is due
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert _audit(cli, "transfer_start") == []  # the job found it cancelled
+    assert cli.ok("archive", "list", "1", "--json").json() == before
+    assert cli.ok("--as", "sue@acme.example", "archive", "verify", "1", "--json").json()["ok"] == len(before)
+    assert cli.ok("admin", "show", "1", "--json").json()["environment"] == "ACME"
+    assert _jobs(db_url) == []
