@@ -142,3 +142,23 @@ def test_a_cancelled_scheduled_move_never_starts(
     assert cli.ok("--as", "sue@acme.example", "archive", "verify", "1", "--json").json()["ok"] == len(before)
     assert cli.ok("admin", "show", "1", "--json").json()["environment"] == "ACME"
     assert _jobs(db_url) == []
+
+
+@ONLY_POSTGRES
+def test_a_paused_scheduled_move_resumed_starts_at_once(
+        backend: str, loaded: Any, env_vars: dict[str, str], db_url: str) -> None:
+    cli = Cli(env_vars)
+    offer = make_offer(cli, "1001")
+    start = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0)
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
+           "--start-after", start.isoformat())
+    assert [s for s, _ in _jobs(db_url)] == ["todo"]
+    cli.ok("--as", TINA, "pause", "1")
+    assert _jobs(db_url) == []  # the waiting job is gone with the schedule
+    resumed = cli.ok("--as", TINA, "resume", "1", "--background")
+    assert "already waiting" not in resumed.stderr
+    worker = env_process(env_vars, "worker", "--once", *ALIVE)
+    _, err = worker.communicate(timeout=120)  # not six hours
+    assert worker.returncode == 0, err
+    assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "completed"
+

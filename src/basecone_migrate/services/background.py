@@ -140,6 +140,24 @@ def queued_items(db: Any, item_ids: Sequence[int]) -> set[int]:
     return {names[name] for name in rows if name in names}
 
 
+def drop_waiting(session: Session, item_ids: Sequence[int]) -> int:
+    """Delete the jobs of these items that wait in the queue and have not started (a
+    scheduled start that was paused or cancelled): a later `resume --background` queues
+    afresh, to start at once. Through procrastinate's own function, in the session's
+    transaction; none on SQLite. Returns how many."""
+    from sqlalchemy import text
+
+    if not item_ids or session.get_bind().dialect.name != "postgresql":
+        return 0
+    names = [_job_locks(i)["queueing_lock"] for i in item_ids]
+    ids = session.execute(text(
+        "SELECT id FROM procrastinate_jobs WHERE queue_name = :queue AND status = 'todo' "
+        "AND queueing_lock = ANY(:names)"), {"queue": QUEUE, "names": names}).scalars().all()
+    for job_id in ids:
+        session.execute(text("SELECT procrastinate_cancel_job_v1(:id, false, true)"), {"id": job_id})
+    return len(ids)
+
+
 def enqueue_returns(session: Session, item_ids: Sequence[int], actor: str, rt: Runtime, event: str,
                     reason: str | None) -> None:
     """Queue the return of each undone item for the workers, in the session's transaction."""

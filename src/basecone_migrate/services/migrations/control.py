@@ -214,6 +214,11 @@ def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationI
     if changed != len(ids):
         raise Refused("another command changed these administrations a moment ago: look at "
                       f"`basecone-migrate status {items[0].migration_id}` and try again")
+    scheduled = [i.id for i in items if before[i.id] == ItemStatus.SCHEDULED]
+    if scheduled:  # their jobs wait for an instant: gone, so that a resume starts afresh
+        from basecone_migrate.services.background import drop_waiting
+
+        drop_waiting(s, scheduled)
     fees = {c.item_id: c for c in s.scalars(select(Charge).where(Charge.item_id.in_(ids)))
             if c.kind == "fee"}
     credited = set(s.scalars(select(Charge.item_id).where(Charge.item_id.in_(ids), Charge.kind == "credit")))
