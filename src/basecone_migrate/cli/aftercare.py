@@ -18,6 +18,13 @@ UsersOption = Annotated[list[str], typer.Option("--user", metavar="EMAIL",
                                                 help="A user of the administration's environment (repeatable).")]
 
 
+#: Paging of the logs (`audit`, `charges`): oldest first, by key.
+LimitOption = Annotated[int, typer.Option(metavar="N", min=1, max=1_000_000,
+                                          help="At most this many rows, oldest first.")]
+AfterOption = Annotated[int | None, typer.Option(
+    metavar="ID", min=0, max=2**31 - 1, help="Continue after this row (the last id of the previous page).")]
+
+
 def register(app: typer.Typer) -> None:
     app.command("link")(link)
     app.command("audit")(audit)
@@ -207,11 +214,8 @@ def audit(
                                                   help="Only this migration.")] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN",
                                               help="From this UTC date or instant (2026-03-01, 2026-03-01T09:00Z).")] = None,
-    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1_000_000,
-                                       help="At most this many rows, oldest first.")] = 1000,
-    after: Annotated[int | None, typer.Option(
-        metavar="ID", min=0, max=2**31 - 1,
-        help="Continue after this row (the last id of the previous page).")] = None,
+    limit: LimitOption = 1000,
+    after: AfterOption = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:
@@ -249,11 +253,8 @@ def charges(
     ctx: typer.Context,
     env: Annotated[str | None, typer.Option("--env", metavar="CODE", autocompletion=complete.offices,
                                             help="Only this environment (office code).")] = None,
-    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1_000_000,
-                                       help="At most this many rows, oldest first.")] = 1000,
-    after: Annotated[int | None, typer.Option(
-        metavar="ID", min=0, max=2**31 - 1,
-        help="Continue after this row (the last id of the previous page).")] = None,
+    limit: LimitOption = 1000,
+    after: AfterOption = None,
     json: JsonOption = False,
     as_: AsOption = None,
 ) -> None:

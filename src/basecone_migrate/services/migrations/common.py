@@ -126,6 +126,23 @@ def recipients_of(session: Session, migration: Migration) -> list[str]:
     return recipients_by_migration(session, [migration.id])[migration.id]
 
 
+def acting_side(user: Any, migration: Migration, event: Any, verb: str, nobody: str) -> Any:
+    """The side (`domain.lifecycle.party`) ``user`` acts for in ``migration``, when that side
+    may cause ``event``; else NotAllowed (exit 4) naming the offices whose Superusers may
+    (``nobody`` when none is known yet)."""
+    from basecone_migrate.domain.lifecycle import Actor, may, party
+    from basecone_migrate.errors import NotAllowed
+
+    side = party(user.role, user.environment_id, migration.source_environment_id,
+                 migration.target_environment_id)
+    if side is None or not may(side, event):
+        sides = ((Actor.SENDER, migration.source_environment), (Actor.RECEIVER, migration.target_environment))
+        offices = " or ".join(e.code for actor, e in sides if e is not None and may(actor, event))
+        raise NotAllowed(f"{user.email} is not a Superuser of {offices or nobody}: only they may "
+                         f"{verb} migration {migration.id}")
+    return side
+
+
 # -- mails ------------------------------------------------------------------------------------
 
 

@@ -18,12 +18,13 @@ from basecone_migrate.db.tables import OPEN_STATUSES, migration_items
 from basecone_migrate.domain import lifecycle
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.domain.rules import within_undo_window
-from basecone_migrate.errors import NotAllowed, Refused, TransferIncomplete
+from basecone_migrate.errors import Refused, TransferIncomplete
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.migrations.common import (
     Outcome,
+    acting_side,
     item_in,
     items_of,
     require_mail_settings,
@@ -41,13 +42,7 @@ def cancel(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: s
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id, lock=True)
-        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
-                               migration.target_environment_id)
-        if side is None:
-            offices = " or ".join(e.code for e in (migration.source_environment,
-                                                   migration.target_environment) if e is not None)
-            raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may cancel "
-                             f"migration {migration_id}")
+        side = acting_side(user, migration, Event.CANCEL, "cancel", "the sending environment")
         chosen = _chosen(items_of(s, migration), admins)
         pending = [i for i in chosen if _unreturned(i, ItemStatus.CANCELLED)]
         taken = [i for i in chosen if lifecycle.allows(i.status, Event.CANCEL, side)]
@@ -69,12 +64,7 @@ def pause(rt: Runtime, migration_id: int) -> Outcome:
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id, lock=True)
-        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
-                               migration.target_environment_id)
-        if side is None or not lifecycle.may(side, Event.PAUSE):
-            where = migration.target_environment.code if migration.target_environment else "the receiver"
-            raise NotAllowed(f"{user.email} is not a Superuser of {where}: only they may pause "
-                             f"migration {migration_id}")
+        side = acting_side(user, migration, Event.PAUSE, "pause", "the receiver")
         items = items_of(s, migration)
         taken = [i for i in items if lifecycle.allows(i.status, Event.PAUSE, side)]
         if not taken:
@@ -104,13 +94,7 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id, lock=not dry_run)
-        holder = migration.target_environment
-        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
-                               migration.target_environment_id)
-        if holder is None or side is not Actor.RECEIVER:
-            where = holder.code if holder is not None else "the environment that holds it"
-            raise NotAllowed(f"{user.email} is not a Superuser of {where}: only they may undo "
-                             f"migration {migration_id}")
+        side = acting_side(user, migration, Event.UNDO, "undo", "the environment that holds it")
         if days == 0:
             raise Refused("undo is turned off here (BASECONE_MIGRATE_UNDO_DAYS=0)")
         chosen = _chosen(items_of(s, migration), admins)

@@ -6,7 +6,6 @@ from basecone_migrate.db.lifecycle import change
 from basecone_migrate.domain import lifecycle
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
 from basecone_migrate.errors import (
-    NotAllowed,
     Refused,
 )
 from basecone_migrate.runtime import Runtime
@@ -14,6 +13,7 @@ from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.locks import TransferLock
 from basecone_migrate.services.migrations.common import (
     Outcome,
+    acting_side,
     item_status,
     items_of,
     migration_status,
@@ -38,13 +38,7 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id)
-        side = lifecycle.party(user.role, user.environment_id, migration.source_environment_id,
-                               migration.target_environment_id)
-        if side is None or not lifecycle.may(side, Event.RESUME):
-            offices = " or ".join(e.code for e in (migration.source_environment,
-                                                   migration.target_environment) if e is not None)
-            raise NotAllowed(f"{user.email} is not a Superuser of {offices}: only they may resume "
-                             f"migration {migration_id}")
+        side = acting_side(user, migration, Event.RESUME, "resume", "the sending environment")
         statuses = [item_status(i, now) for i in items_of(s, migration)]
         resumable = lifecycle.sources(Event.RESUME, side)
         if any(state in resumable for state in statuses):
