@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import TINA, Cli, make_offer
-from tests.integration.test_background import ALIVE, _audit, _jobs, _offered_archive, _wait_for
+from tests.integration.test_background import (
+    ALIVE,
+    ONLY_POSTGRES,
+    _audit,
+    _jobs,
+    _offered_archive,
+    _wait_for,
+)
 from tests.integration.test_transfer import (
     assert_moved_intact,
     env_process,
@@ -21,7 +28,22 @@ from tests.integration.test_transfer import (
 )
 
 pytestmark = pytest.mark.slow
-ONLY_POSTGRES = pytest.mark.parametrize("backend", ["postgresql"])
+
+
+def _moving_on_a_worker(cli: Cli, env_vars: dict[str, str], world_dir: Path, shm: Path,
+                        db_url: str) -> tuple[list[dict[str, Any]], Any]:
+    """ACME/1001's 6,000 documents redeemed in the background and a worker copying them:
+    the archive as listed before, and the worker's process."""
+    before, offer = _offered_archive(cli, world_dir, shm)
+    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
+    worker = env_process(env_vars, "worker", "--name", "w", *ALIVE)
+    try:
+        wait_until_copying(worker, db_url)
+    except BaseException:
+        worker.kill()
+        worker.communicate()
+        raise
+    return before, worker
 
 
 @ONLY_POSTGRES
@@ -29,11 +51,8 @@ def test_a_paused_transfer_stops_at_its_next_document_and_resume_finishes_it(
         backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
         db_url: str) -> None:
     cli = Cli(env_vars)
-    before, offer = _offered_archive(cli, world_dir, shm)
-    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
-    worker = env_process(env_vars, "worker", "--name", "w", *ALIVE)
+    before, worker = _moving_on_a_worker(cli, env_vars, world_dir, shm, db_url)
     try:
-        wait_until_copying(worker, db_url)
         refused = cli("--as", "sue@acme.example", "pause", "1")
         assert (refused.exit_code, refused.error) == (
             4, "Error: sue@acme.example is not a Superuser of BOOK: only they may pause migration 1")
@@ -106,11 +125,8 @@ def test_cancel_stops_a_worker_mid_transfer_and_the_worker_goes_on_with_other_wo
         backend: str, env_vars: dict[str, str], world_dir: Path, storage: Path, shm: Path,
         db_url: str) -> None:
     cli = Cli(env_vars)
-    before, offer = _offered_archive(cli, world_dir, shm)
-    cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background")
-    worker = env_process(env_vars, "worker", "--name", "w", *ALIVE)
+    before, worker = _moving_on_a_worker(cli, env_vars, world_dir, shm, db_url)
     try:
-        wait_until_copying(worker, db_url)
         cancelled = cli.ok("--as", "sue@acme.example", "cancel", "1", "--json")
         assert cancelled.json()["items"] == [{"administration_id": 1, "status": "cancelled"}]
         assert worker.poll() is None  # the worker stopped that transfer, not itself
