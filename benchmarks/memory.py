@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import _cli, _world  # noqa: E402 - the transfer benchmark's helpers
+from bench import _cli, _world, tool_env  # noqa: E402 - the transfer benchmark's helpers
 
 
 def _redeem(env: dict[str, str], sender: str, receiver: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def measure(documents: int, work: Path) -> dict[str, Any]:
     shm = Path(tempfile.mkdtemp(prefix="bcm-memory-", dir="/dev/shm"))
     try:
         world = _world(work, documents, shm, sizes=(1000, 4000))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+        env = tool_env()
         env.update({"BASECONE_MIGRATE_DB": f"sqlite:///{work / 'bench.db'}",
                     "BASECONE_MIGRATE_STORAGE": str(work / "archive"),
                     "XDG_DATA_HOME": str(work / "xdg"), "XDG_CONFIG_HOME": str(work / "xdg-config")})

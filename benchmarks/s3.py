@@ -81,7 +81,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import measured  # the benchmarks' one way to run and measure a process
+from bench import measured, tool_env  # the benchmarks' one way to run and measure a process
 from tests.netproxy import LatencyProxy  # the repository's own test helper
 
 KEY, SECRET = "bench-key", "bench-secret"
@@ -148,12 +148,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _clean_env() -> dict[str, str]:
-    """The caller's environment without anything that would point a tool elsewhere."""
-    drop = ("BASECONE_MIGRATE_", "AWS_", "RCLONE_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-
-
 # -- the world ---------------------------------------------------------------------------
 
 
@@ -200,7 +194,7 @@ class Bench:
         self.delay = proxy.delay
         self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                                aws_access_key_id=KEY, aws_secret_access_key=SECRET)
-        base = _clean_env()
+        base = tool_env("AWS_", "RCLONE_")
         base.update({"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
                      "AWS_DEFAULT_REGION": "us-east-1",
                      "XDG_DATA_HOME": str(work / "xdg-data"), "XDG_CONFIG_HOME": str(work / "xdg-config"),

@@ -42,6 +42,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import tool_env  # noqa: E402 - the benchmarks' one environment for the tool
+
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 OFFICES = 2000
 ADMINS_PER_OFFICE = 50
@@ -204,7 +207,7 @@ def _median(env: dict[str, str], repeat: int, *args: str) -> tuple[str, float, f
 
 
 def measure(url: str, built: dict[str, Any], repeat: int, work: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+    env = tool_env()
     env.update({"BASECONE_MIGRATE_DB": url, "BASECONE_MIGRATE_STORAGE": str(work / "archive"),
                 "BASECONE_MIGRATE_NOW": NOW.isoformat(), "XDG_DATA_HOME": str(work / "xdg"),
                 "XDG_CONFIG_HOME": str(work / "xdg-config")})
@@ -325,7 +328,7 @@ def _create_files(folder: Path, count: int) -> float:
 
 def startup(repeat: int, work: Path) -> dict[str, float]:
     """`list --json` on an empty SQLite database against a bare `import sqlalchemy`, interleaved."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+    env = tool_env()
     env.update({"BASECONE_MIGRATE_DB": str(work / "empty.db"), "XDG_DATA_HOME": str(work / "xdg"),
                 "BASECONE_MIGRATE_USER": "nobody@example.org"})
     _run(env, "env", "list", "--json")  # creates the schema once

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench import tool_env  # noqa: E402 - the benchmarks' one environment for the tool
 from scale import _pg_database  # noqa: E402 - the scale benchmark's helper
 
 
@@ -89,7 +90,7 @@ def run(server: str, world: Path, administrations: int, shm: Path, workers: int)
     """One way of moving the batch (workers == 0: inline), in a database of its own."""
     url, drop = _pg_database(server)
     work = Path(tempfile.mkdtemp(prefix="bcm-workers-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASECONE_MIGRATE_")}
+    env = tool_env()
     env.update({"BASECONE_MIGRATE_DB": url, "BASECONE_MIGRATE_STORAGE": str(work / "archive"),
                 "XDG_DATA_HOME": str(work / "xdg"), "XDG_CONFIG_HOME": str(work / "xdg-config")})
     started: list[subprocess.Popen[bytes]] = []
