@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,15 +41,42 @@ class Crash(BaseException):
     """Stands in for the process dying at a chosen point (not caught by the CLI)."""
 
 
+_MADE: dict[tuple[int, int], Path] = {}  # (count, size) -> the documents, made once a process
+
+
+def _made(count: int, size: int, near: Path) -> Path:
+    """``count`` distinct documents of ``size`` bytes, written once a test process (6,000
+    files take a second to write) in a folder beside the tests' own, never changed."""
+    folder = _MADE.get((count, size))
+    if folder is None:
+        folder = near.parent / f"many-documents-{count}-{size}-{os.getpid()}"
+        shutil.rmtree(folder, ignore_errors=True)
+        building = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir()
+        for n in range(count):
+            (building / f"doc-{n:05d}.pdf").write_bytes(n.to_bytes(4, "big") * (size // 4))
+        building.rename(folder)
+        _MADE[(count, size)] = folder
+    return folder
+
+
 def many_documents(world_dir: Path, count: int, size: int = 20_000) -> dict[str, Any]:
+    """The sample world with ``count`` documents of ``size`` bytes in administration 1001: files
+    of its own folder, hard links to documents made once a process (a test may remove or change
+    what it loaded into the archive; no test writes to a world's documents)."""
     world = sample_world(world_dir, documents=0)
     folder = world_dir / "many"
     folder.mkdir()
+    made = _made(count, size, world_dir.parent)
     paths = []
     for n in range(count):
-        path = folder / f"doc-{n:05d}.pdf"
-        path.write_bytes(n.to_bytes(4, "big") * (size // 4))
-        paths.append(f"many/{path.name}")
+        name = f"doc-{n:05d}.pdf"
+        try:
+            os.link(made / name, folder / name)
+        except OSError:  # another filesystem: a copy
+            shutil.copyfile(made / name, folder / name)
+        paths.append(f"many/{name}")
     world["environments"][0]["administrations"][0]["documents"] = paths
     return world
 
