@@ -14,11 +14,13 @@ def test_a_redeem_charges_the_fee_per_administration_to_the_receiver(
     cli.ok("--as", TINA, "redeem", code, "--accept-terms", "--link", "1002=book-tw:1002",
            fee="EUR 49.50")
 
-    rows = cli.ok("charges", "--json").json()
+    listed = cli.ok("charges", "--json")
+    rows = listed.json()
+    assert '"amount": 49.5,' in listed.stdout  # a number, exact
     assert [(r["environment"], r["administration_id"], r["migration_id"], r["kind"], r["amount"],
              r["amount_cents"], r["currency"], r["at"]) for r in rows] == [
-        ("BOOK", 1, 1, "fee", "49.50", 4950, "EUR", "2026-03-02T09:00:00+00:00"),
-        ("BOOK", 2, 1, "fee", "49.50", 4950, "EUR", "2026-03-02T09:00:00+00:00")]
+        ("BOOK", 1, 1, "fee", 49.5, 4950, "EUR", "2026-03-02T09:00:00+00:00"),
+        ("BOOK", 2, 1, "fee", 49.5, 4950, "EUR", "2026-03-02T09:00:00+00:00")]
     assert cli.ok("charges", "--env", "book", "--json").json() == rows  # office codes in any case
     assert cli.ok("charges", "--env", "ACME", "--json").json() == []
     assert cli.ok("charges", "--limit", "1", "--json").json() == rows[:1]

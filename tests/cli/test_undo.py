@@ -55,8 +55,8 @@ def test_undo_brings_a_two_administration_move_back_with_what_was_added_since(
 
     charges = cli.ok("charges", "--json").json()
     assert [(c["environment"], c["administration_id"], c["kind"], c["amount"]) for c in charges] == [
-        ("BOOK", 1, "fee", "49.00"), ("BOOK", 2, "fee", "49.00"),
-        ("BOOK", 1, "credit", "-49.00"), ("BOOK", 2, "credit", "-49.00")]
+        ("BOOK", 1, "fee", 49.0), ("BOOK", 2, "fee", 49.0),
+        ("BOOK", 1, "credit", -49.0), ("BOOK", 2, "credit", -49.0)]
     [mail] = smtp.take()
     assert sorted(mail.recipients) == sorted([SUE, TINA]) and mail.subject.startswith("Migration undone")
     assert "wrong office" in mail.text and "Bakkerij Jansen" in mail.text and "Garage Smit" in mail.text

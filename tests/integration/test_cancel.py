@@ -44,7 +44,7 @@ def _as_it_was(cli: Cli, before: list[dict[str, Any]], storage: Path, shm: Path)
         "ACME", "acme-tw", "1001", "ACME.1001@mailtobasecone.com")
     assert [i["status"] for i in cli.ok("status", "1", "--json").json()["items"]] == ["cancelled"]
     assert [(c["kind"], c["amount"]) for c in cli.ok("charges", "--json").json()] == [
-        ("fee", "49.00"), ("credit", "-49.00")]
+        ("fee", 49.0), ("credit", -49.0)]
 
 
 def test_cancel_stops_a_transfer_running_in_another_process_and_brings_everything_back(
@@ -132,4 +132,4 @@ def test_an_undo_killed_mid_return_finishes_when_run_again(
     assert_moved_intact(cli, before, storage / "ACME", shm)
     assert item_row(db_url)[0].returned_at is not None
     assert [(c["kind"], c["amount"]) for c in cli.ok("charges", "--json").json()] == [
-        ("fee", "49.00"), ("credit", "-49.00")]
+        ("fee", 49.0), ("credit", -49.0)]

@@ -265,6 +265,7 @@ def charges(
     amount). The table ends with what the rows add up to per environment.
     """
     from basecone_migrate.cli.output import Column, when
+    from basecone_migrate.domain.money import Money
     from basecone_migrate.services import charges as fees
 
     cli = context.get(ctx, json=json, as_=as_)
@@ -275,7 +276,8 @@ def charges(
             [Column("time (UTC)"), Column("environment"), Column("admin", "right"),
              Column("migration", "right"), Column("kind"), Column("amount", "right"), Column("currency")],
             [(when(r["at"]), r["environment"], r["administration_id"], r["migration_id"], r["kind"],
-              r["amount"], r["currency"]) for r in rows], title="Charges", empty="no charges")
+              Money(r["currency"], r["amount_cents"]).amount(), r["currency"]) for r in rows],
+            title="Charges", empty="no charges")
         for code, total in fees.totals(rows):  # of the rows shown (a page, with --limit)
             cli.out.note(f"{code}: {total} in total")
 

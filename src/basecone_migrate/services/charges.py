@@ -36,7 +36,9 @@ def listing(rt: Runtime, *, env: str | None = None, limit: int = 1000,
             query = query.where(c.id > after)
         return [{"id": row.id, "environment": row.code, "administration_id": row.administration_id,
                  "migration_id": row.migration_id, "kind": row.kind,
-                 "amount": Money(row.currency, row.amount_cents).amount(),
+                 # A number, as any JSON reader adds and compares it (49.5, -49.5: cents over
+                 # 100 print exactly); the cents beside it for sums to the cent.
+                 "amount": row.amount_cents / 100,
                  "amount_cents": row.amount_cents, "currency": row.currency, "at": row.created_at}
                 for row in db.execute(query)]
 
