@@ -4,10 +4,14 @@ environment that holds it: everything as it was, the fee credited, both sides ma
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import SUE, TIM, TINA, UMA, Cli, SmtpServer, State, make_offer, snapshot_files
+from tests.terminal import Terminal
 
 
 def _moved(cli: Cli) -> dict[str, Any]:
@@ -40,6 +44,7 @@ def test_undo_brings_a_two_administration_move_back_with_what_was_added_since(
     assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "completed"
 
     undone = cli.ok("--as", TINA, "undo", "1", "--reason", "wrong office", "--json")
+    assert undone.stderr == ""  # with --json no progress lines
     assert undone.json() == {"migration_id": 1, "items": [
         {"administration_id": 1, "status": "undone"}, {"administration_id": 2, "status": "undone"}]}
 
@@ -109,6 +114,50 @@ def test_undo_in_the_background_is_done_by_a_worker(
 
     done = run_process(["worker", "--once"], {**env_vars, **smtp.env}, timeout=120)
     assert done.returncode == 0, done.stderr
+    # The worker's log names each return as it names a transfer.
+    logged = [re.sub(r"^[^:]+:\d+: ", "", line) for line in done.stderr.splitlines()]
+    assert [re.sub(r"in [0-9.]+ s", "in N s", line) for line in logged[1:-1]] == [
+        "migration 1, administration 1: took 1001 Bakkerij Jansen back to ACME: 3 documents, 5.7 kB",
+        "migration 1, administration 1: finished 1001 Bakkerij Jansen back to ACME: undone in N s: "
+        "every document back",
+        "migration 1, administration 2: took 1002 Garage Smit back to ACME: 1 document, 640 bytes",
+        "migration 1, administration 2: finished 1002 Garage Smit back to ACME: undone in N s: "
+        "every document back"]
     assert snapshot_files(storage / "ACME") == files_before
     assert all(i["returned_at"] for i in cli.ok("status", "1", "--json").json()["items"])
     assert [m.subject for m in smtp.take()] == ["Migration undone: 2 administrations back in Acme Accountants (ACME)"]
+
+
+def test_without_a_terminal_undo_says_what_it_brings_back_a_line_an_administration(
+        cli: Cli, loaded: dict[str, Any]) -> None:
+    _moved(cli)
+    undone = cli.ok("--as", TINA, "undo", "1")
+    assert undone.stdout == "Migration 1: undone\nid  status\n 1  undone\n 2  undone\n"
+    *lines, mail = undone.stderr.splitlines()
+    assert lines == ["Moving 1001 Bakkerij Jansen back to ACME: 3 documents, 5.7 kB",
+                     "  1001 Bakkerij Jansen back to ACME: undone (every document back)",
+                     "Moving 1002 Garage Smit back to ACME: 1 document, 640 bytes",
+                     "  1002 Garage Smit back to ACME: undone (every document back)"]
+    assert mail.startswith("Mail written to ") and mail.endswith("-undo.eml (no SMTP host set)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_at_a_terminal_undo_shows_its_bars_and_leaves_them_and_the_table_on_the_screen(
+        env_vars: dict[str, str], loaded: dict[str, Any], backend: str) -> None:
+    cli = Cli(env_vars)
+    _moved(cli)
+    terminal = Terminal(["--as", TINA, "undo", "1"], env_vars, columns=120, lines=40)
+    assert terminal.finish() == 0, terminal.seen
+    screen = terminal.screen.splitlines()
+    bars = [line for line in screen if "back to ACME" in line or "all administrations" in line]
+    # Each administration's end above the bars, the bars full and left on the screen, then
+    # the table: the live display erased none of it.
+    assert [line.split("━")[0].strip() for line in bars] == [
+        "1001 Bakkerij Jansen back to ACME: undone: every document back",
+        "1002 Garage Smit back to ACME: undone: every document back",
+        "all administrations", "1001 Bakkerij Jansen back to ACME", "1002 Garage Smit back to ACME"]
+    assert ["4/4 docs 6.3/6.3 kB" in bars[2], "3/3 docs 5.7/5.7 kB" in bars[3],
+            "1/1 docs 640/640 bytes" in bars[4]] == [True] * 3
+    assert screen[screen.index("Migration 1: undone"):][:5] == [
+        "Migration 1: undone", "id  status", "──────────", " 1  undone", " 2  undone"]

@@ -5,6 +5,7 @@ environment's storage once, none left at the receiver's, the administration as i
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -53,9 +54,16 @@ def test_cancel_stops_a_transfer_running_in_another_process_and_brings_everythin
     before, redeem = _start(cli, env_vars, world_dir, shm)
     wait_until_copying(redeem, db_url)  # running, some documents at BOOK already
 
-    cancelled = cli.ok("--as", SUE, "cancel", "1", "--reason", "sent to the wrong office", "--json")
+    cancelled = cli.ok("--as", SUE, "cancel", "1", "--reason", "sent to the wrong office")
 
-    assert cancelled.json() == {"migration_id": 1, "items": [{"administration_id": 1, "status": "cancelled"}]}
+    assert cancelled.stdout == "Migration 1: cancelled\nid  status\n 1  cancelled\n"
+    # Off a terminal, the return says what it brings back, and how far it got (each 10%).
+    first, *steps, last, mail = cancelled.stderr.splitlines()
+    assert first == "Moving 1001 Bakkerij Jansen back to ACME: 6000 documents, 120.0 MB", first
+    assert all(re.fullmatch(r"  1001 Bakkerij Jansen back to ACME: \d+/6000 documents, "
+                            r"[0-9.]+ MB/120.0 MB \(\d+%\)", step) for step in steps), steps
+    assert last == "  1001 Bakkerij Jansen back to ACME: cancelled (every document back)"
+    assert mail.startswith("Mail written to ")
     _, err = redeem.communicate(timeout=120)
     assert redeem.returncode == 5, err
     assert err.splitlines()[-1] == ("Error: transfer of migration 1 stopped: 1 administration(s) cancelled "

@@ -83,3 +83,12 @@ def test_a_workers_lines_name_the_worker_the_migration_and_the_administration() 
 def test_the_pace_of_an_empty_archive_is_silent() -> None:
     pace = Pace(0, 0, Clock())
     assert not pace.due(0)
+
+
+def test_one_document_is_one_document() -> None:
+    progress, lines, _ = _lines()
+    progress.item_started("1002 Garage Smit", 1, 640, 0, 0)
+    worker, logged, _ = _lines(name="worker-1:42")
+    worker.item_started("1002 Garage Smit", 1, 640, 0, 0)
+    assert (lines, logged) == (["Moving 1002 Garage Smit: 1 document, 640 bytes"],
+                               ["worker-1:42: took 1002 Garage Smit: 1 document, 640 bytes"])

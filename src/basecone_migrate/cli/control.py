@@ -31,15 +31,19 @@ def cancel(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOptio
     A Superuser of the sending or the receiving environment cancels what is scheduled, in
     progress, paused or failed (a transfer running elsewhere stops at its next document).
     Each administration goes back where it was before the redeem: the sending environment,
-    its old connection, code and mail address, every document in the sending storage. The
-    fee is credited back; both sides get a mail. Interrupted: exit 5, run it again.
+    its old connection, code and mail address, every document in the sending storage (a
+    progress bar at a terminal). The fee is credited back; both sides get a mail.
+    Interrupted: exit 5, run it again.
     """
+    from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.services.migrations import control
     from basecone_migrate.services.migrations.common import check_reason
 
     cli = context.get(ctx, json=json, as_=as_)
     check_reason(reason)
-    outcome = control.cancel(cli.runtime, migration, admins or [], reason)
+    bars, progress = progress_for(cli.out)
+    with bars:
+        outcome = control.cancel(cli.runtime, migration, admins or [], reason, progress=progress)
     _done(cli, outcome, "cancelled")
 
 
@@ -67,17 +71,20 @@ def undo(ctx: typer.Context, migration: MigrationArgument, admins: AdminsOption 
 
     A Superuser of the environment that holds the administrations returns them to the
     sending environment: old connection, code and mail address, every document they have
-    now (also those added since), the users' access and workflows they had there; the fee
-    is credited back. Refused when the window has passed, the old code is taken, or an
+    now (also those added since, with a progress bar at a terminal), the users' access and
+    workflows they had there; the fee is credited back. Refused when the window has passed, the old code is taken, or an
     administration is in another migration. Interrupted: exit 5, run it again.
     """
+    from basecone_migrate.cli.progress import progress_for
     from basecone_migrate.services.migrations import control
     from basecone_migrate.services.migrations.common import check_reason
 
     cli = context.get(ctx, json=json, as_=as_)
     check_reason(reason)
-    outcome = control.undo(cli.runtime, migration, admins or [], reason, dry_run=dry_run,
-                           background=background)
+    bars, progress = progress_for(cli.out)
+    with bars:
+        outcome = control.undo(cli.runtime, migration, admins or [], reason, dry_run=dry_run,
+                               background=background, progress=progress)
     _done(cli, outcome, "would be undone" if dry_run else "undone")
 
 

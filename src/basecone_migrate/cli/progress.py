@@ -70,10 +70,11 @@ class LinesProgress:
         self.done, self.total = [documents_done, bytes_done], [documents, size]
         self.pace = Pace(documents, documents_done, self.clock)
         already = f" ({documents_done} already there)" if documents_done else ""
+        count = "1 document" if documents == 1 else f"{documents} documents"
         if self.name is None:
-            self.emit(f"Moving {label}: {documents} documents, {human_size(size)}{already}")
+            self.emit(f"Moving {label}: {count}, {human_size(size)}{already}")
         else:
-            self.emit(f"{self.name}: took {label}: {documents} documents, {human_size(size)}{already}")
+            self.emit(f"{self.name}: took {label}: {count}, {human_size(size)}{already}")
 
     def advance(self, documents: int, size: int) -> None:
         self.done[0] += documents

@@ -112,7 +112,8 @@ def make_app(rt: Runtime) -> Any:
         from basecone_migrate.services.locks import worker_label
 
         runtime = context.additional_context["runtime"]
-        return return_item(runtime, item_id, actor, event, reason, worker_label(context.worker_name))
+        return return_item(runtime, item_id, actor, event, reason, worker_label(context.worker_name),
+                           context.additional_context.get("progress"))
 
     del transfer_job, return_job  # registered with the app by name
 
@@ -174,10 +175,19 @@ def enqueue_returns(session: Session, item_ids: Sequence[int], actor: str, rt: R
             item_id=item_id, actor=actor, event=event, reason=reason)
 
 
+def _reporter(progress: Callable[[str], Progress] | None, worker: str, item: Any) -> Progress | None:
+    """The reporter of one job, its lines named after the worker and the item (a row with
+    ``migration_id`` and ``administration_id``)."""
+    if progress is None:
+        return None
+    return progress(f"{worker}: migration {item.migration_id}, administration {item.administration_id}")
+
+
 def return_item(rt: Runtime, item_id: int, actor: str, event: str, reason: str | None,
-                worker: str) -> str:
+                worker: str, progress: Callable[[str], Progress] | None = None) -> str:
     """The body of a return job: bring one undone item back, holding its lock (ItemBusy while
-    another process holds it); its mails once the migration's last item is back."""
+    another process holds it), reported as `transfer_item` reports; its mails once the
+    migration's last item is back."""
     from sqlalchemy import select
 
     from basecone_migrate.db.tables import migration_items
@@ -190,8 +200,10 @@ def return_item(rt: Runtime, item_id: int, actor: str, event: str, reason: str |
         raise ItemBusy(f"item {item_id} is being moved by another process")
     try:
         with rt.reading() as db:
-            migration_id = db.scalar(select(migration_items.c.migration_id).where(migration_items.c.id == item_id))
-        Postman(rt).deliver(return_items(rt, migration_id, [item_id], event=event, actor=actor, reason=reason))
+            item = db.execute(select(migration_items.c.migration_id, migration_items.c.administration_id)
+                              .where(migration_items.c.id == item_id)).one()
+        Postman(rt).deliver(return_items(rt, item.migration_id, [item_id], event=event, actor=actor,
+                                         reason=reason, progress=_reporter(progress, worker, item)))
         return "returned"
     finally:
         lock.release()
@@ -254,9 +266,8 @@ def transfer_item(rt: Runtime, item_id: int, actor: str, worker: str,
             return "not started: it left scheduled meanwhile"  # paused or cancelled
         elif item.status not in (*RESUMABLE, ItemStatus.SCHEDULED):
             return str(item.status)  # done by an earlier run, by `resume`; paused, cancelled
-        reporter = (progress(f"{worker}: migration {item.migration_id}, administration "
-                             f"{item.administration_id}") if progress else NoProgress())
-        status, mail_ids = run_item(rt, item_id, actor, reporter, worker=worker)
+        status, mail_ids = run_item(rt, item_id, actor, _reporter(progress, worker, item) or NoProgress(),
+                                    worker=worker)
         Postman(rt).deliver(mail_ids)
         return status
     finally:

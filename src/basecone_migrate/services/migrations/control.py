@@ -30,13 +30,16 @@ from basecone_migrate.services.migrations.common import (
     require_mail_settings,
 )
 from basecone_migrate.services.migrations.returning import return_items
+from basecone_migrate.services.transfer.progress import Progress
 
 #: How long `cancel` and `undo` wait for a running transfer to stop at its next document.
 STOP_WAIT_SECONDS = 60.0
 
 
-def cancel(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str | None = None) -> Outcome:
-    """Stop the items that have not completed and bring their administrations back."""
+def cancel(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str | None = None,
+           progress: Progress | None = None) -> Outcome:
+    """Stop the items that have not completed and bring their administrations back (their
+    documents reported to ``progress`` as they go)."""
     require_mail_settings(rt)
     with rt.uow() as uow:
         s = uow.session
@@ -53,7 +56,7 @@ def cancel(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: s
         _take(rt, s, Event.CANCEL, side, taken, user.email, reason)
         uow.commit()
         ids, actor = [i.id for i in taken + pending], user.email
-    mail_ids = _bring_back(rt, migration_id, ids, "cancel", actor, reason)
+    mail_ids = _bring_back(rt, migration_id, ids, "cancel", actor, reason, progress)
     return _outcome(rt, migration_id, ids, mail_ids)
 
 
@@ -79,9 +82,9 @@ def pause(rt: Runtime, migration_id: int) -> Outcome:
 
 
 def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str | None = None,
-         dry_run: bool = False, background: bool = False) -> Outcome:
-    """Within the grace window, bring completed items back to the sending environment: here,
-    or (``background``, PostgreSQL) by the workers."""
+         dry_run: bool = False, background: bool = False, progress: Progress | None = None) -> Outcome:
+    """Within the grace window, bring completed items back to the sending environment: here
+    (their documents reported to ``progress``), or (``background``, PostgreSQL) by the workers."""
     if background:
         from basecone_migrate.services.background import require_postgres
 
@@ -120,7 +123,7 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
         uow.commit()
     if background:
         return _outcome(rt, migration_id, ids, [])
-    mail_ids = _bring_back(rt, migration_id, ids, "undo", actor, reason)
+    mail_ids = _bring_back(rt, migration_id, ids, "undo", actor, reason, progress)
     return _outcome(rt, migration_id, ids, mail_ids)
 
 
@@ -218,11 +221,12 @@ def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationI
 
 
 def _bring_back(rt: Runtime, migration_id: int, ids: list[int], event: str, actor: str,
-                reason: str | None) -> list[int]:
+                reason: str | None, progress: Progress | None) -> list[int]:
     """Wait for a running transfer to stop at its next document, then bring the items back."""
     lock = _wait_until_stopped(rt, migration_id, event)
     try:
-        return return_items(rt, migration_id, ids, event=event, actor=actor, reason=reason)
+        return return_items(rt, migration_id, ids, event=event, actor=actor, reason=reason,
+                            progress=progress)
     finally:
         lock.release()
 

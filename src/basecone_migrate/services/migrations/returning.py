@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from basecone_migrate.db.models import (
@@ -47,6 +47,7 @@ from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.migrations.common import env_label, lines, party, queue_mail
 from basecone_migrate.services.transfer.copying import Doc, stream_all
+from basecone_migrate.services.transfer.progress import NoProgress, Progress
 from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers
 
 #: Statuses whose administration goes back (until ``returned_at`` is set).
@@ -67,20 +68,29 @@ def unreturned(s: Any, migration_id: int, item_ids: Sequence[int] | None = None)
 
 
 def return_items(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, event: str,
-                 actor: str, reason: str | None) -> list[int]:
-    """Bring each of ``item_ids`` (cancelled or undone) back; the mail ids queued once the
-    last one of the migration is back. TransferIncomplete (exit 5) when a document could not
-    be brought back or the switch back is blocked: the message says what to do."""
+                 actor: str, reason: str | None, progress: Progress | None = None) -> list[int]:
+    """Bring each of ``item_ids`` (cancelled or undone) back, reporting to ``progress`` as the
+    documents go (a bar at a terminal); the mail ids queued once the last one of the
+    migration is back. TransferIncomplete (exit 5) when a document could not be brought back
+    or the switch back is blocked: the message says what to do."""
+    progress = progress or NoProgress()
     with rt.uow(read_only=True) as uow:
         migration = uow.session.get(Migration, migration_id)
         assert migration is not None
         here = rt.archive(migration.source_environment)
         there = (rt.archive(migration.target_environment) if migration.target_environment is not None
                  else here)
-        todo = [(i.id, i.administration_id) for i in unreturned(uow.session, migration_id, item_ids)]
+        home = migration.source_environment.code
+        todo = [(i.id, i.administration_id, f"{i.source_code} {i.name} back to {home}")
+                for i in unreturned(uow.session, migration_id, item_ids)]
     command = f"basecone-migrate {event} {migration_id}"
-    for item_id, administration_id in todo:
-        problems = bring_documents_back(rt, there, here, administration_id)
+    status = ItemStatus.CANCELLED if event == "cancel" else ItemStatus.UNDONE
+    for item_id, administration_id, label in todo:
+        with rt.reading() as db:
+            count, size = db.execute(select(func.count(Document.id), func.coalesce(func.sum(Document.size), 0))
+                                     .where(Document.administration_id == administration_id)).one()
+        progress.item_started(label, count, size, 0, 0)
+        problems = bring_documents_back(rt, there, here, administration_id, progress)
         if problems:
             shown = "; ".join(problems[:PROBLEMS_SHOWN])
             raise TransferIncomplete(
@@ -89,15 +99,19 @@ def return_items(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, eve
         _switch_back(rt, item_id, actor, event, command)
         if not here.same_place(there):
             there.tidy(administration_id)
+        progress.item_finished(label, status.value, "every document back")
     return _finish(rt, migration_id, item_ids, event=event, actor=actor, reason=reason)
 
 
-def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administration_id: int) -> list[str]:
+def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administration_id: int,
+                         progress: Progress | None = None) -> list[str]:
     """Every document of the administration into ``here`` (verified, durable), then out of
-    ``there``; what could not be done, one line a document. On one filesystem the whole
+    ``there``, each round reported to ``progress``; what could not be done, one line a
+    document. On one filesystem the whole
     folder goes back in one rename when ``here`` holds none of it (as the transfer's first
     run does); otherwise each document is renamed, or streamed and hashed on the way by the
     transfer's own streamer, with many in flight."""
+    progress = progress or NoProgress()
     if here.same_place(there):
         return []
     rename = there.shares_filesystem_with(here)
@@ -108,6 +122,7 @@ def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administrat
             sizes = here.sizes_of(administration_id, [row[1] for row in rows])
             problems += [f"document {row[0]}: in neither archive with its recorded size"
                          for row, size in zip(rows, sizes, strict=True) if size != row[2]]
+            progress.advance(len(rows), sum(row[2] for row in rows))
         return problems
     buffers = ThreadBuffers(for_store=there.object_store or here.object_store)
     threads = max(there.transfers, here.transfers) if (there.object_store or here.object_store) else LOCAL_THREADS
@@ -132,6 +147,7 @@ def bring_documents_back(rt: Runtime, there: Archive, here: Archive, administrat
         here.make_durable()  # on disk here before the receiving copies go
         if not rename:  # a rename leaves nothing behind
             there.remove_all([doc.key for doc, problem in found if problem is None], LOCAL_THREADS)
+        progress.advance(len(docs), sum(doc.size for doc in docs))
     return sorted(problems)
 
 
