@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,18 @@ QUEUE_TABLES = {"procrastinate_jobs", "procrastinate_events", "procrastinate_per
 
 def test_schema_head_constant_matches_the_scripts() -> None:
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def test_alembic_writes_to_the_stdout_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not to the sys.stdout of when alembic was first imported: in a process that swaps its
+    streams (the tests' in-process CLI runs) that one may be closed by the time `check` or an
+    upgrade writes ("I/O operation on closed file", depending on which test imported it)."""
+    import alembic.config  # noqa: F401 - imported before the swap, as in a long test process
+
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", now)
+    alembic_config().print_stdout("written")
+    assert now.getvalue() == "written\n"
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:

@@ -8,6 +8,7 @@ plain ``BEGIN``: in WAL mode it never blocks, nor is it blocked by, a writer.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,10 @@ def ensure_schema(engine: Engine) -> None:
 def alembic_config() -> Config:
     from alembic.config import Config
 
-    config = Config()
+    # The stream given, not Config's default: that is the sys.stdout of the moment alembic was
+    # first imported, which in a process that swaps its streams (a test's in-process CLI
+    # run) may be closed by now.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", "basecone_migrate.db:migrations")
     return config
 
