@@ -161,3 +161,39 @@ def test_at_a_terminal_undo_shows_its_bars_and_leaves_them_and_the_table_on_the_
             "1/1 docs 640/640 bytes" in bars[4]] == [True] * 3
     assert screen[screen.index("Migration 1: undone"):][:5] == [
         "Migration 1: undone", "id  status", "──────────", " 1  undone", " 2  undone"]
+
+
+def test_whoever_holds_the_administration_is_told_why_it_cannot_be_undone(
+        cli: Cli, loaded: dict[str, Any], state: State) -> None:
+    """The Superuser of where an administration is now, and the receiver the offer names
+    before any redeem, are told what stands in the way (1), not that they may not ask (4)."""
+    make_offer(cli, "1001")
+    snapshot = state.take()
+    results = {(user, command): cli("--as", user, command, "1")
+               for user in (SUE, TINA) for command in ("undo", "pause", "cancel")}
+    offered = "1001 Bakkerij Jansen (id 1) is offered"
+    assert {key: (r.exit_code, r.error) for key, r in results.items()} == {
+        (SUE, "undo"): (1, f"Error: migration 1 cannot be undone: {offered}, not completed"),
+        (TINA, "undo"): (1, f"Error: migration 1 cannot be undone: {offered}, not completed"),
+        (SUE, "pause"): (4, "Error: sue@acme.example is not a Superuser of BOOK: only they may pause "
+                            "migration 1"),
+        (TINA, "pause"): (1, "Error: nothing to pause in migration 1: its administrations are offered "
+                             "(only scheduled and in-progress transfers pause)"),
+        **{(user, "cancel"): (1, f"Error: nothing to cancel in migration 1: {offered}, not redeemed: "
+                                 "the sender revokes it (`basecone-migrate revoke 1`)")
+           for user in (SUE, TINA)}}
+    assert state.take() == snapshot
+
+    # Moved to BOOK, then back to ACME by a second migration: the first cannot be undone, as
+    # its receiver and the Superuser of where it is now are both told.
+    cli.ok("--as", TINA, "redeem", cli.ok("--as", SUE, "resend", "1", "--json").json()["transfercode"],
+           "--accept-terms")
+    back = make_offer(cli, "1001", to=(SUE,), sender=TINA)
+    cli.ok("--as", SUE, "redeem", back["transfercode"], "--accept-terms", "--link", "1001=acme-tw:1001")
+    snapshot = state.take()
+    for user in (TINA, SUE):
+        moved_on = cli("--as", user, "undo", "1")
+        assert (moved_on.exit_code, moved_on.error) == (
+            1, "Error: migration 1 cannot be undone: 1001 Bakkerij Jansen (id 1) is no longer held by BOOK")
+    assert state.take() == snapshot
+    assert cli("--as", TINA, "undo", "2").exit_code == 4  # BOOK sent it: ACME's to undo

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from tests.conftest import NOW, SUE, TINA, Cli, make_offer, write_world
 
 WARNING = (f"Warning: the clock is set by BASECONE_MIGRATE_NOW to {NOW}, not the real time: expiry, "
-           "lock-outs and the audit's `at` follow it (`recorded_at` keeps the real time)\n")
+           "lock-outs, scheduled starts and the audit's `at` follow it (`recorded_at` keeps the real "
+           "time)\n")
 
 
 def _leaf_commands() -> list[list[str]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TINA, Cli, make_offer
+from tests.conftest import NOW, TINA, Cli, make_offer
 from tests.integration.test_background import (
     ALIVE,
     ONLY_POSTGRES,
@@ -86,26 +86,38 @@ def test_a_paused_transfer_stops_at_its_next_document_and_resume_finishes_it(
 @ONLY_POSTGRES
 def test_a_scheduled_redeem_waits_for_its_instant(
         backend: str, loaded: Any, env_vars: dict[str, str], db_url: str, storage: Path) -> None:
+    """The instant is on the tool's clock (here set by BASECONE_MIGRATE_NOW, months in the
+    past): due 4 s from now in real time. `worker --once` runs what is due and leaves a later
+    start queued, saying so; once due, the next `worker --once` starts it."""
     cli = Cli(env_vars)
     offer = make_offer(cli, "1001")
-    start = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    start = datetime.fromisoformat(NOW) + timedelta(seconds=4)
+    redeemed_at = datetime.now(UTC)
     redeemed = cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
                       "--start-after", start.isoformat(), "--json").json()
     assert [i["status"] for i in redeemed["items"]] == ["scheduled"]
     [item] = cli.ok("status", "1", "--json").json()["items"]
     assert (item["status"], item["scheduled_for"]) == ("scheduled", start.isoformat())
-
     assert f"scheduled for {start:%Y-%m-%d %H:%M} UTC" in cli.ok("status", "1").stdout
-    worker = env_process(env_vars, "worker", "--once", *ALIVE)  # waits for what is scheduled
-    time.sleep(1.5)
+
+    early = env_process(env_vars, "worker", "--once", *ALIVE)  # nothing due: gone at once
+    _, err = early.communicate(timeout=60)
+    assert early.returncode == 0, err
+    assert ("1 transfer(s) scheduled to start later stay queued: a worker starts them when they "
+            "are due") in err
     assert cli.ok("status", "1", "--json").json()["items"][0]["status"] == "scheduled"
     assert (storage / "ACME" / "1").is_dir()  # nothing moved yet
-    _, err = worker.communicate(timeout=120)
-    assert worker.returncode == 0, err
+    assert [s for s, _ in _jobs(db_url)] == ["todo"]
+
+    time.sleep(max(0.0, (redeemed_at + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
+    due = env_process(env_vars, "worker", "--once", *ALIVE)
+    _, err = due.communicate(timeout=120)
+    assert due.returncode == 0, err
+    assert "scheduled to start later" not in err
     [item] = cli.ok("status", "1", "--json").json()["items"]
     assert (item["status"], item["scheduled_for"]) == ("completed", None)
     [started] = _audit(cli, "transfer_start")
-    assert datetime.fromisoformat(started["recorded_at"]) >= start  # the database's own time
+    assert datetime.fromisoformat(started["recorded_at"]) >= redeemed_at + timedelta(seconds=4)
 
 
 def test_start_after_is_checked_before_anything_changes(cli: Cli, loaded: Any) -> None:
@@ -145,12 +157,12 @@ def test_a_cancelled_scheduled_move_never_starts(
     cli = Cli(env_vars)
     offer = make_offer(cli, "1001")
     before = cli.ok("archive", "list", "1", "--json").json()
-    start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    start = datetime.fromisoformat(NOW)  # due at once: the tool's clock reads it now
     cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
            "--start-after", start.isoformat())
     cancelled = cli.ok("--as", "sue@acme.example", "cancel", "1", "--json").json()
     assert cancelled["items"] == [{"administration_id": 1, "status": "cancelled"}]
-    worker = env_process(env_vars, "worker", "--once", *ALIVE)  # runs the job when it is due
+    worker = env_process(env_vars, "worker", "--once", *ALIVE)
     _, err = worker.communicate(timeout=120)
     assert worker.returncode == 0, err
     assert _audit(cli, "transfer_start") == []  # the job found it cancelled
@@ -165,14 +177,18 @@ def test_a_paused_scheduled_move_resumed_starts_at_once(
         backend: str, loaded: Any, env_vars: dict[str, str], db_url: str) -> None:
     cli = Cli(env_vars)
     offer = make_offer(cli, "1001")
-    start = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0)
+    start = datetime.fromisoformat(NOW) + timedelta(hours=6)
     cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
            "--start-after", start.isoformat())
     assert [s for s, _ in _jobs(db_url)] == ["todo"]
     cli.ok("--as", TINA, "pause", "1")
     assert _jobs(db_url) == []  # the waiting job is gone with the schedule
-    resumed = cli.ok("--as", TINA, "resume", "1", "--background")
+    resumed = cli.ok("--as", TINA, "resume", "1", "--background", "--json")
     assert "already waiting" not in resumed.stderr
+    # Shown as queued (not as they were before), and the old instant gone with the schedule.
+    assert [i["status"] for i in resumed.json()["items"]] == ["in_progress"]
+    [item] = cli.ok("status", "1", "--json").json()["items"]
+    assert (item["status"], item["scheduled_for"]) == ("in_progress", None)
     worker = env_process(env_vars, "worker", "--once", *ALIVE)
     _, err = worker.communicate(timeout=120)  # not six hours
     assert worker.returncode == 0, err

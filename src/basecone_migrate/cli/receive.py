@@ -277,7 +277,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(
         min=1, max=64, metavar="N", help="Administrations moved at once by this worker.")] = 1,
     once: Annotated[bool, typer.Option(
-        "--once", help="Run what is queued, then exit 0 (default: wait for more until stopped).")] = False,
+        "--once", help="Run what is queued and due, then exit 0; starts scheduled for later stay "
+                        "queued (default: wait for more until stopped).")] = False,
     name: Annotated[str | None, typer.Option(
         metavar="NAME", help="How `status` names this worker (default: the host name).")] = None,
     heartbeat: Annotated[float, typer.Option(
@@ -314,7 +315,10 @@ def worker(
     require_postgres(cli.runtime, worker=True)  # before the first line: a refusal is one `Error:` line
     log(f"{worker_label(name)}: waiting for transfers (concurrency {concurrency}"
         f"{', until the queue is empty' if once else ''})")
-    run_worker(cli.runtime, options)
+    later = run_worker(cli.runtime, options)
+    if later:
+        log(f"{worker_label(name)}: {later} transfer(s) scheduled to start later stay queued: "
+            "a worker starts them when they are due")
     log(f"{worker_label(name)}: worker stopped")
     cli.out.emit({"stopped": True, "once": once}, lambda: None)
 

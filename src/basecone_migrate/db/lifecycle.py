@@ -13,21 +13,25 @@ from typing import Any
 from sqlalchemy import update
 
 from basecone_migrate.db.tables import migration_items
-from basecone_migrate.domain.lifecycle import Actor, Event, next_status, sources, target
+from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus, next_status, sources, target
 
 
 def change(item: Any, event: Event, actor: Actor) -> str:
     """Set ``item.status`` (an ORM row) to where ``event`` by ``actor`` leads, or raise
     ForbiddenTransition; the new status."""
     item.status = next_status(item.status, event, actor).value
+    if item.status != ItemStatus.SCHEDULED:
+        item.scheduled_for = None  # an instant to start at holds only while scheduled
     return item.status
 
 
 def guarded(event: Event, actor: Actor, *criteria: Any) -> Any:
     """``UPDATE migration_items SET status = <event's target> WHERE status IN <the statuses
     ``actor`` may leave by ``event``> AND criteria``: add ``.values(...)`` for other columns."""
-    return (update(migration_items).where(in_status(sources(event, actor)), *criteria)
-            .values(status=target(event).value))
+    values: dict[str, Any] = {"status": target(event).value}
+    if target(event) != ItemStatus.SCHEDULED:
+        values["scheduled_for"] = None  # an instant to start at holds only while scheduled
+    return update(migration_items).where(in_status(sources(event, actor)), *criteria).values(**values)
 
 
 def in_status(statuses: Sequence[str]) -> Any:

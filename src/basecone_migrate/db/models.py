@@ -172,6 +172,9 @@ class Migration(Base):
         foreign_keys=[tables.migrations.c.source_environment_id])
     target_environment: Mapped[Environment | None] = relationship(
         foreign_keys=[tables.migrations.c.target_environment_id])
+    #: The receiving environment the offer fixed (the target once redeemed).
+    offered_to_environment: Mapped[Environment | None] = relationship(
+        foreign_keys=[tables.migrations.c.offered_to_environment_id])
     created_by: Mapped[User] = relationship(foreign_keys=[tables.migrations.c.created_by_id])
     redeemed_by: Mapped[User | None] = relationship(foreign_keys=[tables.migrations.c.redeemed_by_id])
 

@@ -301,17 +301,18 @@ class WorkerOptions:
     progress: Callable[[str], Progress] | None = None
 
 
-def run_worker(rt: Runtime, options: WorkerOptions) -> None:
+def run_worker(rt: Runtime, options: WorkerOptions) -> int:
     """Run queued transfers until stopped (SIGINT or SIGTERM: running transfers finish
-    first), or with ``once`` until the queue holds no job of ours, then return."""
+    first), or with ``once`` until no job of ours is running, due or waiting for a retry;
+    then return how many starts scheduled for later (`--start-after`) it left queued."""
     require_postgres(rt, worker=True)
     rt.engine  # noqa: B018 - connected and schema-checked before any thread uses it
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     app = make_app(rt)
-    asyncio.run(_run(app, rt, options))
+    return asyncio.run(_run(app, rt, options))
 
 
-async def _run(app: Any, rt: Runtime, options: WorkerOptions) -> None:
+async def _run(app: Any, rt: Runtime, options: WorkerOptions) -> int:
     settings = {
         "queues": [QUEUE], "concurrency": options.concurrency,
         "name": options.name or socket.gethostname(),
@@ -327,12 +328,13 @@ async def _run(app: Any, rt: Runtime, options: WorkerOptions) -> None:
                 await app.run_worker_async(wait=True, **settings)
             finally:
                 sweeper.cancel()
-            return
+            return 0
         while True:
             await requeue_stalled(app, options.stalled_after)
             await app.run_worker_async(wait=False, **settings)
-            if not await waiting(app):
-                return
+            due, later = await waiting(app)
+            if not due:
+                return later
             await asyncio.sleep(1.0)
 
 
@@ -359,7 +361,18 @@ async def requeue_stalled(app: Any, stalled_after: float) -> int:
     return count
 
 
-async def waiting(app: Any) -> int:
-    """Jobs of ours still to run or running (scheduled retries included)."""
-    queues = await app.job_manager.list_queues_async(queue=QUEUE)
-    return sum(int(q["todo"]) + int(q["doing"]) for q in queues)
+#: Jobs of ours running, due, or waiting to be retried; and (``later``) starts scheduled for a
+#: later instant (`redeem --start-after`), which `worker --once` leaves to a later run.
+_WAITING = """
+SELECT count(*) FILTER (WHERE status = 'doing' OR scheduled_at IS NULL OR scheduled_at <= now()
+                               OR attempts > 0) AS now,
+       count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now() AND attempts = 0) AS later
+  FROM procrastinate_jobs
+ WHERE queue_name = %(queue)s AND status IN ('todo', 'doing')
+"""
+
+
+async def waiting(app: Any) -> tuple[int, int]:
+    """(jobs of ours to run now, running, or waiting for a retry; starts scheduled later)."""
+    row = await app.connector.execute_query_one_async(_WAITING, queue=QUEUE)
+    return int(row["now"]), int(row["later"])

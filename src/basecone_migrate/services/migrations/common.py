@@ -133,10 +133,12 @@ def acting_side(user: Any, migration: Migration, event: Any, verb: str, nobody: 
     from basecone_migrate.domain.lifecycle import Actor, may, party
     from basecone_migrate.errors import NotAllowed
 
+    # Before the redeem the receiving environment is the one the offer was made to.
     side = party(user.role, user.environment_id, migration.source_environment_id,
-                 migration.target_environment_id)
+                 migration.target_environment_id or migration.offered_to_environment_id)
     if side is None or not may(side, event):
-        sides = ((Actor.SENDER, migration.source_environment), (Actor.RECEIVER, migration.target_environment))
+        receiver = migration.target_environment or migration.offered_to_environment
+        sides = ((Actor.SENDER, migration.source_environment), (Actor.RECEIVER, receiver))
         offices = " or ".join(e.code for actor, e in sides if e is not None and may(actor, event))
         raise NotAllowed(f"{user.email} is not a Superuser of {offices or nobody}: only they may "
                          f"{verb} migration {migration.id}")

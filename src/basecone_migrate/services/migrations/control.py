@@ -17,8 +17,8 @@ from basecone_migrate.db.models import AccountingSystem, Administration, Charge,
 from basecone_migrate.db.tables import OPEN_STATUSES, migration_items
 from basecone_migrate.domain import lifecycle
 from basecone_migrate.domain.lifecycle import Actor, Event, ItemStatus
-from basecone_migrate.domain.rules import within_undo_window
-from basecone_migrate.errors import Refused, TransferIncomplete
+from basecone_migrate.domain.rules import SUPERUSER, within_undo_window
+from basecone_migrate.errors import NotAllowed, Refused, TransferIncomplete
 from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import audit, lookup
 from basecone_migrate.services.locks import TransferLock
@@ -97,7 +97,17 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id, lock=not dry_run)
-        side = acting_side(user, migration, Event.UNDO, "undo", "the environment that holds it")
+        try:
+            side: Actor | None = acting_side(user, migration, Event.UNDO, "undo",
+                                             "the environment that holds it")
+            forbidden = None
+        except NotAllowed as refusal:
+            # A Superuser of where the administrations are now (not the receiver's: they
+            # moved on, or never left) is told why they cannot be undone (1), not that they
+            # may not (4); the rest are not the holder's.
+            if not _holds_one(s, user, items_of(s, migration)):
+                raise
+            side, forbidden = None, refusal
         if days == 0:
             raise Refused("undo is turned off here (BASECONE_MIGRATE_UNDO_DAYS=0)")
         chosen = _chosen(items_of(s, migration), admins)
@@ -110,6 +120,9 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
         if problems or not chosen:
             raise Refused(f"migration {migration_id} cannot be undone: " + (
                 "; ".join(problems) if problems else "it has no administration to undo"))
+        if forbidden is not None:
+            raise forbidden
+        assert side is not None
         if dry_run:
             return Outcome({"migration_id": migration_id, "dry_run": True, "items": [
                 {"administration_id": i.administration_id, "status": "would be undone"} for i in chosen]})
@@ -128,6 +141,16 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
 
 
 # -- the steps --------------------------------------------------------------------------------
+
+
+def _holds_one(s: Any, user: Any, items: list[MigrationItem]) -> bool:
+    """Whether ``user`` is a Superuser of an environment that holds one of the items'
+    administrations now."""
+    if user.role != SUPERUSER or user.environment_id is None or not items:
+        return False
+    return s.scalar(select(Administration.id).where(
+        Administration.id.in_([i.administration_id for i in items]),
+        Administration.environment_id == user.environment_id).limit(1)) is not None
 
 
 def _chosen(items: list[MigrationItem], admins: Sequence[str]) -> list[MigrationItem]:
@@ -196,8 +219,8 @@ def _take(rt: Runtime, s: Any, event: Event, side: Actor, items: list[MigrationI
     now = rt.now()
     ids = [i.id for i in items]
     before = {i.id: i.status for i in items}
-    changed = s.execute(guarded(event, side, migration_items.c.id.in_(ids))
-                        .values(returned_at=None)).rowcount
+    changed = s.execute(guarded(event, side, migration_items.c.id.in_(ids))  # a failed
+                        .values(returned_at=None, error=None)).rowcount       # one's advice goes
     if changed != len(ids):
         raise Refused("another command changed these administrations a moment ago: look at "
                       f"`basecone-migrate status {items[0].migration_id}` and try again")

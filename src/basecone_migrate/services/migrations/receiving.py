@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from basecone_migrate.clock import real_time_of
 from basecone_migrate.db.lifecycle import guarded
 from basecone_migrate.db.models import (
     Administration,
@@ -246,7 +247,8 @@ def _take(rt: Runtime, code_text: str, accept_terms: bool, select_: Sequence[str
         if background:  # in this transaction: no job without the change, no change without its jobs
             from basecone_migrate.services.background import enqueue
 
-            enqueue(s, [p.item.id for p in d.plans], d.user.email, rt, schedule_at=start_after)
+            enqueue(s, [p.item.id for p in d.plans], d.user.email, rt,
+                    schedule_at=real_time_of(start_after, rt.settings.fixed_now) if start_after else None)
         uow.commit()
     return Outcome({}, Postman(rt).deliver(mail_ids))
 

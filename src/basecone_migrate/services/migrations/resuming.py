@@ -51,7 +51,8 @@ def resume(rt: Runtime, migration_id: int, progress: Progress | None = None,
                        warnings=[f"nothing to resume: migration {migration_id} is "
                                  f"{migration_status(statuses)}"])
     if background:
-        return Outcome(redeem_payload(rt, migration_id), warnings=_queue_unfinished(rt, migration_id, side))
+        warnings = _queue_unfinished(rt, migration_id, side)  # first: the payload shows them queued
+        return Outcome(redeem_payload(rt, migration_id), warnings=warnings)
     with TransferLock(rt, migration_id):
         _unpause(rt, migration_id, side)
         delivery = run_transfer(rt, migration_id, progress)
