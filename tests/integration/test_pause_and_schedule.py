@@ -92,6 +92,11 @@ def test_a_scheduled_redeem_waits_for_its_instant(
     cli = Cli(env_vars)
     offer = make_offer(cli, "1001")
     start = datetime.fromisoformat(NOW) + timedelta(seconds=4)
+    scheduled = ("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
+                 "--start-after", start.isoformat(), "--dry-run")
+    [would] = cli.ok(*scheduled, "--json").json()["items"]
+    assert (would["status"], would["action"], would["scheduled_for"]) == ("offered", "take", start.isoformat())
+    assert f"take, starts {start:%Y-%m-%d %H:%M} UTC" in cli.ok(*scheduled).stdout
     redeemed_at = datetime.now(UTC)
     redeemed = cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
                       "--start-after", start.isoformat(), "--json").json()

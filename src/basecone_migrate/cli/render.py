@@ -37,9 +37,20 @@ def render_items(cli: CLI, items: list[dict[str, Any]], title: str) -> None:
          Column("size", "right")],
         [(i["administration_id"],
           f"{i['administration']} (was {i['renamed_from']})" if i.get("renamed_from") else i["administration"],
-          i.get("action") or i["status"],
+          _action(i),
           i["accounting_system"], i["code"], i["email"], i["documents"], human_size(i["bytes"]))
          for i in items], title=title)
+
+
+def _action(item: dict[str, Any]) -> str:
+    """What a dry run would do to an item (and when a scheduled start is), or its status."""
+    from basecone_migrate.cli.output import when
+
+    if not item.get("action"):
+        return str(item["status"])
+    if item.get("scheduled_for"):
+        return f"{item['action']}, starts {when(item['scheduled_for'])} UTC"
+    return str(item["action"])
 
 
 def render_status(cli: CLI, views: list[dict[str, Any]], hint: bool = True) -> None:

@@ -168,7 +168,7 @@ def redeem(
         with rt.uow(read_only=True) as uow:
             decision = _decide(rt, uow.session, code_text, accept_terms, select_, links, None, lock=False,
                                link_lines=link_lines, take_name=take_name)
-            return Outcome(_dry_run(uow.session, decision, rt))
+            return Outcome(_dry_run(uow.session, decision, rt, start_after))
     # Held from before the checks until the transfer ends: a concurrent redeem of the same
     # code, or a resume, is refused instead of racing (the guarded UPDATEs still decide).
     # (In the background the items' locks are the workers' to take: the jobs are visible the
@@ -182,11 +182,14 @@ def redeem(
     return outcome
 
 
-def _dry_run(s: Session, decision: _Decision, rt: Runtime) -> dict[str, Any]:
+def _dry_run(s: Session, decision: _Decision, rt: Runtime,
+             start_after: datetime | None = None) -> dict[str, Any]:
+    """What the redeem would do; with ``start_after``, each taken item's ``scheduled_for``."""
     target = decision.target
     rows = [{"administration_id": p.item.administration_id, "administration": p.name,
              "renamed_from": p.item.name if p.name != p.item.name else None,
-             "status": ItemStatus.OFFERED.value, "action": "take", "accounting_system": p.connection.id,
+             "status": ItemStatus.OFFERED.value, "action": "take",
+             **({"scheduled_for": start_after} if start_after else {}), "accounting_system": p.connection.id,
              "code": p.code, "email": administration_email(target.code, p.code),
              **dict(zip(("documents", "bytes"), archive_size(s, p.item.administration_id), strict=True))}
             for p in decision.plans]
