@@ -83,23 +83,28 @@ def test_a_paused_transfer_stops_at_its_next_document_and_resume_finishes_it(
     assert _jobs(db_url) == []
 
 
+DELAY = 6
+
+
 @ONLY_POSTGRES
 def test_a_scheduled_redeem_waits_for_its_instant(
         backend: str, loaded: Any, env_vars: dict[str, str], db_url: str, storage: Path) -> None:
     """The instant is on the tool's clock (here set by BASECONE_MIGRATE_NOW, months in the
-    past): due 4 s from now in real time. `worker --once` runs what is due and leaves a later
+    past): due DELAY seconds from now in real time (long enough for the first worker to
+    start and find nothing due, on a loaded machine). `worker --once` runs what is due and leaves a later
     start queued, saying so; once due, the next `worker --once` starts it."""
     cli = Cli(env_vars)
     offer = make_offer(cli, "1001")
-    start = datetime.fromisoformat(NOW) + timedelta(seconds=4)
+    start = datetime.fromisoformat(NOW) + timedelta(seconds=DELAY)
     scheduled = ("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
                  "--start-after", start.isoformat(), "--dry-run")
     [would] = cli.ok(*scheduled, "--json").json()["items"]
     assert (would["status"], would["action"], would["scheduled_for"]) == ("offered", "take", start.isoformat())
     assert f"take, starts {start:%Y-%m-%d %H:%M} UTC" in cli.ok(*scheduled).stdout
-    redeemed_at = datetime.now(UTC)
+    redeemed_at = datetime.now(UTC)  # the job is due DELAY s after a moment between these two
     redeemed = cli.ok("--as", TINA, "redeem", offer["transfercode"], "--accept-terms", "--background",
                       "--start-after", start.isoformat(), "--json").json()
+    returned_at = datetime.now(UTC)
     assert [i["status"] for i in redeemed["items"]] == ["scheduled"]
     [item] = cli.ok("status", "1", "--json").json()["items"]
     assert (item["status"], item["scheduled_for"]) == ("scheduled", start.isoformat())
@@ -114,7 +119,7 @@ def test_a_scheduled_redeem_waits_for_its_instant(
     assert (storage / "ACME" / "1").is_dir()  # nothing moved yet
     assert [s for s, _ in _jobs(db_url)] == ["todo"]
 
-    time.sleep(max(0.0, (redeemed_at + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
+    time.sleep(max(0.0, (returned_at + timedelta(seconds=DELAY) - datetime.now(UTC)).total_seconds()))
     due = env_process(env_vars, "worker", "--once", *ALIVE)
     _, err = due.communicate(timeout=120)
     assert due.returncode == 0, err
@@ -122,7 +127,7 @@ def test_a_scheduled_redeem_waits_for_its_instant(
     [item] = cli.ok("status", "1", "--json").json()["items"]
     assert (item["status"], item["scheduled_for"]) == ("completed", None)
     [started] = _audit(cli, "transfer_start")
-    assert datetime.fromisoformat(started["recorded_at"]) >= redeemed_at + timedelta(seconds=4)
+    assert datetime.fromisoformat(started["recorded_at"]) >= redeemed_at + timedelta(seconds=DELAY)
 
 
 def test_start_after_is_checked_before_anything_changes(cli: Cli, loaded: Any) -> None:
