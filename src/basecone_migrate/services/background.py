@@ -281,8 +281,8 @@ def _start(rt: Runtime, item_id: int) -> bool:
     from basecone_migrate.domain.lifecycle import Actor, Event
 
     with rt.uow() as uow:
-        started = uow.session.execute(guarded(Event.START, Actor.WORKER, migration_items.c.id == item_id)
-                                      .values(scheduled_for=None)).rowcount
+        started = uow.session.execute(  # guarded() drops scheduled_for with the status
+            guarded(Event.START, Actor.WORKER, migration_items.c.id == item_id)).rowcount
         uow.commit()
     return started == 1
 

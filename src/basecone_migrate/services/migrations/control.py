@@ -97,6 +97,7 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
         s = uow.session
         user = lookup.acting_user(rt, s)
         migration = lookup.migration(s, migration_id, lock=not dry_run)
+        items = items_of(s, migration)
         try:
             side: Actor | None = acting_side(user, migration, Event.UNDO, "undo",
                                              "the environment that holds it")
@@ -105,12 +106,12 @@ def undo(rt: Runtime, migration_id: int, admins: Sequence[str] = (), reason: str
             # A Superuser of where the administrations are now (not the receiver's: they
             # moved on, or never left) is told why they cannot be undone (1), not that they
             # may not (4); the rest are not the holder's.
-            if not _holds_one(s, user, items_of(s, migration)):
+            if not _holds_one(s, user, items):
                 raise
             side, forbidden = None, refusal
         if days == 0:
             raise Refused("undo is turned off here (BASECONE_MIGRATE_UNDO_DAYS=0)")
-        chosen = _chosen(items_of(s, migration), admins)
+        chosen = _chosen(items, admins)
         pending = [i for i in chosen if _unreturned(i, ItemStatus.UNDONE)]
         candidates = [i for i in chosen if i.status == ItemStatus.COMPLETED]
         if not admins and (candidates or pending):

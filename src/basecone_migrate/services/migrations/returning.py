@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from basecone_migrate.db.models import (
@@ -46,12 +46,15 @@ from basecone_migrate.runtime import Runtime
 from basecone_migrate.services import aliases, audit
 from basecone_migrate.services.archive import document_rounds
 from basecone_migrate.services.migrations.common import env_label, lines, party, queue_mail
+from basecone_migrate.services.migrations.results import archive_size
 from basecone_migrate.services.transfer.copying import Doc, stream_all
 from basecone_migrate.services.transfer.progress import NoProgress, Progress
 from basecone_migrate.storage import Archive, ChecksumMismatch, ThreadBuffers
 
 #: Statuses whose administration goes back (until ``returned_at`` is set).
 RETURNING = (ItemStatus.CANCELLED.value, ItemStatus.UNDONE.value)
+#: The status each command that brings items back gives them.
+RETURNED_AS = {"cancel": ItemStatus.CANCELLED, "undo": ItemStatus.UNDONE}
 READ_BATCH = 2000
 LOCAL_THREADS = 4
 PROBLEMS_SHOWN = 5
@@ -84,12 +87,9 @@ def return_items(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, eve
         todo = [(i.id, i.administration_id, f"{i.source_code} {i.name} back to {home}")
                 for i in unreturned(uow.session, migration_id, item_ids)]
     command = f"basecone-migrate {event} {migration_id}"
-    status = ItemStatus.CANCELLED if event == "cancel" else ItemStatus.UNDONE
     for item_id, administration_id, label in todo:
         with rt.reading() as db:
-            count, size = db.execute(select(func.count(Document.id), func.coalesce(func.sum(Document.size), 0))
-                                     .where(Document.administration_id == administration_id)).one()
-        progress.item_started(label, count, size, 0, 0)
+            progress.item_started(label, *archive_size(db, administration_id), 0, 0)
         problems = bring_documents_back(rt, there, here, administration_id, progress)
         if problems:
             shown = "; ".join(problems[:PROBLEMS_SHOWN])
@@ -99,7 +99,7 @@ def return_items(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, eve
         _switch_back(rt, item_id, actor, event, command)
         if not here.same_place(there):
             there.tidy(administration_id)
-        progress.item_finished(label, status.value, "every document back")
+        progress.item_finished(label, RETURNED_AS[event].value, "every document back")
     return _finish(rt, migration_id, item_ids, event=event, actor=actor, reason=reason)
 
 
@@ -228,9 +228,8 @@ def _finish(rt: Runtime, migration_id: int, item_ids: Sequence[int], *, event: s
         if done and not unreturned(s, migration_id):
             # Every item back: one mail names all those not yet told of (the workers bring
             # an undo's items back one job each; the last one to finish mails).
-            status = ItemStatus.CANCELLED if event == "cancel" else ItemStatus.UNDONE
             done = [i for i in s.scalars(select(MigrationItem).where(
-                MigrationItem.migration_id == migration_id, MigrationItem.status == status.value)
+                MigrationItem.migration_id == migration_id, MigrationItem.status == RETURNED_AS[event].value)
                 .order_by(MigrationItem.id)) if not (i.kept or {}).get("told")]
             for item in done:
                 item.kept = {**(item.kept or {}), "told": True}
