@@ -78,9 +78,7 @@ def redeem(
     if reject and background:
         raise UsageProblem("--reject moves nothing: drop --background")
     start = _instant(start_after)
-    if start is not None and not background:
-        raise UsageProblem("--start-after is for background transfers: add --background (workers "
-                           "start the transfer at that instant)")
+    receiving.check_start_after(start, background)  # before the code is asked for
     if code_file == "-" and links_file == "-":
         raise UsageProblem("--code-file - and --links - both read standard input: give one a file")
     links = [_parse_link(text) for text in link or []]

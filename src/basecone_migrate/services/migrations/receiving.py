@@ -145,9 +145,7 @@ def redeem(
     ``take_name``: an administration linked to a catalogue entry of another name takes that
     name at the switch (without it, such a link is refused)."""
     check_reason(reason)
-    if start_after is not None and not background:
-        raise UsageProblem("--start-after is for background transfers: add --background (workers "
-                           "start the transfer at that instant)")
+    check_start_after(start_after, background)
     if background:
         from basecone_migrate.services.background import require_postgres
 
@@ -180,6 +178,13 @@ def redeem(
             outcome.delivery.merge(run_transfer(rt, migration_id, progress))
     outcome.payload = redeem_payload(rt, migration_id)
     return outcome
+
+
+def check_start_after(start_after: datetime | None, background: bool) -> None:
+    """A start at an instant is for the workers: inline, nobody would wait for it."""
+    if start_after is not None and not background:
+        raise UsageProblem("--start-after is for background transfers: add --background (workers "
+                           "start the transfer at that instant)")
 
 
 def _dry_run(s: Session, decision: _Decision, rt: Runtime,
